@@ -1,0 +1,85 @@
+"""aiopersonalize-events: an asyncio-native client for the Amazon Personalize Events API.
+
+Stream interactions (``put_events``, ``put_action_interactions``) and catalog
+records (``put_items``, ``put_users``, ``put_actions``) to Amazon Personalize
+without blocking the event loop: validated shapes, SigV4 signing, retries
+with a budget, batching helpers and a background ``EventRecorder``. The
+emulator (``aiopersonalize_events.emulator``) and the command line load
+lazily.
+"""
+
+from ._client import PersonalizeEventsClient, ResponseMetadata
+from ._config import ClientConfig
+from ._credentials import CredentialProvider, Credentials
+from ._shapes import (
+    Action,
+    ActionInteraction,
+    Event,
+    Item,
+    MetricAttribution,
+    Properties,
+    PutActionInteractionsRequest,
+    PutActionsRequest,
+    PutEventsRequest,
+    PutItemsRequest,
+    PutUsersRequest,
+    Timestamp,
+    User,
+)
+from ._version import __version__
+from .errors import (
+    AccessDeniedException,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    InvalidInputException,
+    InvalidResponseError,
+    NoCredentialsError,
+    NoRegionError,
+    PersonalizeEventsError,
+    ReadTimeoutError,
+    ResourceInUseException,
+    ResourceNotFoundException,
+    ServiceError,
+    ThrottlingException,
+    TransportError,
+    ValidationError,
+)
+
+__all__ = [
+    "AccessDeniedException",
+    "Action",
+    "ActionInteraction",
+    "ClientConfig",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "CredentialProvider",
+    "Credentials",
+    "EndpointConnectionError",
+    "Event",
+    "InvalidInputException",
+    "InvalidResponseError",
+    "Item",
+    "MetricAttribution",
+    "NoCredentialsError",
+    "NoRegionError",
+    "PersonalizeEventsClient",
+    "PersonalizeEventsError",
+    "Properties",
+    "PutActionInteractionsRequest",
+    "PutActionsRequest",
+    "PutEventsRequest",
+    "PutItemsRequest",
+    "PutUsersRequest",
+    "ReadTimeoutError",
+    "ResourceInUseException",
+    "ResourceNotFoundException",
+    "ResponseMetadata",
+    "ServiceError",
+    "ThrottlingException",
+    "Timestamp",
+    "TransportError",
+    "User",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,339 @@
+"""PersonalizeEventsClient: lifecycle, and one private ``_invoke(op, request)`` every call goes through."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import platform
+from collections.abc import Sequence
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+
+from . import _operations as ops
+from ._config import ClientConfig
+from ._credentials import CredentialProvider, Credentials, StaticProvider, default_provider, resolve_region
+from ._endpoints import endpoint_for, host_header
+from ._retry import RetryBudget, RetryPolicy
+from ._shapes import (
+    Action,
+    ActionInteraction,
+    Event,
+    Item,
+    PutActionInteractionsRequest,
+    PutActionsRequest,
+    PutEventsRequest,
+    PutItemsRequest,
+    PutUsersRequest,
+    User,
+)
+from ._signing import Signer
+from ._version import __version__
+from .errors import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    InvalidResponseError,
+    PersonalizeEventsError,
+    ReadTimeoutError,
+    TransportError,
+    ValidationError,
+    parse_error,
+)
+from .serde import to_wire
+
+__all__ = ["PersonalizeEventsClient", "ResponseMetadata"]
+
+log: Final = logging.getLogger("aiopersonalize_events")
+
+_UNOPENED, _OPENED, _CLOSED = "unopened", "opened", "closed"
+_encode: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+@attrs.frozen
+class ResponseMetadata:
+    """What a successful call returns: the service's request id, the HTTP status and the retries it took."""
+
+    request_id: str | None
+    http_status: int
+    retry_attempts: int
+
+
+def _user_agent(extra: str | None) -> str:
+    agent = f"aiopersonalize-events/{__version__} Python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
+    return f"{agent} {extra}" if extra else agent
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _translate(exc: BaseException) -> TransportError:
+    """Map an aiohttp or socket exception to ours, once, at the boundary."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return EndpointConnectionError(f"could not connect to the endpoint ({text})")
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectTimeoutError(f"connecting timed out ({text})")
+    if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
+        return ReadTimeoutError(f"the service did not answer in time ({text})")
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
+        return ConnectionClosedError(f"the connection closed before a full answer ({text})")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return InvalidResponseError(f"malformed answer ({text})")
+    return TransportError(f"request failed ({text})")
+
+
+class PersonalizeEventsClient:
+    """The asyncio client for the Amazon Personalize Events API.
+
+    Use it as an async context manager (or call ``close()``). It finds its
+    region (argument, ``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile) and
+    credentials (argument, else the AWS SDKs' default chain) on first use,
+    creates one pooled aiohttp session lazily inside the running loop, and
+    sends each ``put_*`` call as one signed request with retries. A caller's
+    own ``session`` is used and never closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        credentials: Credentials | CredentialProvider | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        config: ClientConfig | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._config = config or ClientConfig()
+        self._region_arg = region
+        self._profile = profile
+        if isinstance(credentials, Credentials):
+            self._provider: CredentialProvider = StaticProvider(credentials)
+        elif credentials is None:
+            self._provider = default_provider(profile)
+        elif isinstance(credentials, CredentialProvider):
+            self._provider = credentials
+        else:
+            raise ValidationError("credentials", "must be Credentials or a CredentialProvider")
+        if endpoint_url is not None:
+            parts = urlsplit(endpoint_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValidationError("endpoint_url", "must be an http:// or https:// URL with a host")
+        self._endpoint_arg = endpoint_url.rstrip("/") if endpoint_url else None
+        self._session = session
+        self._owns_session = session is None
+        self._state = _UNOPENED
+        self._setup_lock: asyncio.Lock | None = None
+        self._endpoint: str | None = None
+        self._region: str | None = None
+        self._signer: Signer | None = None
+        self._base_headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _user_agent(self._config.user_agent_extra),
+        }
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._config.connect_timeout, sock_read=self._config.read_timeout
+        )
+        self.retry_policy = RetryPolicy(
+            max_attempts=self._config.max_attempts,
+            backoff_base=self._config.backoff_base,
+            backoff_max=self._config.backoff_max,
+            budget=RetryBudget(self._config.retry_budget),
+        )
+        """The retry policy; its ``random`` and ``sleep`` may be replaced (tests do)."""
+
+    def __repr__(self) -> str:
+        return f"PersonalizeEventsClient(region={self.region!r}, endpoint={self.endpoint_url!r}, state={self._state})"
+
+    @property
+    def config(self) -> ClientConfig:
+        """The configuration this client was built with."""
+        return self._config
+
+    @property
+    def region(self) -> str | None:
+        """The region in use, once resolved (None before the first call)."""
+        return self._region or self._region_arg
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint in use, once resolved."""
+        return self._endpoint or self._endpoint_arg
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has been called."""
+        return self._state == _CLOSED
+
+    async def __aenter__(self) -> PersonalizeEventsClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Resolve the region and endpoint and create the HTTP session; called by ``async with``.
+
+        Raises ``NoRegionError`` when no region can be found.
+        """
+        if self._state == _CLOSED:
+            raise RuntimeError("this PersonalizeEventsClient is closed; create a new one")
+        if self._signer is not None and self._session is not None:
+            return
+        if self._setup_lock is None:
+            self._setup_lock = asyncio.Lock()
+        async with self._setup_lock:
+            if self._signer is None:
+                await self._resolve_endpoint()
+            if self._session is None:
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=self._config.max_connections),
+                    timeout=self._timeout,
+                )
+            self._state = _OPENED
+
+    async def _resolve_endpoint(self) -> None:
+        region = self._region_arg
+        if region is None:
+            region = await resolve_region(None, self._profile)
+        endpoint = self._endpoint_arg or endpoint_for(
+            region, fips=self._config.use_fips_endpoint, dualstack=self._config.use_dualstack_endpoint
+        )
+        parts = urlsplit(endpoint)
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            log.warning("endpoint %s uses plain http: requests and their records travel unencrypted", endpoint)
+        self._region = region
+        self._endpoint = endpoint
+        self._signer = Signer(host_header(endpoint), region)
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client created it; idempotent."""
+        if self._state == _CLOSED:
+            return
+        self._state = _CLOSED
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def put_events(
+        self, *, tracking_id: str, session_id: str, event_list: Sequence[Event], user_id: str | None = None
+    ) -> ResponseMetadata:
+        """Record 1 to 10 item interaction events of one session (``PutEvents``).
+
+        The whole request is validated before anything is sent; a bad value
+        raises ``ValidationError`` naming it (``event_list[3].properties``).
+        """
+        request = PutEventsRequest(
+            tracking_id=tracking_id, session_id=session_id, event_list=event_list, user_id=user_id
+        )
+        return await self._invoke(ops.PUT_EVENTS, request)
+
+    async def put_items(self, *, dataset_arn: str, items: Sequence[Item]) -> ResponseMetadata:
+        """Add or update 1 to 10 items of an Items dataset (``PutItems``)."""
+        return await self._invoke(ops.PUT_ITEMS, PutItemsRequest(dataset_arn=dataset_arn, items=items))
+
+    async def put_users(self, *, dataset_arn: str, users: Sequence[User]) -> ResponseMetadata:
+        """Add or update 1 to 10 users of a Users dataset (``PutUsers``)."""
+        return await self._invoke(ops.PUT_USERS, PutUsersRequest(dataset_arn=dataset_arn, users=users))
+
+    async def put_actions(self, *, dataset_arn: str, actions: Sequence[Action]) -> ResponseMetadata:
+        """Add or update 1 to 10 actions of an Actions dataset (``PutActions``)."""
+        return await self._invoke(ops.PUT_ACTIONS, PutActionsRequest(dataset_arn=dataset_arn, actions=actions))
+
+    async def put_action_interactions(
+        self, *, tracking_id: str, action_interactions: Sequence[ActionInteraction]
+    ) -> ResponseMetadata:
+        """Record 1 to 10 action interaction events (``PutActionInteractions``)."""
+        request = PutActionInteractionsRequest(tracking_id=tracking_id, action_interactions=action_interactions)
+        return await self._invoke(ops.PUT_ACTION_INTERACTIONS, request)
+
+    async def _invoke(self, op: ops.Operation, request: Any) -> ResponseMetadata:
+        """Send one validated request, retrying per the policy; the one path every call takes."""
+        if self._state != _OPENED or self._signer is None or self._session is None:
+            await self.open()
+        assert self._endpoint is not None
+        body = _encode(to_wire(request)).encode("utf-8")
+        url = self._endpoint + op.path
+        policy = self.retry_policy
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                meta = await self._send(op, url, body, attempt)
+            except PersonalizeEventsError as error:
+                if not policy.should_retry(attempt, error):
+                    error.attempts = attempt
+                    raise
+                delay = policy.delay(attempt, error)
+                log.debug("%s attempt %d failed (%s); retrying in %.3fs", op.name, attempt, _code_of(error), delay)
+                await policy.sleep(delay)
+                continue
+            policy.budget.refund(retried=attempt > 1)
+            return meta
+
+    async def _send(self, op: ops.Operation, url: str, body: bytes, attempt: int) -> ResponseMetadata:
+        credentials = await self._provider.resolve()
+        session = self._session
+        signer = self._signer
+        if session is None or signer is None:
+            raise RuntimeError("this PersonalizeEventsClient is closed; create a new one")
+        headers = dict(self._base_headers)
+        headers.update(signer.headers("POST", url, body, credentials))
+        limit = self._config.max_response_bytes
+        try:
+            async with session.post(url, data=body, headers=headers, timeout=self._timeout) as response:
+                status = response.status
+                payload = await _read_capped(response, limit)
+                response_headers = response.headers
+        except PersonalizeEventsError:
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            error = _translate(exc)
+            log.debug("%s attempt %d: %s", op.name, attempt, error)
+            raise error from exc
+        request_id = response_headers.get("x-amzn-RequestId")
+        if status == 200:
+            _check_success_body(payload)
+            log.debug("%s ok: HTTP 200, request id %s, attempt %d", op.name, request_id, attempt)
+            return ResponseMetadata(request_id=request_id, http_status=status, retry_attempts=attempt - 1)
+        service_error = parse_error(status, response_headers, payload)
+        log.debug("%s attempt %d: %s", op.name, attempt, service_error)
+        raise service_error
+
+
+def _code_of(error: PersonalizeEventsError) -> str:
+    return getattr(error, "code", None) or type(error).__name__
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise InvalidResponseError(f"answer body larger than {limit} bytes (HTTP {response.status})")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_success_body(payload: bytes) -> None:
+    if not payload or payload == b"{}":
+        return
+    try:
+        parsed = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        excerpt = payload[:80].decode("utf-8", "replace")
+        raise InvalidResponseError(f"HTTP 200 with a body that is not the service's JSON: {excerpt!r}")

@@ -1,0 +1,317 @@
+"""The exceptions this library raises, and how a service error answer becomes one.
+
+The tree::
+
+    PersonalizeEventsError
+    ├── ValidationError            bad input, raised before any I/O (also a ValueError)
+    ├── NoRegionError              no region given or found (also a ValueError)
+    ├── NoCredentialsError         no credential source gave credentials
+    ├── TransportError             the request did not get a service answer
+    │   ├── EndpointConnectionError    could not connect
+    │   ├── ConnectTimeoutError        connecting took longer than connect_timeout
+    │   ├── ReadTimeoutError           the answer took longer than read_timeout
+    │   ├── ConnectionClosedError      the connection dropped before a full answer
+    │   └── InvalidResponseError       an answer that is not the service's (garbage, too large)
+    └── ServiceError(code, message, http_status, request_id)
+        ├── InvalidInputException      400, modelled
+        ├── ResourceNotFoundException  404, modelled
+        ├── ResourceInUseException     409, modelled
+        ├── ThrottlingException        throttling codes, any 429
+        └── AccessDeniedException      403
+
+An unknown error code is a plain ``ServiceError``. Each error carries its own
+retry facts (``retryable``, ``throttling``, ``retry_after``); the retry policy
+reads only those. No message here ever includes a credential.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import ClassVar, Final
+
+__all__ = [
+    "AccessDeniedException",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "EndpointConnectionError",
+    "InvalidInputException",
+    "InvalidResponseError",
+    "NoCredentialsError",
+    "NoRegionError",
+    "PersonalizeEventsError",
+    "ReadTimeoutError",
+    "ResourceInUseException",
+    "ResourceNotFoundException",
+    "ServiceError",
+    "ThrottlingException",
+    "TransportError",
+    "ValidationError",
+    "parse_error",
+]
+
+
+class PersonalizeEventsError(Exception):
+    """Base class of every exception this library raises.
+
+    Catch it to handle any failure of a call made through this library; the
+    subclasses say what kind of failure it was and whether a retry may help.
+    """
+
+    retryable: ClassVar[bool] = False
+    throttling: ClassVar[bool] = False
+    attempts: int = 1
+    """How many attempts the client made before raising this error."""
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the service asked us to wait before retrying, if it said."""
+        return None
+
+
+class ValidationError(PersonalizeEventsError, ValueError):
+    """A value does not satisfy the service's limits; raised before any I/O.
+
+    ``path`` names the member, e.g. ``event_list[3].properties``; ``message``
+    says what is wrong. The offending value is never repeated in the text,
+    since ids and properties may be sensitive.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+    def prefixed(self, prefix: str) -> ValidationError:
+        """Return the same error with ``prefix`` put in front of its path.
+
+        ``prefix`` is a member name (``event_list``) or an index (``[3]``).
+        """
+        if not self.path:
+            path = prefix
+        elif self.path.startswith("["):
+            path = prefix + self.path
+        else:
+            path = f"{prefix}.{self.path}"
+        return ValidationError(path, self.message)
+
+    def __reduce__(self) -> tuple[type[ValidationError], tuple[str, str]]:
+        return (ValidationError, (self.path, self.message))
+
+
+class NoRegionError(PersonalizeEventsError, ValueError):
+    """No region was given and none was found in the environment or profile."""
+
+
+class NoCredentialsError(PersonalizeEventsError):
+    """No credential source gave credentials; ``sources`` lists those tried.
+
+    The message names the sources in the order they were tried and why each
+    one gave nothing; it never contains a key or token.
+    """
+
+    def __init__(self, message: str = "no AWS credentials found", sources: tuple[str, ...] = ()) -> None:
+        self.sources = sources
+        text = message if not sources else f"{message}; tried: {', '.join(sources)}"
+        super().__init__(text)
+
+
+class TransportError(PersonalizeEventsError):
+    """The request got no answer from the service: connection failure or timeout.
+
+    Raised after the client's retries are spent. Whether the service received
+    the records is unknown, so resending them (with the same event ids) is safe.
+    """
+
+    retryable = True
+
+
+class EndpointConnectionError(TransportError):
+    """The client could not open a connection to the endpoint."""
+
+
+class ConnectTimeoutError(TransportError):
+    """Opening the connection took longer than ``ClientConfig.connect_timeout``."""
+
+
+class ReadTimeoutError(TransportError):
+    """The service did not answer within ``ClientConfig.read_timeout``."""
+
+
+class ConnectionClosedError(TransportError):
+    """The connection was closed before a complete answer arrived."""
+
+
+class InvalidResponseError(TransportError):
+    """The answer was not one the service sends: a body too large or not JSON where JSON is due.
+
+    This usually means a proxy or another server answered; it is not retried.
+    """
+
+    retryable = False
+
+
+class ServiceError(PersonalizeEventsError):
+    """The service answered with an error.
+
+    ``code`` is the service's error code (``InvalidInputException``, ...),
+    ``message`` its text, ``http_status`` the HTTP status and ``request_id``
+    the ``x-amzn-RequestId`` of the answer, for AWS support.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int = 0,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code or type(self).__name__
+        self.message = message
+        self.http_status = http_status
+        self.request_id = request_id
+        self._retry_after = retry_after
+        text = f"{self.code} (HTTP {http_status}): {message}" if message else f"{self.code} (HTTP {http_status})"
+        if request_id:
+            text += f" [request id {request_id}]"
+        super().__init__(text)
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """True when a retry may succeed: throttling, 5xx, and transient codes."""
+        return self.throttling or self.http_status in _RETRYABLE_STATUSES or self.code in _TRANSIENT_CODES
+
+    @property
+    def throttling(self) -> bool:  # type: ignore[override]
+        """True when the service asked the client to slow down."""
+        return self.code in _THROTTLING_CODES or self.http_status == 429
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds from a ``Retry-After`` header, when the answer had one."""
+        return self._retry_after
+
+
+class InvalidInputException(ServiceError):
+    """The service refused a value (HTTP 400); never retried."""
+
+
+class ResourceNotFoundException(ServiceError):
+    """The tracking id or dataset ARN does not exist (HTTP 404)."""
+
+
+class ResourceInUseException(ServiceError):
+    """The dataset is being changed by another operation (HTTP 409)."""
+
+
+class ThrottlingException(ServiceError):
+    """The service throttled the call (HTTP 400 or 429); retried with backoff."""
+
+
+class AccessDeniedException(ServiceError):
+    """The credentials are not allowed to call this operation (HTTP 403)."""
+
+
+_THROTTLING_CODES: Final = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+_TRANSIENT_CODES: Final = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+_RETRYABLE_STATUSES: Final = frozenset({500, 502, 503, 504})
+
+_CLASSES: Final[Mapping[str, type[ServiceError]]] = {
+    cls.__name__: cls
+    for cls in (
+        InvalidInputException,
+        ResourceNotFoundException,
+        ResourceInUseException,
+        ThrottlingException,
+        AccessDeniedException,
+    )
+}
+
+
+def _error_code(headers: Mapping[str, str], body: Mapping[str, object] | None) -> str | None:
+    header = headers.get("x-amzn-ErrorType") or headers.get("X-Amzn-Errortype")
+    if header:
+        return header.split(":", 1)[0].strip() or None
+    if body is not None:
+        raw = body.get("__type") or body.get("code") or body.get("Code")
+        if isinstance(raw, str) and raw:
+            return raw.rsplit("#", 1)[-1]
+    return None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP-date; rare for AWS, and a backoff is a safe answer
+    return seconds if 0 <= seconds < 3600 else None
+
+
+def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> ServiceError:
+    """Turn an error answer (status, headers, body bytes) into the matching ``ServiceError``.
+
+    The code comes from ``x-amzn-ErrorType`` (text before the first ``:``) or
+    the body's ``__type`` (text after the last ``#``); the message from
+    ``message`` or ``Message``. A body that is not JSON (a proxy's HTML page)
+    still gives a ``ServiceError`` carrying the status, with a short excerpt.
+    """
+    data: Mapping[str, object] | None = None
+    message = ""
+    if body:
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            excerpt = body[:200].decode("utf-8", "replace").strip()
+            message = f"non-JSON error body: {excerpt!r}"
+        else:
+            if isinstance(parsed, dict):
+                data = parsed
+                raw = parsed.get("message", parsed.get("Message", ""))
+                message = raw if isinstance(raw, str) else json.dumps(raw)
+    code = _error_code(headers, data)
+    request_id = headers.get("x-amzn-RequestId") or headers.get("x-amz-request-id")
+    if code is None:
+        code = {429: "ThrottlingException", 403: "AccessDeniedException"}.get(status, f"HTTP{status}")
+    cls = _CLASSES.get(code)
+    if cls is None and status == 429:
+        cls = ThrottlingException
+    if cls is None and code in _THROTTLING_CODES:
+        cls = ThrottlingException
+    return (cls or ServiceError)(
+        message,
+        code=code,
+        http_status=status,
+        request_id=request_id,
+        retry_after=_retry_after(headers),
+    )

@@ -7,17 +7,20 @@ import ipaddress
 import json
 import logging
 import platform
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _operations as ops
+from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, StaticProvider, default_provider, resolve_region
 from ._endpoints import endpoint_for, host_header
+from ._recorder import EventRecorder
 from ._retry import RetryBudget, RetryPolicy
 from ._shapes import (
     Action,
@@ -77,8 +80,27 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_SIGNED_SECRETS: Final = ("Authorization", "X-Amz-Security-Token")
+
+
+def _scrub(exc: BaseException) -> None:
+    """Remove the signing headers aiohttp keeps in ``ClientResponseError.request_info``.
+
+    Our errors chain the aiohttp exception (``raise ... from exc``), and its
+    ``repr`` shows the request headers, session token included.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        info = exc.request_info
+        headers = CIMultiDict(info.headers)
+        for name in _SIGNED_SECRETS:
+            headers.popall(name, None)
+        exc.request_info = aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
+        exc.history = ()
+
+
 def _translate(exc: BaseException) -> TransportError:
     """Map an aiohttp or socket exception to ours, once, at the boundary."""
+    _scrub(exc)
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, aiohttp.ClientConnectorError):
         return EndpointConnectionError(f"could not connect to the endpoint ({text})")
@@ -258,6 +280,125 @@ class PersonalizeEventsClient:
         request = PutActionInteractionsRequest(tracking_id=tracking_id, action_interactions=action_interactions)
         return await self._invoke(ops.PUT_ACTION_INTERACTIONS, request)
 
+    async def put_events_batched(
+        self,
+        *,
+        tracking_id: str,
+        session_id: str,
+        event_list: Iterable[Event] | AsyncIterable[Event],
+        user_id: str | None = None,
+        max_concurrency: int = 4,
+        requests_per_second: Rate = DEFAULT_RATE,
+    ) -> BatchResult[Event]:
+        """Send any number of one session's events in ``PutEvents`` calls of at most ten.
+
+        ``event_list`` may be any iterable or async iterable and is read
+        lazily. At most ``max_concurrency`` calls run at once, paced to
+        ``requests_per_second`` when given (unpaced by default). Returns a
+        ``BatchResult``; call ``raise_for_failures()`` to turn failures into
+        an exception.
+        """
+        fixed = {"tracking_id": tracking_id, "session_id": session_id, "user_id": user_id}
+        return await run_batched(
+            self._invoke,
+            ops.PUT_EVENTS,
+            fixed,
+            event_list,
+            max_concurrency=max_concurrency,
+            requests_per_second=requests_per_second,
+        )
+
+    async def put_items_batched(
+        self,
+        *,
+        dataset_arn: str,
+        items: Iterable[Item] | AsyncIterable[Item],
+        max_concurrency: int = 4,
+        requests_per_second: Rate = DEFAULT_RATE,
+    ) -> BatchResult[Item]:
+        """Send any number of items in ``PutItems`` calls of at most ten.
+
+        Paced by default at the service's quota of 10 requests per second per
+        dataset group; pass ``requests_per_second=None`` to turn pacing off or
+        a number for another rate. Otherwise as ``put_events_batched``.
+        """
+        return await run_batched(
+            self._invoke,
+            ops.PUT_ITEMS,
+            {"dataset_arn": dataset_arn},
+            items,
+            max_concurrency=max_concurrency,
+            requests_per_second=requests_per_second,
+        )
+
+    async def put_users_batched(
+        self,
+        *,
+        dataset_arn: str,
+        users: Iterable[User] | AsyncIterable[User],
+        max_concurrency: int = 4,
+        requests_per_second: Rate = DEFAULT_RATE,
+    ) -> BatchResult[User]:
+        """Send any number of users in ``PutUsers`` calls of at most ten.
+
+        Paced by default at the service's quota of 10 requests per second per
+        dataset group, like ``put_items_batched``.
+        """
+        return await run_batched(
+            self._invoke,
+            ops.PUT_USERS,
+            {"dataset_arn": dataset_arn},
+            users,
+            max_concurrency=max_concurrency,
+            requests_per_second=requests_per_second,
+        )
+
+    async def put_actions_batched(
+        self,
+        *,
+        dataset_arn: str,
+        actions: Iterable[Action] | AsyncIterable[Action],
+        max_concurrency: int = 4,
+        requests_per_second: Rate = DEFAULT_RATE,
+    ) -> BatchResult[Action]:
+        """Send any number of actions in ``PutActions`` calls of at most ten (unpaced by default)."""
+        return await run_batched(
+            self._invoke,
+            ops.PUT_ACTIONS,
+            {"dataset_arn": dataset_arn},
+            actions,
+            max_concurrency=max_concurrency,
+            requests_per_second=requests_per_second,
+        )
+
+    async def put_action_interactions_batched(
+        self,
+        *,
+        tracking_id: str,
+        action_interactions: Iterable[ActionInteraction] | AsyncIterable[ActionInteraction],
+        max_concurrency: int = 4,
+        requests_per_second: Rate = DEFAULT_RATE,
+    ) -> BatchResult[ActionInteraction]:
+        """Send any number of action interactions in calls of at most ten (unpaced by default)."""
+        return await run_batched(
+            self._invoke,
+            ops.PUT_ACTION_INTERACTIONS,
+            {"tracking_id": tracking_id},
+            action_interactions,
+            max_concurrency=max_concurrency,
+            requests_per_second=requests_per_second,
+        )
+
+    def event_recorder(self, *, tracking_id: str, **options: Any) -> EventRecorder:
+        """Return an ``EventRecorder`` that buffers events and sends them in the background.
+
+        Use it as an async context manager (or call ``close()``); ``options``
+        are ``EventRecorder``'s keyword arguments (``flush_interval``,
+        ``max_queue_size``, ``overflow``, ``max_concurrency``, ``on_failure``,
+        ``on_drop``, ...).
+        """
+        return EventRecorder(self, tracking_id=tracking_id, **options)
+
     async def _invoke(self, op: ops.Operation, request: Any) -> ResponseMetadata:
         """Send one validated request, retrying per the policy; the one path every call takes."""
         if self._state != _OPENED or self._signer is None or self._session is None:
@@ -292,7 +433,11 @@ class PersonalizeEventsClient:
         headers.update(signer.headers("POST", url, body, credentials))
         limit = self._config.max_response_bytes
         try:
-            async with session.post(url, data=body, headers=headers, timeout=self._timeout) as response:
+            # never follow redirects: they would carry the session token to another host, and a
+            # 301/302 turns the POST into a GET whose 200 would be taken for a delivered batch
+            async with session.post(
+                url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as response:
                 status = response.status
                 payload = await _read_capped(response, limit)
                 response_headers = response.headers

@@ -1,0 +1,237 @@
+"""Chunking any number of records into calls of at most ten: the ``*_batched`` helpers.
+
+``run_batched`` takes the records as a list, any iterable or an async
+iterable, pulls them lazily (a stream is never materialised whole), cuts them
+into calls of ``records_per_call``, runs at most ``max_concurrency`` calls at
+once, paces them to ``requests_per_second`` when given, and reports what went
+where in a ``BatchResult``. A list is checked whole before anything is sent;
+in a stream, a record of the wrong type becomes a failure at its position and
+the rest go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Final, Generic, TypeAlias, TypeVar
+
+import attrs
+
+from . import _operations as ops
+from ._shapes import Event, check_event_size
+from .errors import PersonalizeEventsError, ValidationError
+
+__all__ = ["DEFAULT_RATE", "Rate", "BatchError", "BatchFailure", "BatchResult", "RateLimiter", "run_batched"]
+
+R = TypeVar("R")
+
+
+class _ServiceRate(enum.Enum):
+    DEFAULT = "the operation's service quota"
+
+
+DEFAULT_RATE: Final = _ServiceRate.DEFAULT
+"""Pace calls at the operation's service quota (10/s for PutItems and PutUsers, unpaced for the others)."""
+
+Rate: TypeAlias = "float | _ServiceRate | None"
+"""A ``requests_per_second`` option: a number, ``None`` for no pacing, or ``DEFAULT_RATE``."""
+
+
+@attrs.frozen
+class BatchFailure(Generic[R]):
+    """Records that were not accepted, with the exception that says why.
+
+    ``position`` is the index of the first of ``records`` in the input, so a
+    caller can find them again; ``error`` is the ``ValidationError`` of a bad
+    record or the error of the failed call (after the client's retries).
+    """
+
+    records: tuple[R, ...] = attrs.field(repr=lambda r: f"<{len(r)} records>")
+    error: PersonalizeEventsError
+    position: int
+
+
+@attrs.frozen
+class BatchResult(Generic[R]):
+    """What a ``*_batched`` call did: records ``sent`` and accepted, ``calls`` made, and ``failures``.
+
+    Records in ``failures`` were not accepted by the service (or not valid);
+    nothing is dropped silently, so ``sent + sum(len(f.records))`` equals the
+    number of records given.
+    """
+
+    sent: int
+    calls: int
+    failures: tuple[BatchFailure[R], ...] = ()
+
+    @property
+    def failed(self) -> int:
+        """How many records are in ``failures``."""
+        return sum(len(f.records) for f in self.failures)
+
+    @property
+    def ok(self) -> bool:
+        """True when every record was accepted."""
+        return not self.failures
+
+    def raise_for_failures(self) -> None:
+        """Raise ``BatchError`` (carrying this result) when any record failed."""
+        if self.failures:
+            raise BatchError(self)
+
+
+class BatchError(PersonalizeEventsError):
+    """Raised by ``BatchResult.raise_for_failures()``; ``result`` holds the failures and their records."""
+
+    def __init__(self, result: BatchResult[Any]) -> None:
+        self.result = result
+        first = result.failures[0].error
+        super().__init__(
+            f"{result.failed} record(s) in {len(result.failures)} failure(s) were not accepted "
+            f"({result.sent} sent in {result.calls} calls); first: {first}"
+        )
+
+
+class RateLimiter:
+    """Spaces calls to at most ``rate`` per second, allowing a burst of ``rate`` calls (a token bucket).
+
+    ``clock`` and ``sleep`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not rate > 0:
+            raise ValidationError("requests_per_second", "must be a positive number or None")
+        self._rate = float(rate)
+        self._capacity = max(1.0, self._rate)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last: float | None = None
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    async def acquire(self) -> None:
+        """Wait until one more call is allowed, then take it."""
+        while True:
+            now = self._now()
+            if self._last is not None:
+                self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await self._sleep((1 - self._tokens) / self._rate)
+
+
+async def _aiter(records: Iterable[R] | AsyncIterable[R]) -> AsyncIterator[R]:
+    if isinstance(records, AsyncIterable):
+        async for record in records:
+            yield record
+    else:
+        for record in records:
+            yield record
+
+
+def _check_record(op: ops.Operation, record: object, path: str) -> None:
+    if not isinstance(record, op.record):
+        raise ValidationError(path, f"must be a {op.record.__name__}, not {type(record).__name__}")
+    if isinstance(record, Event):
+        check_event_size(record, path)
+
+
+async def run_batched(
+    invoke: Callable[[ops.Operation, Any], Awaitable[Any]],
+    op: ops.Operation,
+    fixed: dict[str, Any],
+    records: Iterable[R] | AsyncIterable[R],
+    *,
+    max_concurrency: int = 4,
+    requests_per_second: Rate = DEFAULT_RATE,
+) -> BatchResult[R]:
+    """Send ``records`` through ``invoke`` in calls of at most ``op.records_per_call``.
+
+    ``fixed`` holds the request's other members (``tracking_id``, ...). The
+    request of the first call is built (and so validated) before anything is
+    sent; a list input is checked whole first. Cancelling this coroutine
+    cancels the calls in flight and waits for them to end.
+    """
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise ValidationError("max_concurrency", "must be an integer of at least 1")
+    rate = op.rate if isinstance(requests_per_second, _ServiceRate) else requests_per_second
+    limiter = RateLimiter(rate) if rate is not None else None
+    size = op.records_per_call
+    field = op.record_field
+
+    if isinstance(records, Sequence):
+        for i, record in enumerate(records):
+            _check_record(op, record, f"{field}[{i}]")
+        if records:
+            op.request(**fixed, **{field: records[:size]})  # validates the fixed members
+    failures: list[BatchFailure[R]] = []
+    counts = {"sent": 0, "calls": 0}
+    slots = asyncio.Semaphore(max_concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+    checked_fixed = False
+
+    async def send(chunk: list[R], position: int) -> None:
+        try:
+            counts["calls"] += 1
+            await invoke(op, op.request(**fixed, **{field: chunk}))
+            counts["sent"] += len(chunk)
+        except PersonalizeEventsError as error:
+            failures.append(BatchFailure(tuple(chunk), error, position))
+        finally:
+            slots.release()
+
+    async def launch(chunk: list[R], position: int) -> None:
+        nonlocal checked_fixed
+        if not checked_fixed:
+            op.request(**fixed, **{field: chunk})  # a bad tracking id or ARN fails before any I/O
+            checked_fixed = True
+        await slots.acquire()
+        if limiter is not None:
+            try:
+                await limiter.acquire()
+            except BaseException:
+                slots.release()
+                raise
+        task = asyncio.create_task(send(chunk, position))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        chunk: list[R] = []
+        start = 0
+        index = -1
+        async for record in _aiter(records):
+            index += 1
+            try:
+                _check_record(op, record, f"{field}[{index}]")
+            except ValidationError as error:
+                failures.append(BatchFailure((record,), error, index))
+                continue
+            if not chunk:
+                start = index
+            chunk.append(record)
+            if len(chunk) == size:
+                await launch(chunk, start)
+                chunk = []
+        if chunk:
+            await launch(chunk, start)
+        while tasks:
+            await asyncio.gather(*tasks)
+    finally:
+        if tasks:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    failures.sort(key=lambda f: f.position)
+    return BatchResult(sent=counts["sent"], calls=counts["calls"], failures=tuple(failures))

@@ -8,9 +8,11 @@ emulator (``aiopersonalize_events.emulator``) and the command line load
 lazily.
 """
 
+from ._batching import DEFAULT_RATE, BatchError, BatchFailure, BatchResult
 from ._client import PersonalizeEventsClient, ResponseMetadata
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials
+from ._recorder import EventRecorder, RecorderClosedError, RecorderStats
 from ._shapes import (
     Action,
     ActionInteraction,
@@ -50,13 +52,18 @@ __all__ = [
     "AccessDeniedException",
     "Action",
     "ActionInteraction",
+    "BatchError",
+    "BatchFailure",
+    "BatchResult",
     "ClientConfig",
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "CredentialProvider",
     "Credentials",
+    "DEFAULT_RATE",
     "EndpointConnectionError",
     "Event",
+    "EventRecorder",
     "InvalidInputException",
     "InvalidResponseError",
     "Item",
@@ -72,6 +79,8 @@ __all__ = [
     "PutItemsRequest",
     "PutUsersRequest",
     "ReadTimeoutError",
+    "RecorderClosedError",
+    "RecorderStats",
     "ResourceInUseException",
     "ResourceNotFoundException",
     "ResponseMetadata",

@@ -82,10 +82,13 @@ def _to_epoch(path: str, value: object) -> float:
     if isinstance(value, bool):
         raise ValidationError(path, "must be a datetime, epoch seconds or an ISO-8601 string, not bool")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            raise ValidationError(path, "is too large to be epoch seconds") from None
     elif isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        seconds = aware.timestamp()
+        seconds = _datetime_seconds(path, aware)
     elif isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -96,7 +99,7 @@ def _to_epoch(path: str, value: object) -> float:
             raise ValidationError(path, "is not an ISO-8601 timestamp") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
-        seconds = parsed.timestamp()
+        seconds = _datetime_seconds(path, parsed)
     elif isinstance(value, date):
         raise ValidationError(path, "must be a datetime, not a date")
     else:
@@ -110,12 +113,23 @@ def _to_epoch(path: str, value: object) -> float:
     return round(seconds, 3)
 
 
+def _datetime_seconds(path: str, value: datetime) -> float:
+    try:
+        return value.timestamp()
+    except (OverflowError, ValueError):  # e.g. datetime.min with a positive offset
+        raise ValidationError(path, "is out of the range of epoch seconds") from None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _to_properties(path: str, value: object, maximum: int, reserved: bool) -> str:
     """Normalise Properties to the JSON object text the service expects, checking its limits."""
     if isinstance(value, str):
         text = value
         try:
-            parsed = json.loads(text)
+            parsed = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, RecursionError):
             raise ValidationError(path, "is a string that does not hold valid JSON") from None
         if not isinstance(parsed, dict):
@@ -171,7 +185,10 @@ def _to_impression(path: str, value: object) -> tuple[str, ...]:
 def _check_event_value(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError("event_value", f"must be a number, not {type(value).__name__}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int too large for a float
+        raise ValidationError("event_value", "must be a finite number") from None
     if not math.isfinite(result):
         raise ValidationError("event_value", "must be a finite number")
     return result
@@ -273,7 +290,7 @@ class MetricAttribution:
     def __attrs_post_init__(self) -> None:
         value = self.event_attribution_source
         _check_text("event_attribution_source", value, L.ATTRIBUTION_SOURCE_MAX)
-        if L.ATTRIBUTION_SOURCE_PATTERN.match(value) is None:
+        if L.ATTRIBUTION_SOURCE_PATTERN.fullmatch(value) is None:  # match's $ would allow a final newline
             raise ValidationError("event_attribution_source", "must be printable ASCII and not blank")
 
 

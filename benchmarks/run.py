@@ -1,0 +1,760 @@
+"""The benchmark suite: ``python -m benchmarks [--quick]`` from the repository root.
+
+What it does, in order (each child process is ended when it finishes or the
+harness exits; nothing talks to anything but 127.0.0.1):
+
+1. stub: in a full run, times the raw-asyncio and the aiohttp.web stub under
+   the floor client at c=64 (stub CPU µs per request) and keeps the cheaper;
+2. throughput: PutEvents with ten events per call, for each repetition, each
+   concurrency and each client (ours, aiobotocore, the raw aiohttp floor), a
+   fresh client process, interleaved (the client order rotates per
+   repetition); medians over repetitions, and ratios paired within a
+   repetition;
+3. start-up: cold ``import`` time in fresh processes (ours, its four
+   dependencies together, aiobotocore, aiohttp alone) and the time from
+   process start to the first completed call;
+4. recorder: sustained events/s into the stub, memory per queued event
+   (tracemalloc) and µs per ``record()`` (skipped with a message while
+   ``client.event_recorder`` does not exist);
+5. profile of our client at c=16 (py-spy, else cProfile) and the per-stage
+   costs with measured alternatives (``benchmarks.stages``).
+
+It prints a Markdown report on stdout and writes the raw figures to
+``benchmarks/results/`` (``latest.json``, ``latest.md`` and a timestamped copy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks import hotpath
+from benchmarks.procs import (
+    BENCH_DIR,
+    ROOT,
+    Stub,
+    WorkerError,
+    WorkerSkipped,
+    child_env,
+    children,
+    run_python,
+    run_worker,
+)
+from benchmarks.report import fmt, median, paired_ratio, summarise_throughput, table, targets
+
+__all__ = ["IMPORTS", "Plan", "main", "run_suite"]
+
+CLIENTS = ("ours", "aiobotocore", "floor")
+IMPORTS: dict[str, str] = {
+    "aiopersonalize_events": "import aiopersonalize_events",
+    "its four dependencies": "import aiohttp, aws_requests_auth.aws_auth, attrs, cattrs",
+    "aiobotocore": "import aiobotocore.session",
+    "aiohttp alone": "import aiohttp",
+}
+_IMPORT_CODE = "import time; t = time.perf_counter(); {stmt}; print(time.perf_counter() - t)"
+
+
+class Plan:
+    """What one run measures, from the command line."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.quick: bool = args.quick
+        self.reps: int = args.reps or (1 if args.quick else 3)
+        self.duration: float = args.duration or (1.0 if args.quick else 2.5)
+        self.levels: list[int] = [int(x) for x in args.concurrency.split(",")]
+        wanted = [c.strip() for c in args.clients.split(",") if c.strip()]
+        self.skipped_clients: dict[str, str] = {}
+        if "aiobotocore" in wanted and importlib.util.find_spec("aiobotocore") is None:
+            wanted.remove("aiobotocore")
+            self.skipped_clients["aiobotocore"] = "not installed (pip install aiobotocore)"
+        self.package_root = Path(args.package_root).absolute() if args.package_root else ROOT
+        self.specs: list[tuple[str, str, dict[str, str]]] = [
+            (c, c, child_env(self.package_root)) for c in wanted if c in CLIENTS
+        ]
+        for i, root in enumerate(args.compare_root or []):
+            label = "ours@" + Path(root).absolute().name
+            self.specs.insert(1 + i, (label, "ours", child_env(Path(root).absolute())))
+        self.compare_root: list[str] = args.compare_root or []
+        self.stub: str = args.stub
+        self.first_reps: int = 3 if args.quick else 7
+        self.import_reps: int = 5 if args.quick else 9
+        self.recorder_reps: int = 1 if args.quick else 3
+        self.recorder_duration: float = 1.5 if args.quick else 2.5
+        self.profile: bool = not args.no_profile
+        self.profile_duration: float = 2.0 if args.quick else 4.0
+        self.recorder: bool = not args.no_recorder
+        self.startup: bool = not args.no_startup
+        self.stages: bool = not args.no_profile
+        self.results_dir = Path(args.results_dir) if args.results_dir else BENCH_DIR / "results"
+
+    def warmup_calls(self, level: int) -> int:
+        """Untimed calls before the timed section: enough to open every connection and warm the code."""
+        return max(50, 2 * level) if self.quick else max(100, 4 * level)
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for label, _, _ in self.specs]
+
+    def env_of(self, label: str) -> dict[str, str]:
+        return next(env for lab, _, env in self.specs if lab == label)
+
+
+_T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    """Progress on stderr (stdout carries the report)."""
+    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _rotate(items: Sequence[Any], by: int) -> list[Any]:
+    by %= max(1, len(items))
+    return list(items[by:]) + list(items[:by])
+
+
+# -- machine and versions ------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    """Date, CPU, core count, Python, load and the versions of everything measured."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor() or "unknown"
+    versions = {}
+    for dist in ("aiopersonalize-events", "aiohttp", "aws-requests-auth", "attrs", "cattrs", "aiobotocore", "botocore"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    for dist in ("py-spy", "orjson"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+        "versions": versions,
+        "git": _git_state(),
+    }
+
+
+def _git_state() -> str | None:
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "aiopersonalize_events"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{rev}{' + uncommitted changes in aiopersonalize_events/' if dirty else ''}" if rev else None
+
+
+# -- the phases ------------------------------------------------------------------------------------
+
+
+def choose_stub(plan: Plan) -> tuple[str, list[dict[str, Any]]]:
+    """Measure both stubs' CPU per request under the floor at c=64 (full runs) and pick the cheaper."""
+    if plan.stub != "auto":
+        return plan.stub, []
+    if plan.quick:
+        return "raw", []
+    trials: list[dict[str, Any]] = []
+    for rep in range(2):
+        for kind in _rotate(("raw", "aiohttp"), rep):
+            with Stub(kind) as stub:
+                before = stub.stats()
+                result = run_worker(
+                    "throughput",
+                    {"client": "floor", "url": stub.url, "concurrency": 64, "duration": 1.5, "warmup": 256},
+                    env=child_env(plan.package_root),
+                )
+                after = stub.stats()
+            requests = after["requests"] - before["requests"]
+            cpu = after["cpu_s"] - before["cpu_s"]
+            us = 1e6 * cpu / requests if requests else None
+            trials.append(
+                {
+                    "kind": kind,
+                    "rep": rep,
+                    "requests": requests,
+                    "stub_us_per_request": us,
+                    "floor_calls_per_s": result["calls_per_s"],
+                    "stub_cpu_share": (us or 0) * result["calls_per_s"] / 1e6,
+                }
+            )
+            log(f"stub {kind}: {fmt(us, 1)} µs CPU per request, floor at {fmt(result['calls_per_s'])} calls/s")
+    best = min(("raw", "aiohttp"), key=lambda k: median(t["stub_us_per_request"] for t in trials if t["kind"] == k))
+    return best, trials
+
+
+def run_throughput(plan: Plan, stub: Stub, warnings: list[str]) -> list[dict[str, Any]]:
+    """Every (repetition, concurrency, client) run, interleaved."""
+    runs = []
+    total = plan.reps * len(plan.levels) * len(plan.specs)
+    done = 0
+    for rep in range(plan.reps):
+        order = _rotate(plan.specs, rep)
+        for level in plan.levels:
+            for label, client, env in order:
+                before = stub.stats()
+                params = {
+                    "client": client,
+                    "url": stub.url,
+                    "concurrency": level,
+                    "duration": plan.duration,
+                    "warmup": plan.warmup_calls(level),
+                }
+                result = run_worker("throughput", params, env=env, timeout=plan.duration + 180)
+                after = stub.stats()
+                done += 1
+                requests = after["requests"] - before["requests"]
+                stub_us = 1e6 * (after["cpu_s"] - before["cpu_s"]) / requests if requests else None
+                result.update(
+                    {
+                        "label": label,
+                        "rep": rep,
+                        "stub_requests": requests,
+                        "stub_us_per_request": stub_us,
+                        "stub_cpu_share": (stub_us or 0) * result["calls_per_s"] / 1e6,
+                    }
+                )
+                expected = result["warmup_calls"] + result["calls"] + result["errors"]
+                if result["errors"] or result["warmup_errors"]:
+                    warnings.append(f"{label} c={level} rep {rep}: {result['errors']} errors ({result['first_error']})")
+                elif requests != expected:
+                    warnings.append(
+                        f"{label} c={level} rep {rep}: stub saw {requests} requests, client made {expected}"
+                    )
+                if result["stub_cpu_share"] > 0.8:
+                    warnings.append(
+                        f"{label} c={level} rep {rep}: the stub was busy {result['stub_cpu_share']:.0%} of the time"
+                    )
+                runs.append(result)
+                log(
+                    f"[{done}/{total}] {label:12s} c={level:<3d} {fmt(result['calls_per_s'])} calls/s, "
+                    f"{fmt(result['cpu_s_per_1000_calls'], 3)} CPU s/1000 calls, p99 {fmt(result['p99_ms'], 1)} ms"
+                )
+    return runs
+
+
+def run_imports(plan: Plan) -> dict[str, Any]:
+    """Cold import times in fresh processes, interleaved; ratios paired per repetition."""
+    env = child_env(plan.package_root)
+    names = [n for n in IMPORTS if n != "aiobotocore" or "aiobotocore" not in plan.skipped_clients]
+    for name in names:  # untimed: write bytecode caches, warm the file cache
+        run_python(_IMPORT_CODE.format(stmt=IMPORTS[name]), env=env)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    ratios = []
+    for rep in range(plan.import_reps):
+        got = {}
+        for name in _rotate(names, rep):
+            out, _ = run_python(_IMPORT_CODE.format(stmt=IMPORTS[name]), env=env)
+            got[name] = float(out.strip().splitlines()[-1])
+            samples[name].append(got[name])
+        ratios.append(got["aiopersonalize_events"] / got["its four dependencies"])
+    _, trace = run_python(
+        "import aiohttp, aws_requests_auth.aws_auth, attrs, cattrs\nimport aiopersonalize_events",
+        env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
+    )
+    return {
+        "median_s": {n: median(v) for n, v in samples.items()},
+        "samples_s": samples,
+        "ours_vs_deps": median(ratios),
+        "added_by_ours": _import_trace_after_deps(trace),
+    }
+
+
+def _import_trace_after_deps(trace: str) -> dict[str, Any]:
+    """From ``-X importtime`` of deps-then-ours: what importing ours adds (modules not loaded by the deps)."""
+    rows = []
+    for line in trace.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        parts = line[len("import time:") :].split("|")
+        if len(parts) != 3:
+            continue
+        rows.append((int(parts[0]), int(parts[1]), parts[2].rstrip()[1:]))  # keep the indentation
+    start = next((i for i, r in enumerate(rows) if r[2].strip() == "aiopersonalize_events"), None)
+    if start is None:
+        return {}
+    # -X importtime prints a package after its children: ours' children come just before its line
+    depth = len(rows[start][2]) - len(rows[start][2].lstrip())
+    block = [rows[start]]
+    for row in reversed(rows[:start]):
+        if len(row[2]) - len(row[2].lstrip()) <= depth:
+            break
+        block.append(row)
+    total_us = rows[start][1]
+    top = sorted(block, key=lambda r: -r[0])[:12]
+    return {
+        "total_ms": total_us / 1000,
+        "top_self_ms": [{"module": r[2].strip(), "self_ms": r[0] / 1000} for r in top],
+    }
+
+
+def run_first_call(plan: Plan, stub: Stub) -> dict[str, Any]:
+    """Process start to first completed call, per client, interleaved; ratios paired per repetition."""
+    for _label, client, env in plan.specs:  # untimed: bytecode caches and the file cache
+        run_worker("first", {"client": client, "url": stub.url, "t0": time.monotonic()}, env=env)
+    runs = []
+    for rep in range(plan.first_reps):
+        for label, client, env in _rotate(plan.specs, rep):
+            t0 = time.monotonic()
+            result = run_worker("first", {"client": client, "url": stub.url, "t0": repr(t0)}, env=env)
+            result.update({"label": label, "rep": rep})
+            runs.append(result)
+    summary: dict[str, Any] = {"runs": runs, "median": {}}
+    for label in plan.labels:
+        mine = [r for r in runs if r["label"] == label]
+        summary["median"][label] = {
+            key: median(r[key] for r in mine)
+            for key in ("since_spawn_s", "interpreter_s", "client_setup_s", "first_call_s", "max_rss_kb")
+        }
+    summary["ours_vs_floor"] = paired_ratio(runs, "since_spawn_s", "ours", "floor", {})
+    summary["ours_vs_aiobotocore"] = paired_ratio(runs, "since_spawn_s", "ours", "aiobotocore", {})
+    return summary
+
+
+def run_recorder(plan: Plan, stub: Stub) -> dict[str, Any]:
+    """The recorder's sustained rate, memory per queued event and record() cost; skipped if it does not exist."""
+    env = child_env(plan.package_root)
+    out: dict[str, Any] = {"runs": []}
+    try:
+        for rep in range(plan.recorder_reps):
+            for prebuilt in _rotate((0, 1), rep):
+                before = stub.stats()
+                result = run_worker(
+                    "recorder",
+                    {"url": stub.url, "duration": plan.recorder_duration, "prebuilt": prebuilt},
+                    env=env,
+                    timeout=plan.recorder_duration + 120,
+                )
+                after = stub.stats()
+                result["stub_events"] = after["events"] - before["events"]
+                result["rep"] = rep
+                out["runs"].append(result)
+                log(
+                    f"recorder ({'pre-built events' if prebuilt else 'events built per record'}): "
+                    f"{fmt(result['events_per_s'])} events/s, {fmt(result['cpu_us_per_event'], 1)} µs CPU/event"
+                )
+        out["memory"] = run_worker("recmem", {"url": stub.url, "events": 5000}, env=env)
+        out["micro"] = run_worker(
+            "recmicro", {"url": stub.url, "events": 1000, "repeats": 9 if plan.quick else 25}, env=env
+        )
+    except WorkerSkipped as exc:
+        log(f"recorder skipped: {exc}")
+        return {"skipped": str(exc)}
+    for prebuilt in (False, True):
+        mine = [r for r in out["runs"] if r["prebuilt"] == prebuilt]
+        out["built" if not prebuilt else "prebuilt"] = {
+            key: median(r[key] for r in mine)
+            for key in ("events_per_s", "cpu_us_per_event", "dropped", "failed", "max_rss_kb")
+        }
+    out["stub_events_match"] = all(r["stub_events"] == r["sent_total"] for r in out["runs"])
+    return out
+
+
+def run_stages(plan: Plan) -> dict[str, Any]:
+    """The per-stage costs of our put_events and the measured alternatives (``benchmarks.stages``)."""
+    code = "import sys; from benchmarks.stages import main; sys.exit(main({}))".format(
+        "['--quick']" if plan.quick else "[]"
+    )
+    out, _ = run_python(code, env=child_env(plan.package_root), timeout=300)
+    for line in reversed(out.splitlines()):
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[7:])
+            return result
+    raise WorkerError("benchmarks.stages printed no result")
+
+
+# -- the report --------------------------------------------------------------------------------------
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown report."""
+    m = results["machine"]
+    plan = results["plan"]
+    parts = [
+        "# aiopersonalize-events benchmarks",
+        "",
+        f"{m['date']} · {m['nproc']} cores, {m['cpu']} · {m['python']} · {m['platform']} · "
+        f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_start'])}",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f" · git {m.get('git')}",
+        "",
+        f"Command: `{results['command']}` · stub: {results['stub']} · {plan['reps']} repetition(s) of "
+        f"{plan['duration']:g} s per client and concurrency, interleaved; medians; ratios paired within a repetition.",
+    ]
+    rows = []
+    for row in results["throughput_summary"]:
+        rows.append(
+            [
+                row["label"],
+                str(row["concurrency"]),
+                fmt(row["calls_per_s"]),
+                fmt(row["events_per_s"]),
+                fmt(row["p50_ms"], 2),
+                fmt(row["p99_ms"], 2),
+                fmt(row["cpu_s_per_1000_calls"], 3),
+                fmt((row["max_rss_kb"] or 0) / 1024, 1),
+                fmt(row["cpu_vs_floor"], 2, "x"),
+                fmt(row["calls_vs_floor"], 2, "x"),
+                fmt(row["calls_vs_aiobotocore"], 2, "x"),
+            ]
+        )
+    parts += [
+        "",
+        "## PutEvents throughput (10 events per call)",
+        "",
+        table(
+            [
+                "client",
+                "c",
+                "calls/s",
+                "events/s",
+                "p50 ms",
+                "p99 ms",
+                "CPU s / 1000 calls",
+                "peak RSS MB",
+                "CPU ÷ floor",
+                "calls/s ÷ floor",
+                "calls/s ÷ aiobotocore",
+            ],
+            rows,
+        ),
+        "",
+        "CPU is the client process's own (`time.process_time()` over the timed section); latency is one iteration "
+        "(build the call's records, make the call).",
+    ]
+    imports = results.get("imports")
+    first = results.get("first_call")
+    if imports or first:
+        parts += ["", "## Start-up", ""]
+    if imports:
+        med = imports["median_s"]
+        irows = [[name, fmt(1000 * (v or 0), 1)] for name, v in med.items()]
+        parts += [
+            table(["cold import (fresh process, bytecode cached)", "ms"], irows),
+            "",
+            f"`import aiopersonalize_events` ÷ its four dependencies together: **{fmt(imports['ours_vs_deps'], 2)}x**",
+        ]
+        added = imports.get("added_by_ours") or {}
+        if added.get("top_self_ms"):
+            top = ", ".join(f"{e['module']} {e['self_ms']:.1f}" for e in added["top_self_ms"][:8])
+            parts += [
+                "",
+                f"What ours adds after its dependencies are loaded (`-X importtime`): {added['total_ms']:.1f} ms; "
+                f"largest self times (ms): {top}",
+            ]
+    if first:
+        frows = []
+        for label, med in first["median"].items():
+            frows.append(
+                [
+                    label,
+                    fmt(1000 * (med["since_spawn_s"] or 0), 1),
+                    fmt(1000 * (med["interpreter_s"] or 0), 1),
+                    fmt(1000 * (med["client_setup_s"] or 0), 1),
+                    fmt(1000 * (med["first_call_s"] or 0), 1),
+                    fmt((med["max_rss_kb"] or 0) / 1024, 1),
+                ]
+            )
+        parts += [
+            "",
+            table(
+                ["client", "start → first call ms", "interpreter ms", "import + client ms", "first call ms", "RSS MB"],
+                frows,
+            ),
+            "",
+            f"ours ÷ floor: **{fmt(first['ours_vs_floor'], 2)}x** · ours ÷ aiobotocore: "
+            f"{fmt(first['ours_vs_aiobotocore'], 2)}x",
+        ]
+    rec = results.get("recorder")
+    if rec:
+        parts += ["", "## Recorder", ""]
+        if "skipped" in rec:
+            parts.append(f"Skipped: {rec['skipped']}")
+        else:
+            built, pre = rec["built"], rec["prebuilt"]
+            mem, micro = rec["memory"], rec["micro"]
+            parts += [
+                table(
+                    ["measure", "value"],
+                    [
+                        ["sustained events/s into the stub (events built per record)", fmt(built["events_per_s"])],
+                        ["  CPU µs per event (build + record + send)", fmt(built["cpu_us_per_event"], 1)],
+                        ["sustained events/s into the stub (pre-built events)", fmt(pre["events_per_s"])],
+                        ["  CPU µs per event (record + send)", fmt(pre["cpu_us_per_event"], 1)],
+                        ["`record()` µs per call (pre-built event, median)", fmt(micro["record_us"], 2)],
+                        ["`Event(...)` µs per event (for comparison)", fmt(micro["event_build_us"], 2)],
+                        ["bytes per queued event, event included (tracemalloc)", fmt(mem["bytes_per_queued_event"])],
+                        ["  of which the queue's own overhead", fmt(mem["bytes_per_event_queue_overhead"])],
+                        ["dropped / failed during the runs", f"{fmt(built['dropped'])} / {fmt(built['failed'])}"],
+                        ["stub received exactly the events sent", "yes" if rec["stub_events_match"] else "**no**"],
+                    ],
+                ),
+            ]
+    verdicts = results.get("targets") or []
+    if verdicts:
+        trows = []
+        for t in verdicts:
+            unit = "x" if t["key"] in ("cpu_c16", "cpu_c64", "calls_c16", "import", "first_call") else ""
+            digits = 2 if unit else (1 if t["key"] == "record_us" else 0)
+            met = "-" if t["met"] is None else ("met" if t["met"] else "**not met**")
+            trows.append([t["what"], f"{t['op']} {t['limit']:g}{unit}", fmt(t["measured"], digits, unit), met])
+        parts += ["", "## Targets (issue 7)", "", table(["target", "limit", "measured", "verdict"], trows)]
+    prof = results.get("profile")
+    floor_prof = results.get("profile_floor") or {}
+    floor_pkg = {r["name"]: r["us_per_call"] for r in floor_prof.get("own_by_package", [])}
+    if prof and prof.get("own_by_package"):
+        parts += [
+            "",
+            f"## Profile: ours at c=16 ({prof['method']})",
+            "",
+            f"{prof['samples']} samples; µs per call are each function's share of the samples times the "
+            f"measured {prof['cpu_us_per_call']:.0f} µs CPU per call (the floor, profiled the same way: "
+            f"{fmt(floor_prof.get('cpu_us_per_call'), 0)} µs). Sampling counts wall time while the process is not "
+            "idle, so on a busy machine time spent preempted shows up in whatever was running (often a socket write).",
+            "",
+            table(
+                ["package (own time)", "share", "µs/call", "floor µs/call"],
+                [
+                    [
+                        r["name"],
+                        fmt(100 * r["share"], 1, "%"),
+                        fmt(r["us_per_call"], 1),
+                        fmt(floor_pkg.get(r["name"]), 1),
+                    ]
+                    for r in prof["own_by_package"][:14]
+                ],
+            ),
+            "",
+            table(
+                ["our function (inclusive)", "share", "µs/call"],
+                [
+                    [r["name"], fmt(100 * r["share"], 1, "%"), fmt(r["us_per_call"], 1)]
+                    for r in prof["inclusive_ours"][:15]
+                ],
+            ),
+            "",
+            table(
+                ["function (own time)", "share", "µs/call"],
+                [[r["name"], fmt(100 * r["share"], 1, "%"), fmt(r["us_per_call"], 1)] for r in prof["own_top"][:15]],
+            ),
+        ]
+    elif prof and prof.get("own_top"):
+        parts += [
+            "",
+            f"## Profile: ours at c=16 ({prof['method']})",
+            "",
+            table(
+                ["function", "calls/call", "own µs/call", "cum µs/call"],
+                [
+                    [r["name"], fmt(r["calls_per_call"], 1), fmt(r["own_us_per_call"], 1), fmt(r["cum_us_per_call"], 1)]
+                    for r in prof["own_top"][:20]
+                ],
+            ),
+        ]
+    stages = results.get("stages")
+    if stages:
+        srows = [[s["name"], fmt(s["us"], 1), fmt(s.get("best_us"), 1), s.get("note") or ""] for s in stages["stages"]]
+        arows = [
+            [a["name"], a["replaces"].strip(), fmt(a["us"], 1), fmt(a.get("best_us"), 1)]
+            for a in stages["alternatives"]
+        ]
+        checks = ", ".join(f"{k}: {v}" for k, v in stages["checks"].items())
+        parts += [
+            "",
+            "## Our per-call stages (no I/O, µs per call of 10 events)",
+            "",
+            table(["stage", "median µs", "best µs", "note"], srows),
+            "",
+            table(["alternative", "replaces", "median µs", "best µs"], arows, align="llrr"),
+            "",
+            f"Output checks: {checks}",
+        ]
+    if results.get("stub_trials"):
+        strows = [
+            [
+                t["kind"],
+                str(t["rep"]),
+                fmt(t["stub_us_per_request"], 1),
+                fmt(t["floor_calls_per_s"]),
+                fmt(100 * t["stub_cpu_share"], 0, "%"),
+            ]
+            for t in results["stub_trials"]
+        ]
+        parts += [
+            "",
+            "## Stub choice (floor client at c=64)",
+            "",
+            table(["stub", "rep", "stub CPU µs/request", "floor calls/s", "stub busy"], strows),
+        ]
+    notes = results.get("warnings") or []
+    skipped = results.get("skipped_clients") or {}
+    if notes or skipped:
+        parts += ["", "## Notes", ""]
+        parts += [f"- {name} skipped: {why}" for name, why in skipped.items()]
+        parts += [f"- {w}" for w in notes]
+    parts += ["", f"Finished in {results['elapsed_s']:.0f} s; load average at the end {results['loadavg_end']}."]
+    return "\n".join(parts) + "\n"
+
+
+# -- the driver ------------------------------------------------------------------------------------------
+
+
+def _phase(name: str, fn: Callable[[], Any], warnings: list[str]) -> Any:
+    log(f"{name}...")
+    try:
+        return fn()
+    except WorkerError as exc:
+        warnings.append(f"{name} failed: {exc}")
+        log(f"{name} failed: {exc}")
+        return None
+
+
+def run_suite(plan: Plan, command: str = "python -m benchmarks") -> dict[str, Any]:
+    """Run every phase of ``plan`` and return the results (the report's data)."""
+    started = time.monotonic()
+    warnings: list[str] = []
+    results: dict[str, Any] = {
+        "command": command,
+        "machine": machine_info(),
+        "plan": {
+            "quick": plan.quick,
+            "reps": plan.reps,
+            "duration": plan.duration,
+            "levels": plan.levels,
+            "clients": plan.labels,
+            "package_root": str(plan.package_root),
+            "compare_root": plan.compare_root,
+        },
+        "skipped_clients": plan.skipped_clients,
+        "warnings": warnings,
+    }
+    stub_kind, trials = choose_stub(plan)
+    results["stub"], results["stub_trials"] = stub_kind, trials
+    log(f"stub: {stub_kind}")
+    with Stub(stub_kind, env=child_env(plan.package_root)) as stub:
+        runs = run_throughput(plan, stub, warnings)
+        results["throughput_runs"] = runs
+        results["throughput_summary"] = summarise_throughput(runs, plan.labels, plan.levels)
+        if plan.startup:
+            results["imports"] = _phase("import times", lambda: run_imports(plan), warnings)
+            results["first_call"] = _phase("time to first call", lambda: run_first_call(plan, stub), warnings)
+        if plan.recorder:
+            results["recorder"] = _phase("recorder", lambda: run_recorder(plan, stub), warnings)
+        if plan.profile:
+            env = child_env(plan.package_root)
+            results["profile"] = _phase(
+                "profile", lambda: hotpath.profile_ours(stub.url, env, plan.profile_duration), warnings
+            )
+            results["profile_floor"] = _phase(
+                "profile of the floor",
+                lambda: hotpath.profile_ours(stub.url, env, plan.profile_duration, client="floor"),
+                warnings,
+            )
+    if plan.stages:
+        results["stages"] = _phase("stages", lambda: run_stages(plan), warnings)
+    results["targets"] = targets(_measured(results))
+    results["elapsed_s"] = time.monotonic() - started
+    results["loadavg_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return results
+
+
+def _measured(results: dict[str, Any]) -> dict[str, float | None]:
+    by = {(r["label"], r["concurrency"]): r for r in results.get("throughput_summary", [])}
+    rec = results.get("recorder") or {}
+    return {
+        "cpu_c16": (by.get(("ours", 16)) or {}).get("cpu_vs_floor"),
+        "cpu_c64": (by.get(("ours", 64)) or {}).get("cpu_vs_floor"),
+        "calls_c16": (by.get(("ours", 16)) or {}).get("calls_vs_aiobotocore"),
+        "import": (results.get("imports") or {}).get("ours_vs_deps"),
+        "first_call": (results.get("first_call") or {}).get("ours_vs_floor"),
+        "recorder_eps": (rec.get("built") or {}).get("events_per_s"),
+        "record_us": (rec.get("micro") or {}).get("record_us"),
+        "bytes_per_event": (rec.get("memory") or {}).get("bytes_per_queued_event"),
+    }
+
+
+def write_results(results: dict[str, Any], markdown: str, directory: Path) -> Path:
+    """Write ``latest.json``, ``latest.md`` and a timestamped JSON copy; return the timestamped path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = directory / f"bench-{stamp}.json"
+    text = json.dumps(results, indent=1, default=str)
+    path.write_text(text)
+    (directory / "latest.json").write_text(text)
+    (directory / "latest.md").write_text(markdown)
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark aiopersonalize-events against aiobotocore and the raw aiohttp floor (127.0.0.1 only).",
+    )
+    parser.add_argument("--quick", action="store_true", help="one repetition, shorter runs: about a minute")
+    parser.add_argument("--reps", type=int, help="repetitions of the throughput matrix (default 3, quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per timed throughput run (default 2.5, quick 1)")
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated concurrency levels")
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated: ours,aiobotocore,floor")
+    parser.add_argument("--stub", choices=("auto", "raw", "aiohttp"), default="auto")
+    parser.add_argument("--package-root", help="measure the aiopersonalize_events found in this directory")
+    parser.add_argument(
+        "--compare-root",
+        action="append",
+        help="also run 'ours@DIRNAME': the aiopersonalize_events in that directory (a prototype); repeatable",
+    )
+    parser.add_argument("--no-startup", action="store_true", help="skip import and first-call timing")
+    parser.add_argument("--no-recorder", action="store_true", help="skip the recorder benchmarks")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profile and the stage costs")
+    parser.add_argument("--results-dir", help="where to write the JSON (default benchmarks/results)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite, print the report, write the results."""
+    args = build_parser().parse_args(argv)
+    plan = Plan(args)
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    children.install()
+    try:
+        results = run_suite(plan, command.strip())
+    except KeyboardInterrupt:
+        log("interrupted; stopping child processes")
+        return 130
+    finally:
+        children.stop_all()
+    markdown = render(results)
+    path = write_results(results, markdown, plan.results_dir)
+    print(markdown)
+    log(f"results: {path}")
+    return 0

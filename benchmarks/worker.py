@@ -1,0 +1,529 @@
+"""One benchmark client in its own process: ``python benchmarks/worker.py MODE key=value ...``.
+
+Modes (each prints one ``RESULT {json}`` line on stdout and exits):
+
+``throughput client=ours|aiobotocore|floor url=... concurrency=N duration=S max_calls=M warmup=W``
+    ``concurrency`` tasks loop on PutEvents calls of ten events until
+    ``duration`` seconds pass or ``max_calls`` calls were made (after
+    ``warmup`` untimed calls); reports calls, wall and CPU seconds of this
+    process over the timed section, latency percentiles and peak RSS.
+    ``hold=1`` waits for a line on stdin after the warm-up (so a profiler can
+    attach); ``cprofile=PATH`` profiles the timed section with cProfile.
+``first client=... url=... t0=MONOTONIC``
+    imports the client, makes one call and reports the seconds since ``t0``
+    (the parent's ``time.monotonic()`` just before it started this process).
+``recorder url=... duration=S max_events=N prebuilt=0|1``
+    events recorded through ``client.event_recorder()`` as fast as the
+    recorder drains them; reports events/s delivered and CPU per event.
+``recmem url=... events=N``
+    bytes of memory (tracemalloc) per event queued in the recorder.
+``recmicro url=... events=N repeats=R``
+    microseconds per ``record()`` call, median of ``repeats``.
+
+Only the standard library is imported at the top, so that the import and
+first-call figures measure the client library and nothing of the harness.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+_START = time.monotonic()
+
+import asyncio  # noqa: E402  (after _START on purpose; every client imports it anyway)
+import json  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+TRACKING_ID = "bench-tracking-0000"
+ACCESS_KEY = "AKIDEXAMPLE000000000"
+SECRET_KEY = "bench/secret/key/0000000000000000000000"
+REGION = "us-east-1"
+EVENTS_PER_CALL = 10
+FLUSH_TIMEOUT = 60.0  # a recorder that cannot drain fails the run instead of hanging it
+SESSIONS = [f"session-{i:04d}" for i in range(64)]
+ITEMS = [f"item-{i:06d}" for i in range(100)]
+# each event's properties encode to about 50 bytes: {"device":"mobile","page":"product","position":3}
+
+Call = Callable[[int], Awaitable[Any]]
+
+
+class Workload:
+    """A client ready to make PutEvents calls: ``call(n)`` makes the n-th, ``close()`` ends it."""
+
+    def __init__(self, call: Call, close: Callable[[], Awaitable[Any]]) -> None:
+        self.call = call
+        self.close = close
+
+
+async def make_ours(url: str, concurrency: int) -> Workload:
+    """Our client, used as a user would: shapes built per call, one client reused."""
+    from aiopersonalize_events import ClientConfig, Credentials, Event, PersonalizeEventsClient
+
+    client = PersonalizeEventsClient(
+        region=REGION,
+        endpoint_url=url,
+        credentials=Credentials(ACCESS_KEY, SECRET_KEY),
+        config=ClientConfig(max_connections=concurrency),
+    )
+    await client.__aenter__()
+    now = time.time
+    put_events = client.put_events
+
+    async def call(n: int) -> Any:
+        events = [
+            Event(
+                event_type="click",
+                item_id=ITEMS[(n + k) % 100],
+                sent_at=now(),
+                properties={"device": "mobile", "page": "product", "position": k},
+            )
+            for k in range(EVENTS_PER_CALL)
+        ]
+        return await put_events(tracking_id=TRACKING_ID, session_id=SESSIONS[n % 64], event_list=events)
+
+    async def close() -> None:
+        await client.__aexit__(None, None, None)
+
+    return Workload(call, close)
+
+
+async def make_aiobotocore(url: str, concurrency: int) -> Workload:
+    """aiobotocore: one session, one client reused, its pool sized to the concurrency."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    session = get_session()
+    context = session.create_client(
+        "personalize-events",
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=AioConfig(max_pool_connections=concurrency),
+    )
+    client = await context.__aenter__()
+    now = time.time
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    put_events = client.put_events
+
+    async def call(n: int) -> Any:
+        events = [
+            {
+                "eventType": "click",
+                "itemId": ITEMS[(n + k) % 100],
+                "sentAt": now(),
+                "properties": dumps({"device": "mobile", "page": "product", "position": k}),
+            }
+            for k in range(EVENTS_PER_CALL)
+        ]
+        return await put_events(trackingId=TRACKING_ID, sessionId=SESSIONS[n % 64], eventList=events)
+
+    async def close() -> None:
+        await context.__aexit__(None, None, None)
+
+    return Workload(call, close)
+
+
+def floor_request() -> tuple[bytes, dict[str, str]]:
+    """The constant body and headers of the floor: one PutEvents call's bytes, as a signed call's headers look."""
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    body = {
+        "trackingId": TRACKING_ID,
+        "sessionId": SESSIONS[0],
+        "eventList": [
+            {
+                "eventType": "click",
+                "sentAt": 1764000000.123,
+                "itemId": ITEMS[k],
+                "properties": dumps({"device": "mobile", "page": "product", "position": k}),
+            }
+            for k in range(EVENTS_PER_CALL)
+        ],
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "bench-floor/1.0 aiohttp",
+        "x-amz-date": "20251126T000000Z",
+        "x-amz-content-sha256": "0" * 64,
+        "Authorization": (
+            f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20251126/{REGION}/personalize/aws4_request, "
+            f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}"
+        ),
+    }
+    return dumps(body).encode(), headers
+
+
+async def make_floor(url: str, concurrency: int) -> Workload:
+    """The raw aiohttp floor: one session, a constant pre-built body and headers, no signing, no serialising."""
+    import aiohttp
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+    body, headers = floor_request()
+    target = url + "/events"
+    post = session.post
+
+    async def call(n: int) -> Any:
+        async with post(target, data=body, headers=headers) as response:
+            await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}")
+
+    async def close() -> None:
+        await session.close()
+
+    return Workload(call, close)
+
+
+MAKERS: dict[str, Callable[[str, int], Awaitable[Workload]]] = {
+    "ours": make_ours,
+    "aiobotocore": make_aiobotocore,
+    "floor": make_floor,
+}
+
+
+class _Drive:
+    """Run ``concurrency`` tasks over ``call`` until a count or a deadline; count and time each call."""
+
+    def __init__(self, call: Call, limit: int, deadline: float | None, latencies: list[float] | None) -> None:
+        self.call = call
+        self.limit = limit
+        self.deadline = deadline
+        self.latencies = latencies
+        self.issued = 0
+        self.done = 0
+        self.errors = 0
+        self.first_error: str | None = None
+
+    async def task(self) -> None:
+        clock = time.perf_counter
+        deadline = self.deadline
+        latencies = self.latencies
+        call = self.call
+        while self.issued < self.limit and (deadline is None or clock() < deadline):
+            self.issued += 1
+            started = clock()
+            try:
+                await call(self.issued)
+            except Exception as exc:
+                self.errors += 1
+                if self.first_error is None:
+                    self.first_error = f"{type(exc).__name__}: {exc}"[:300]
+            else:
+                self.done += 1
+            if latencies is not None:
+                latencies.append(clock() - started)
+
+    async def run(self, concurrency: int) -> None:
+        await asyncio.gather(*(self.task() for _ in range(concurrency)))
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def _max_rss_kb() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+async def throughput(args: dict[str, str]) -> dict[str, Any]:
+    """The throughput mode (see the module docstring)."""
+    import gc
+
+    client = args["client"]
+    concurrency = int(args["concurrency"])
+    duration = float(args.get("duration", "2"))
+    max_calls = int(args.get("max_calls", "1000000"))
+    warmup = int(args.get("warmup", "0"))
+    workload = await MAKERS[client](args["url"], concurrency)
+    try:
+        warm = _Drive(workload.call, warmup, None, None)
+        await warm.run(concurrency)
+        if args.get("hold") == "1":
+            print("HOLD", flush=True)
+            sys.stdin.readline()
+        profiler = None
+        if args.get("cprofile"):
+            import cProfile
+
+            profiler = cProfile.Profile()
+        gc.collect()
+        latencies: list[float] = []
+        timed = _Drive(workload.call, max_calls, None, latencies)
+        cpu0 = time.process_time()
+        wall0 = time.perf_counter()
+        timed.deadline = wall0 + duration
+        if profiler is not None:
+            profiler.enable()
+        await timed.run(concurrency)
+        if profiler is not None:
+            profiler.disable()
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        if profiler is not None:
+            profiler.dump_stats(args["cprofile"])
+    finally:
+        await workload.close()
+    latencies.sort()
+    calls = timed.done
+    return {
+        "mode": "throughput",
+        "client": client,
+        "concurrency": concurrency,
+        "warmup_calls": warm.issued,
+        "warmup_errors": warm.errors,
+        "calls": calls,
+        "errors": timed.errors,
+        "first_error": timed.first_error or warm.first_error,
+        "events": calls * EVENTS_PER_CALL,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "calls_per_s": calls / wall if wall else 0.0,
+        "events_per_s": calls * EVENTS_PER_CALL / wall if wall else 0.0,
+        "cpu_s_per_1000_calls": 1000.0 * cpu / calls if calls else float("nan"),
+        "p50_ms": 1000.0 * _percentile(latencies, 0.50),
+        "p99_ms": 1000.0 * _percentile(latencies, 0.99),
+        "max_rss_kb": _max_rss_kb(),
+    }
+
+
+async def first(args: dict[str, str]) -> dict[str, Any]:
+    """The first-call mode: import, build the client, make one call."""
+    t0 = float(args["t0"])
+    started = time.monotonic()
+    workload = await MAKERS[args["client"]](args["url"], 1)
+    ready = time.monotonic()
+    try:
+        await workload.call(0)
+        done = time.monotonic()
+    finally:
+        await workload.close()
+    return {
+        "mode": "first",
+        "client": args["client"],
+        "since_spawn_s": done - t0,
+        "interpreter_s": _START - t0,
+        "client_setup_s": ready - started,
+        "first_call_s": done - ready,
+        "max_rss_kb": _max_rss_kb(),
+    }
+
+
+# -- the recorder ---------------------------------------------------------------------
+
+
+def _stat(stats: Any, name: str) -> int:
+    value = stats[name] if isinstance(stats, dict) else getattr(stats, name)
+    return int(value)
+
+
+async def _ours_client(url: str) -> Any:
+    from aiopersonalize_events import Credentials, PersonalizeEventsClient
+
+    client = PersonalizeEventsClient(region=REGION, endpoint_url=url, credentials=Credentials(ACCESS_KEY, SECRET_KEY))
+    if not hasattr(client, "event_recorder"):
+        raise SystemExit("SKIP: PersonalizeEventsClient.event_recorder does not exist yet")
+    return client
+
+
+def _event_factory() -> Callable[[int], Any]:
+    from aiopersonalize_events import Event
+
+    now = time.time
+
+    def build(n: int) -> Any:
+        return Event(
+            event_type="click",
+            item_id=ITEMS[n % 100],
+            sent_at=now(),
+            properties={"device": "mobile", "page": "product", "position": n % 10},
+        )
+
+    return build
+
+
+async def recorder(args: dict[str, str]) -> dict[str, Any]:
+    """Sustained events/s through the recorder into the stub (the producer yields and backs off as a service would)."""
+    duration = float(args.get("duration", "3"))
+    max_events = int(args.get("max_events", "2000000"))
+    prebuilt = args.get("prebuilt") == "1"
+    high_water = int(args.get("high_water", "4000"))
+    build = _event_factory()
+    pool = [build(i) for i in range(1000)] if prebuilt else []
+    client = await _ours_client(args["url"])
+    async with client:
+        rec = client.event_recorder(tracking_id=TRACKING_ID)
+        async with rec:
+            record = rec.record
+            for i in range(2000):  # warm-up: connections, code paths
+                record(build(i), session_id=SESSIONS[i % 64])
+            await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+            warm_stats = rec.stats
+            i = 0
+            cpu0 = time.process_time()
+            wall0 = time.perf_counter()
+            deadline = wall0 + duration
+            clock = time.perf_counter
+            while i < max_events and clock() < deadline:
+                if _stat(rec.stats, "pending") > high_water:
+                    await asyncio.sleep(0.0005)  # back off while the recorder drains, as a busy service would
+                    continue
+                if prebuilt:
+                    for _ in range(50):
+                        record(pool[i % 1000], session_id=SESSIONS[i % 64])
+                        i += 1
+                else:
+                    for _ in range(50):
+                        record(build(i), session_id=SESSIONS[i % 64])
+                        i += 1
+                await asyncio.sleep(0)  # the recorder's task and the sends run between bursts
+            produced_s = clock() - wall0
+            await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+            wall = clock() - wall0
+            cpu = time.process_time() - cpu0
+            stats = rec.stats
+    sent = _stat(stats, "sent") - _stat(warm_stats, "sent")
+    return {
+        "mode": "recorder",
+        "prebuilt": prebuilt,
+        "recorded": i,
+        "sent": sent,
+        "sent_total": _stat(stats, "sent"),
+        "failed": _stat(stats, "failed"),
+        "dropped": _stat(stats, "dropped"),
+        "pending": _stat(stats, "pending"),
+        "retried": _stat(stats, "retried"),
+        "wall_s": wall,
+        "produce_s": produced_s,
+        "cpu_s": cpu,
+        "events_per_s": sent / wall if wall else 0.0,
+        "cpu_us_per_event": 1e6 * cpu / sent if sent else float("nan"),
+        "max_rss_kb": _max_rss_kb(),
+    }
+
+
+async def recmem(args: dict[str, str]) -> dict[str, Any]:
+    """Bytes traced by tracemalloc per event held in the recorder's queue (nothing is sent meanwhile)."""
+    import gc
+    import tracemalloc
+
+    n = int(args.get("events", "5000"))
+    build = _event_factory()
+    client = await _ours_client(args["url"])
+    tracemalloc.start()
+    async with client:
+        rec = client.event_recorder(tracking_id=TRACKING_ID)
+        async with rec:
+            for i in range(20):  # make every lazily created structure exist first
+                rec.record(build(i), session_id=SESSIONS[i % 64])
+            await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+            gc.collect()
+            base = tracemalloc.get_traced_memory()[0]
+            events = [build(i) for i in range(n)]
+            gc.collect()
+            built = tracemalloc.get_traced_memory()[0]
+            # no await between here and the measurements: the background task cannot send
+            for i, event in enumerate(events):
+                rec.record(event, session_id=SESSIONS[i % 64])
+            gc.collect()
+            queued = tracemalloc.get_traced_memory()[0]
+            del events
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+            stats = rec.stats
+            await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+    tracemalloc.stop()
+    return {
+        "mode": "recmem",
+        "events": n,
+        "pending_when_measured": _stat(stats, "pending"),
+        "dropped": _stat(stats, "dropped"),
+        "bytes_per_event_built": (built - base) / n,
+        "bytes_per_event_queue_overhead": (queued - built) / n,
+        "bytes_per_queued_event": (held - base) / n,
+    }
+
+
+async def recmicro(args: dict[str, str]) -> dict[str, Any]:
+    """Microseconds per ``record()`` call on pre-built events (timeit-style: gc off, median of repeats)."""
+    import gc
+    import statistics
+
+    n = int(args.get("events", "1000"))
+    repeats = int(args.get("repeats", "25"))
+    build = _event_factory()
+    client = await _ours_client(args["url"])
+    samples: list[float] = []
+    build_samples: list[float] = []
+    async with client:
+        rec = client.event_recorder(tracking_id=TRACKING_ID)
+        async with rec:
+            record = rec.record
+            for r in range(repeats + 2):
+                gc.collect()
+                gc.disable()
+                t = time.perf_counter()
+                pairs = [(build(i), SESSIONS[i % 64]) for i in range(n)]
+                t_built = time.perf_counter()
+                for event, session in pairs:
+                    record(event, session_id=session)
+                t_done = time.perf_counter()
+                gc.enable()
+                if r >= 2:  # the first two are warm-up
+                    build_samples.append(1e6 * (t_built - t) / n)
+                    samples.append(1e6 * (t_done - t_built) / n)
+                await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+            stats = rec.stats
+    return {
+        "mode": "recmicro",
+        "events": n,
+        "repeats": repeats,
+        "record_us": statistics.median(samples),
+        "record_us_min": min(samples),
+        "event_build_us": statistics.median(build_samples),
+        "dropped": _stat(stats, "dropped"),
+        "sent": _stat(stats, "sent"),
+    }
+
+
+MODES: dict[str, Callable[[dict[str, str]], Awaitable[dict[str, Any]]]] = {
+    "throughput": throughput,
+    "first": first,
+    "recorder": recorder,
+    "recmem": recmem,
+    "recmicro": recmicro,
+}
+
+
+def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
+    """``MODE key=value ...`` to (mode, {key: value})."""
+    if not argv or argv[0] not in MODES:
+        raise SystemExit(f"usage: worker.py {{{'|'.join(MODES)}}} key=value ...")
+    pairs = {}
+    for item in argv[1:]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"expected key=value, got {item!r}")
+        pairs[key] = value
+    return argv[0], pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one mode and print ``RESULT {json}``."""
+    mode, args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        result = asyncio.run(MODES[mode](args))
+    except KeyboardInterrupt:
+        return 130
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""The EventRecorder against the emulator: grouping, delivery under faults, overflow, close."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import logging
+import tracemalloc
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from aiopersonalize_events import (
+    ClientConfig,
+    Credentials,
+    Event,
+    EventRecorder,
+    PersonalizeEventsClient,
+    PersonalizeEventsError,
+    RecorderClosedError,
+    ResourceNotFoundException,
+    ValidationError,
+)
+from aiopersonalize_events.emulator import Emulator, Faults
+
+TRACKER = "tracker-1"
+
+
+async def _no_sleep(_: float) -> None:
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
+    async with PersonalizeEventsClient(
+        region="us-east-1",
+        endpoint_url=emulator.endpoint_url,
+        credentials=Credentials("AKIDRECORDER", "recorder-secret"),
+        config=ClientConfig(max_attempts=2, retry_budget=1_000_000),
+    ) as c:
+        c.retry_policy.sleep = _no_sleep
+        yield c
+
+
+def _event(i: int, **kw: Any) -> Event:
+    return Event(event_type="click", sent_at=1_700_000_000 + i, item_id=f"item-{i}", **kw)
+
+
+def _check_invariant(recorder: EventRecorder) -> None:
+    s = recorder.stats
+    assert s.recorded == s.sent + s.failed + s.dropped + s.pending, s
+
+
+async def test_record_is_synchronous_and_never_awaits(client: PersonalizeEventsClient) -> None:
+    """record() is a plain function: it returns a bool at once, with no coroutine to await."""
+    recorder = client.event_recorder(tracking_id=TRACKER)
+    assert not inspect.iscoroutinefunction(recorder.record)
+    async with recorder:
+        assert recorder.record(_event(1), session_id="s") is True
+    assert recorder.stats.sent == 1
+
+
+async def test_events_of_50_sessions_arrive_grouped(client: PersonalizeEventsClient, emulator: Emulator) -> None:
+    """Events of 50 sessions and users are sent in calls holding one (session, user) each, ten at most."""
+    async with client.event_recorder(tracking_id=TRACKER, flush_interval=60) as recorder:
+        for i in range(1000):
+            session = i % 50
+            user = None if session % 2 else f"user-{session}"
+            recorder.record(_event(i, event_id=f"e{i}"), session_id=f"session-{session}", user_id=user)
+        await recorder.flush()
+        assert recorder.stats.sent == 1000
+    stored = emulator.events(TRACKER)
+    assert len(stored) == 1000
+    for event in stored:
+        session = int(event["eventId"][1:]) % 50
+        assert event["sessionId"] == f"session-{session}"
+        assert event.get("userId") == (None if session % 2 else f"user-{session}")
+    # 20 events a session -> exactly 2 full calls each: 100 calls
+    assert emulator.calls[("PutEvents", 200)] == 100
+
+
+async def test_every_event_gets_an_id_before_its_first_send(
+    client: PersonalizeEventsClient, emulator: Emulator
+) -> None:
+    """Events without an event_id get a UUID; given ids are kept."""
+    async with client.event_recorder(tracking_id=TRACKER) as recorder:
+        recorder.record(_event(1), session_id="s")
+        recorder.record(_event(2, event_id="mine"), session_id="s")
+    ids = [e["eventId"] for e in emulator.events(TRACKER)]
+    assert "mine" in ids
+    (generated,) = [i for i in ids if i != "mine"]
+    assert len(generated) == 32
+    int(generated, 16)
+
+
+async def test_flush_interval_sends_partial_groups(client: PersonalizeEventsClient, emulator: Emulator) -> None:
+    """A group smaller than ten is sent once flush_interval passes, without flush() or close()."""
+    async with client.event_recorder(tracking_id=TRACKER, flush_interval=0.05) as recorder:
+        recorder.record(_event(1), session_id="s")
+        for _ in range(200):
+            if recorder.stats.sent:
+                break
+            await asyncio.sleep(0.01)
+        assert recorder.stats.sent == 1
+    assert len(emulator.events(TRACKER)) == 1
+
+
+async def test_a_full_group_is_sent_without_waiting_for_the_interval(
+    client: PersonalizeEventsClient, emulator: Emulator
+) -> None:
+    """Ten events of one session are sent at once, long before a 60 s flush_interval."""
+    async with client.event_recorder(tracking_id=TRACKER, flush_interval=60) as recorder:
+        for i in range(10):
+            recorder.record(_event(i), session_id="s")
+        for _ in range(300):
+            if recorder.stats.sent:
+                break
+            await asyncio.sleep(0.01)
+        assert recorder.stats.sent == 10
+
+
+async def test_faults_every_event_stored_exactly_once(emulator: Emulator) -> None:
+    """With throttling, 5xx and dropped connections, every event is stored exactly once and counters add up."""
+    emulator.faults = Faults(throttle=0.1, server_error=0.1, disconnect=0.05, seed=7)
+    async with PersonalizeEventsClient(
+        region="us-east-1",
+        endpoint_url=emulator.endpoint_url,
+        credentials=Credentials("AKIDRECORDER", "recorder-secret"),
+        config=ClientConfig(max_attempts=2, retry_budget=1_000_000),
+    ) as client:
+        client.retry_policy.sleep = _no_sleep
+        failures: list[Any] = []
+        recorder = client.event_recorder(
+            tracking_id=TRACKER,
+            flush_interval=0.05,
+            max_queue_size=100_000,
+            on_failure=lambda events, error: failures.append((events, error)),
+        )
+        recorder.sleep = _no_sleep
+        async with recorder:
+            for i in range(3000):
+                recorder.record(_event(i), session_id=f"session-{i % 97}")
+                if i % 500 == 0:
+                    _check_invariant(recorder)
+                    await asyncio.sleep(0)
+            await recorder.flush()
+            _check_invariant(recorder)
+        stats = recorder.stats
+    assert failures == []
+    assert (stats.recorded, stats.sent, stats.failed, stats.dropped, stats.pending) == (3000, 3000, 0, 0, 0)
+    assert stats.retried > 0
+    ids = Counter(e["eventId"] for e in emulator.events(TRACKER))
+    assert len(ids) == 3000
+    assert set(ids.values()) == {1}
+    faulted = sum(n for (op, status), n in emulator.calls.items() if status != 200)
+    assert faulted > 0
+
+
+async def test_overflow_drop_newest(client: PersonalizeEventsClient) -> None:
+    """With drop_newest, events beyond max_queue_size are refused, counted and reported to on_drop."""
+    dropped: list[tuple[Event, str]] = []
+    recorder = client.event_recorder(
+        tracking_id=TRACKER, max_queue_size=5, flush_interval=60, on_drop=lambda e, r: dropped.append((e, r))
+    )
+    async with recorder:
+        results = [recorder.record(_event(i), session_id=f"s{i}") for i in range(8)]
+        assert results == [True] * 5 + [False] * 3
+        assert [e.item_id for e, _ in dropped] == ["item-5", "item-6", "item-7"]
+        assert recorder.stats.dropped == 3
+        _check_invariant(recorder)
+    assert recorder.stats.sent == 5
+
+
+async def test_overflow_drop_oldest(client: PersonalizeEventsClient, emulator: Emulator) -> None:
+    """With drop_oldest, the oldest queued event makes room for the new one."""
+    dropped: list[Event] = []
+    recorder = client.event_recorder(
+        tracking_id=TRACKER,
+        max_queue_size=5,
+        flush_interval=60,
+        overflow="drop_oldest",
+        on_drop=lambda e, r: dropped.append(e),
+    )
+    async with recorder:
+        assert all(recorder.record(_event(i), session_id="s") for i in range(8))
+        assert [e.item_id for e in dropped] == ["item-0", "item-1", "item-2"]
+        _check_invariant(recorder)
+    assert sorted(e["itemId"] for e in emulator.events(TRACKER)) == [f"item-{i}" for i in range(3, 8)]
+
+
+async def test_overflow_block_makes_put_wait_for_room(client: PersonalizeEventsClient, emulator: Emulator) -> None:
+    """With a full queue, await put() waits until sends free room, and loses nothing."""
+    recorder = client.event_recorder(tracking_id=TRACKER, max_queue_size=10, flush_interval=0.01, overflow="block")
+    async with recorder:
+        for i in range(50):
+            await recorder.put(_event(i), session_id=f"s{i % 3}")
+            assert recorder.stats.pending <= 10
+    assert recorder.stats.sent == 50
+    assert recorder.stats.dropped == 0
+    assert len(emulator.events(TRACKER)) == 50
+
+
+async def test_non_retryable_failure_goes_to_on_failure(emulator: Emulator) -> None:
+    """A call the service refuses for good (unknown tracker) hands its events to on_failure at once."""
+    emulator.register(tracking_ids=["known"])
+    failures: list[tuple[list[Event], PersonalizeEventsError]] = []
+    async with (
+        PersonalizeEventsClient(
+            region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDX", "s")
+        ) as client,
+        client.event_recorder(
+            tracking_id="unknown-tracker", on_failure=lambda ev, err: failures.append((ev, err))
+        ) as recorder,
+    ):
+        for i in range(3):
+            recorder.record(_event(i), session_id="s")
+        await recorder.flush()
+    assert len(failures) == 1
+    events, error = failures[0]
+    assert [e.item_id for e in events] == ["item-0", "item-1", "item-2"]
+    assert all(e.event_id for e in events)
+    assert isinstance(error, ResourceNotFoundException)
+    assert recorder.stats.failed == 3
+    assert recorder.stats.retried == 0
+
+
+async def test_async_on_failure_is_awaited(emulator: Emulator) -> None:
+    """An async on_failure callback is awaited."""
+    emulator.register(tracking_ids=["known"])
+    seen: list[int] = []
+
+    async def on_failure(events: list[Event], error: PersonalizeEventsError) -> None:
+        await asyncio.sleep(0)
+        seen.append(len(events))
+
+    async with (
+        PersonalizeEventsClient(
+            region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDX", "s")
+        ) as client,
+        client.event_recorder(tracking_id="nope", on_failure=on_failure) as recorder,
+    ):
+        recorder.record(_event(1), session_id="s")
+    assert seen == [1]
+
+
+async def test_close_with_deadline_and_stalled_server_hands_the_rest_to_on_failure(emulator: Emulator) -> None:
+    """close(timeout) against a server that never answers fails every pending event, within the deadline."""
+    emulator.faults = Faults(latency=2.0)
+    failures: list[tuple[list[Event], PersonalizeEventsError]] = []
+    async with PersonalizeEventsClient(
+        region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDX", "s")
+    ) as client:
+        recorder = client.event_recorder(
+            tracking_id=TRACKER, max_concurrency=2, on_failure=lambda ev, err: failures.append((ev, err))
+        )
+        for i in range(95):
+            recorder.record(_event(i), session_id=f"s{i % 5}")
+        await asyncio.sleep(0.05)  # let the first calls go out and stall
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.wait_for(recorder.close(timeout=0.3), 10)
+        assert loop.time() - start < 1.5
+        await recorder.close(timeout=0.3)  # idempotent
+    stats = recorder.stats
+    assert (stats.recorded, stats.failed, stats.pending, stats.sent) == (95, 95, 0, 0)
+    assert sum(len(ev) for ev, _ in failures) == 95
+    assert all(isinstance(err, RecorderClosedError) for _, err in failures)
+
+
+async def test_record_after_close_is_dropped(client: PersonalizeEventsClient) -> None:
+    """After close(), record() drops the event (counted, reported) and put() raises RecorderClosedError."""
+    reasons: list[str] = []
+    recorder = client.event_recorder(tracking_id=TRACKER, on_drop=lambda e, r: reasons.append(r))
+    async with recorder:
+        pass
+    assert recorder.record(_event(1), session_id="s") is False
+    assert reasons == ["closed"]
+    _check_invariant(recorder)
+    with pytest.raises(RecorderClosedError):
+        await recorder.put(_event(2), session_id="s")
+
+
+async def test_invalid_input_raises_before_recording(client: PersonalizeEventsClient) -> None:
+    """A non-Event, a bad session id or an oversized event raises ValidationError and is not counted."""
+    async with client.event_recorder(tracking_id=TRACKER) as recorder:
+        with pytest.raises(ValidationError) as info:
+            recorder.record({"eventType": "x"}, session_id="s")  # type: ignore[arg-type]
+        assert info.value.path == "event"
+        with pytest.raises(ValidationError) as info:
+            recorder.record(_event(1), session_id="")
+        assert info.value.path == "session_id"
+        big = Event(event_type="x", sent_at=1, impression=["é" * 256] * 25)
+        with pytest.raises(ValidationError) as info:
+            recorder.record(big, session_id="s")
+        assert "10240" in str(info.value)
+        assert recorder.stats.recorded == 0
+
+
+async def test_loop_survives_an_internal_error(
+    client: PersonalizeEventsClient,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An exception inside the background loop is logged and the loop goes on delivering."""
+    recorder = client.event_recorder(tracking_id=TRACKER, flush_interval=0.01)
+    original = recorder._cut_groups
+    calls = 0
+
+    def flaky() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        original()
+
+    monkeypatch.setattr(recorder, "_cut_groups", flaky)
+    with caplog.at_level(logging.ERROR, logger="aiopersonalize_events.recorder"):
+        async with recorder:
+            recorder.record(_event(1), session_id="s")
+            for _ in range(300):
+                if recorder.stats.sent:
+                    break
+                await asyncio.sleep(0.01)
+    assert recorder.stats.sent == 1
+    assert any("loop error" in r.message for r in caplog.records)
+
+
+async def test_a_dead_background_task_fails_pending_events_loudly(
+    client: PersonalizeEventsClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If the background task ever dies, pending events go to on_failure instead of being lost."""
+    failed: list[int] = []
+    recorder = client.event_recorder(
+        tracking_id=TRACKER, flush_interval=60, on_failure=lambda ev, err: failed.append(len(ev))
+    )
+    async with recorder:
+        for i in range(5):
+            recorder.record(_event(i), session_id="s")
+        runner = recorder._runner
+        assert runner is not None
+        with caplog.at_level(logging.ERROR, logger="aiopersonalize_events.recorder"):
+            recorder._runner_done_for_test = True  # type: ignore[attr-defined]
+            # simulate the impossible: the task ends with an exception
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            fake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            fake.set_exception(RuntimeError("crash"))
+            recorder._runner_done(fake)  # type: ignore[arg-type]
+            for _ in range(100):
+                if failed:
+                    break
+                await asyncio.sleep(0.01)
+    assert failed == [5]
+    assert recorder.stats.failed == 5
+    _check_invariant(recorder)
+    assert any("task died" in r.message for r in caplog.records)
+
+
+async def test_hot_loop_memory_is_bounded_by_max_queue_size(client: PersonalizeEventsClient) -> None:
+    """100k record() calls without yielding hold at most max_queue_size events; the rest are dropped."""
+    event = _event(1)
+    async with client.event_recorder(tracking_id=TRACKER, max_queue_size=1000, flush_interval=60) as recorder:
+        tracemalloc.start()
+        try:
+            base, _ = tracemalloc.get_traced_memory()
+            for i in range(100_000):
+                recorder.record(event, session_id=f"s{i % 10}")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        stats = recorder.stats
+        assert stats.pending == 1000
+        assert stats.dropped == 99_000
+        # session strings and list slots for 1000 events, nowhere near 100k events' worth
+        assert peak - base < 1000 * 1024
+    assert recorder.stats.sent == 1000
+
+
+async def test_closed_recorder_is_collectable(client: PersonalizeEventsClient) -> None:
+    """Nothing keeps a closed recorder alive."""
+    recorder = client.event_recorder(tracking_id=TRACKER)
+    async with recorder:
+        recorder.record(_event(1), session_id="s")
+    ref = weakref.ref(recorder)
+    del recorder
+    gc.collect()
+    assert ref() is None
+
+
+async def test_close_is_idempotent_and_concurrent_safe(client: PersonalizeEventsClient) -> None:
+    """close() may be called many times, even concurrently, and never raises."""
+    recorder = client.event_recorder(tracking_id=TRACKER)
+    async with recorder:
+        recorder.record(_event(1), session_id="s")
+        await asyncio.gather(recorder.close(), recorder.close(), recorder.close())
+    await recorder.close()
+    assert recorder.stats.sent == 1
+    assert recorder.closed

@@ -408,6 +408,7 @@ class PersonalizeEventsClient:
         url = self._endpoint + op.path
         policy = self.retry_policy
         attempt = 0
+        retry_cost = 0
         while True:
             attempt += 1
             try:
@@ -416,11 +417,12 @@ class PersonalizeEventsClient:
                 if not policy.should_retry(attempt, error):
                     error.attempts = attempt
                     raise
+                retry_cost = policy.budget.cost(error)
                 delay = policy.delay(attempt, error)
                 log.debug("%s attempt %d failed (%s); retrying in %.3fs", op.name, attempt, _code_of(error), delay)
                 await policy.sleep(delay)
                 continue
-            policy.budget.refund(retried=attempt > 1)
+            policy.budget.refund(retry_cost)
             return meta
 
     async def _send(self, op: ops.Operation, url: str, body: bytes, attempt: int) -> ResponseMetadata:

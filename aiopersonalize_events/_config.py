@@ -28,7 +28,8 @@ class ClientConfig:
     backoff_base * 2 ** (attempt - 1))`` seconds (full jitter), or the
     ``Retry-After`` the service sent. ``retry_budget`` is the client-wide
     token bucket that stops retry storms: a retry takes 5 tokens (10 after a
-    timeout or dropped connection), a success gives one back, and with the
+    timeout or dropped connection), a success gives back what its retry took
+    (one token when it needed none), and with the
     bucket empty failures are returned at once instead of retried.
     ``connect_timeout`` and ``read_timeout`` are seconds; ``max_connections``
     bounds the pooled connections; ``use_fips_endpoint`` and

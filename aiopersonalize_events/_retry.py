@@ -5,7 +5,7 @@ The policy asks each error for its own facts (``retryable``, ``throttling``,
 exponential backoff with full jitter; a ``Retry-After`` from the service wins
 when present. A client-wide token bucket (the AWS SDKs' "standard" retry mode:
 500 tokens, 5 per retry, 10 per retry after a timeout or dropped connection,
-1 back per success) stops a fleet of callers from multiplying load during an
+what a retry took back when the call then succeeds, else 1) stops a fleet of callers from multiplying load during an
 outage: with the bucket empty, failures are returned at once.
 
 ``random`` and ``sleep`` are injectable so tests assert exact delays without
@@ -42,17 +42,22 @@ class RetryBudget:
         """Tokens left now."""
         return self._tokens
 
+    @staticmethod
+    def cost(error: PersonalizeEventsError) -> int:
+        """Tokens a retry after ``error`` takes: 10 after a transport failure, else 5."""
+        return TIMEOUT_RETRY_COST if isinstance(error, TransportError) else RETRY_COST
+
     def acquire(self, error: PersonalizeEventsError) -> bool:
         """Take the cost of retrying after ``error``; False when the budget cannot pay it."""
-        cost = TIMEOUT_RETRY_COST if isinstance(error, TransportError) else RETRY_COST
+        cost = self.cost(error)
         if self._tokens < cost:
             return False
         self._tokens -= cost
         return True
 
-    def refund(self, retried: bool) -> None:
-        """Give tokens back after a success: the retry's cost when it was one, else one token."""
-        amount = RETRY_COST if retried else SUCCESS_REFUND
+    def refund(self, retry_cost: int = 0) -> None:
+        """Give tokens back after a success: what its last retry took (``retry_cost``), else one token."""
+        amount = retry_cost or SUCCESS_REFUND
         self._tokens = min(self._capacity, self._tokens + amount)
 
 

@@ -255,6 +255,16 @@ async def test_a_retried_success_refunds_its_retry(server: ScriptedServer) -> No
         assert client.retry_policy.budget.tokens == 10
 
 
+async def test_a_success_after_a_transport_retry_refunds_what_it_took(server: ScriptedServer) -> None:
+    """A call that succeeds after a dropped connection gives back the 10 tokens its retry took, not 5."""
+    async with make_client(server, config=ClientConfig(retry_budget=30)) as client:
+        for _ in range(4):
+            server.reply(Reply(action="drop"))
+            meta = await put_one(client)
+            assert meta.retry_attempts == 1
+        assert client.retry_policy.budget.tokens == 30
+
+
 async def test_the_budget_never_exceeds_its_capacity(server: ScriptedServer) -> None:
     """Successes on a full budget do not raise it past its capacity."""
     async with make_client(server, config=ClientConfig(retry_budget=7)) as client:

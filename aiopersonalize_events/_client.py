@@ -20,6 +20,7 @@ from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, StaticProvider, default_provider, resolve_region
 from ._endpoints import endpoint_for, host_header
+from ._json import dumps as _dumps
 from ._recorder import EventRecorder
 from ._retry import RetryBudget, RetryPolicy
 from ._shapes import (
@@ -54,7 +55,6 @@ __all__ = ["PersonalizeEventsClient", "ResponseMetadata"]
 log: Final = logging.getLogger("aiopersonalize_events")
 
 _UNOPENED, _OPENED, _CLOSED = "unopened", "opened", "closed"
-_encode: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @attrs.frozen
@@ -404,7 +404,7 @@ class PersonalizeEventsClient:
         if self._state != _OPENED or self._signer is None or self._session is None:
             await self.open()
         assert self._endpoint is not None
-        body = _encode(to_wire(request)).encode("utf-8")
+        body = _dumps(to_wire(request)).encode("utf-8")
         url = self._endpoint + op.path
         policy = self.retry_policy
         attempt = 0
@@ -441,7 +441,7 @@ class PersonalizeEventsClient:
                 url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
                 status = response.status
-                payload = await _read_capped(response, limit)
+                payload = await _read_capped(response, limit, self._config.read_timeout)
                 response_headers = response.headers
         except PersonalizeEventsError:
             raise
@@ -463,13 +463,22 @@ def _code_of(error: PersonalizeEventsError) -> str:
     return getattr(error, "code", None) or type(error).__name__
 
 
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+async def _read_capped(response: aiohttp.ClientResponse, limit: int, timeout: float) -> bytes:
+    """Read the body: at most ``limit`` bytes, and all of it within about ``timeout`` seconds.
+
+    ``sock_read`` bounds each wait for data; the deadline bounds the whole body,
+    so a server that trickles a byte at a time cannot hold a call open forever.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > limit:
             raise InvalidResponseError(f"answer body larger than {limit} bytes (HTTP {response.status})")
+        if loop.time() > deadline:
+            raise ReadTimeoutError(f"the answer body took longer than {timeout:g}s to arrive (HTTP {response.status})")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any, TypeAlias, TypeVar
@@ -20,6 +21,7 @@ from typing import Any, TypeAlias, TypeVar
 import attrs
 
 from . import _limits as L
+from ._json import dumps as _dumps
 from .errors import ValidationError
 
 __all__ = [
@@ -45,7 +47,6 @@ Properties: TypeAlias = Mapping[str, Any] | str
 """A mapping of str to JSON values, or a str that already holds a JSON object."""
 
 _MAX_EPOCH = 32503680000.0  # 3000-01-01: larger values are almost surely milliseconds
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _hidden(value: object) -> str:
@@ -124,30 +125,52 @@ def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
+_JSON_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _check_depth(path: str, text: str) -> None:
+    """Refuse JSON text nested deeper than ``PROPERTIES_MAX_DEPTH``, whatever the caller's stack."""
+    if text.count("{") + text.count("[") <= L.PROPERTIES_MAX_DEPTH:
+        return  # it cannot be nested deeper than it has brackets
+    depth = 0
+    for found in _JSON_STRING_OR_BRACKET.finditer(text):
+        token = found.group()
+        if token == "{" or token == "[":
+            depth += 1
+            if depth > L.PROPERTIES_MAX_DEPTH:
+                raise ValidationError(path, f"is nested more than {L.PROPERTIES_MAX_DEPTH} levels deep")
+        elif token == "}" or token == "]":
+            depth -= 1
+
+
 def _to_properties(path: str, value: object, maximum: int, reserved: bool) -> str:
     """Normalise Properties to the JSON object text the service expects, checking its limits."""
     if isinstance(value, str):
         text = value
+        _check_depth(path, text)
         try:
             parsed = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, RecursionError):
             raise ValidationError(path, "is a string that does not hold valid JSON") from None
         if not isinstance(parsed, dict):
             raise ValidationError(path, "must hold a JSON object")
-        keys: Iterable[object] = parsed
-    elif isinstance(value, Mapping):
+        if reserved:
+            _check_reserved(path, parsed)
+    elif type(value) is dict or isinstance(value, Mapping):
         for key in value:
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 raise ValidationError(path, f"keys must be strings, found a {type(key).__name__}")
+        if reserved:
+            _check_reserved(path, value)
         try:
-            text = _COMPACT.encode(value)
+            text = _dumps(value)
         except ValueError as exc:  # NaN/inf, circular reference
             raise ValidationError(path, f"cannot be encoded as JSON: {_reason(exc)}") from None
         except TypeError as exc:
             raise ValidationError(path, f"cannot be encoded as JSON: {_reason(exc)}") from None
         except RecursionError:
             raise ValidationError(path, "is nested too deeply to encode as JSON") from None
-        keys = value
+        _check_depth(path, text)
     else:
         raise ValidationError(path, f"must be a mapping or a JSON object string, not {type(value).__name__}")
     n = len(text)
@@ -157,11 +180,14 @@ def _to_properties(path: str, value: object, maximum: int, reserved: bool) -> st
         raise ValidationError(path, f"must be at most {maximum} characters of JSON, is {n}")
     if not text.isascii():
         _check_utf8(path, text)
-    if reserved:
-        for key in keys:
-            if isinstance(key, str) and key.lower() in L.RESERVED_PROPERTY_KEYS:
-                raise ValidationError(path, f"must not use the reserved key {key!r} (in any case)")
     return text
+
+
+def _check_reserved(path: str, keys: Iterable[str]) -> None:
+    reserved = L.RESERVED_PROPERTY_KEYS
+    for key in keys:
+        if key.lower() in reserved:
+            raise ValidationError(path, f"must not use the reserved key {key!r} (in any case)")
 
 
 def _reason(exc: Exception) -> str:
@@ -418,7 +444,7 @@ def check_event_size(event: Event, path: str = "") -> None:
         return
     from .serde import to_wire  # local: serde imports this module
 
-    size = len(_COMPACT.encode(to_wire(event)).encode("utf-8"))
+    size = len(_dumps(to_wire(event)).encode("utf-8"))
     if size > L.EVENT_MAX_BYTES:
         raise ValidationError(path, f"is {size} bytes of JSON; the service takes at most {L.EVENT_MAX_BYTES} per event")
 

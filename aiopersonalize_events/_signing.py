@@ -5,14 +5,21 @@
 It signs the host we give it, so callers pass exactly the ``Host`` header
 aiohttp will send. It calls ``datetime.utcnow()``, deprecated since Python
 3.12; that warning is silenced here so it never reaches a user's test suite.
+
+The signer derives the signing key (four HMACs) on every call, although it
+changes only with the date, region and service. Its module-level
+``getSignatureKey`` is wrapped once in a small LRU cache here: the result is
+the same key, computed once a day instead of once a request.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 
 import attrs
+from aws_requests_auth import aws_auth as _aws_auth
 from aws_requests_auth.aws_auth import AWSRequestsAuth
 
 from ._credentials import Credentials
@@ -23,6 +30,15 @@ SIGNING_NAME = "personalize"
 """The service's signing name (not its endpoint prefix, ``personalize-events``)."""
 
 _WARNS = sys.version_info >= (3, 12)
+
+
+def _cache_signing_keys() -> None:
+    derive = _aws_auth.getSignatureKey
+    if getattr(derive, "cache_info", None) is None:  # not wrapped yet (by us, in this process)
+        _aws_auth.getSignatureKey = functools.lru_cache(maxsize=32)(derive)
+
+
+_cache_signing_keys()
 
 
 @attrs.frozen

@@ -7,6 +7,7 @@ import gc
 import inspect
 import logging
 import tracemalloc
+import uuid
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -100,7 +101,7 @@ async def test_every_event_gets_an_id_before_its_first_send(
     assert "mine" in ids
     (generated,) = [i for i in ids if i != "mine"]
     assert len(generated) == 32
-    int(generated, 16)
+    assert uuid.UUID(generated).version == 4
 
 
 async def test_flush_interval_sends_partial_groups(client: PersonalizeEventsClient, emulator: Emulator) -> None:

@@ -468,7 +468,15 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int, timeout: fl
 
     ``sock_read`` bounds each wait for data; the deadline bounds the whole body,
     so a server that trickles a byte at a time cannot hold a call open forever.
+    The usual answer (``{}``) has arrived whole with the headers; it is taken
+    without waiting.
     """
+    content = response.content
+    if content.is_eof():
+        data = content.read_nowait()
+        if len(data) > limit:
+            raise InvalidResponseError(f"answer body larger than {limit} bytes (HTTP {response.status})")
+        return data
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     chunks: list[bytes] = []

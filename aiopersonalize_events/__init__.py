@@ -11,7 +11,7 @@ lazily.
 from ._batching import DEFAULT_RATE, BatchError, BatchFailure, BatchResult
 from ._client import PersonalizeEventsClient, ResponseMetadata
 from ._config import ClientConfig
-from ._credentials import CredentialProvider, Credentials
+from ._credentials import CredentialProvider, Credentials, RefreshingProvider
 from ._recorder import EventRecorder, RecorderClosedError, RecorderStats
 from ._shapes import (
     Action,
@@ -81,6 +81,7 @@ __all__ = [
     "ReadTimeoutError",
     "RecorderClosedError",
     "RecorderStats",
+    "RefreshingProvider",
     "ResourceInUseException",
     "ResourceNotFoundException",
     "ResponseMetadata",

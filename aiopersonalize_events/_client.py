@@ -20,7 +20,7 @@ from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, StaticProvider, default_provider, resolve_region
 from ._endpoints import endpoint_for, host_header
-from ._json import dumps as _dumps
+from ._json import dumps_wire, float_agrees
 from ._recorder import EventRecorder
 from ._retry import RetryBudget, RetryPolicy
 from ._shapes import (
@@ -404,7 +404,7 @@ class PersonalizeEventsClient:
         if self._state != _OPENED or self._signer is None or self._session is None:
             await self.open()
         assert self._endpoint is not None
-        body = _dumps(to_wire(request)).encode("utf-8")
+        body = dumps_wire(to_wire(request), _floats_agree(request))
         url = self._endpoint + op.path
         policy = self.retry_policy
         attempt = 0
@@ -457,6 +457,17 @@ class PersonalizeEventsClient:
         service_error = parse_error(status, response_headers, payload)
         log.debug("%s attempt %d: %s", op.name, attempt, service_error)
         raise service_error
+
+
+def _floats_agree(request: Any) -> bool:
+    """True unless an event value is a float that orjson and the stdlib would write differently.
+
+    The other floats of a body (``sentAt``, ``timestamp``) are epoch seconds
+    rounded to milliseconds, never below 1e-4 unless zero.
+    """
+    if type(request) is PutEventsRequest:
+        return all(float_agrees(event.event_value) for event in request.event_list)
+    return True
 
 
 def _code_of(error: PersonalizeEventsError) -> str:

@@ -80,6 +80,8 @@ def _check_optional_text(path: str, value: object, maximum: int) -> None:
 
 def _to_epoch(path: str, value: object) -> float:
     """Normalise a Timestamp to epoch seconds rounded to milliseconds."""
+    if type(value) is float and 0.0 <= value <= _MAX_EPOCH:  # the common case (time.time()); NaN fails both
+        return round(value, 3)
     if isinstance(value, bool):
         raise ValidationError(path, "must be a datetime, epoch seconds or an ISO-8601 string, not bool")
     if isinstance(value, (int, float)):

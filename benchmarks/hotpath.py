@@ -52,6 +52,8 @@ def _package_of(path: str) -> str:
         if "attrs generated" in path:
             return "attrs (generated code)"
         return "python (frozen/builtin)"
+    if "/" not in path and not path.endswith(".py"):
+        return "other"
     head = path.split("/", 1)[0]
     if head.endswith(".py"):
         head = head[:-3]

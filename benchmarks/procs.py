@@ -47,21 +47,23 @@ class WorkerSkipped(RuntimeError):
 
 
 class Children:
-    """The live child processes; ``stop_all()`` ends them, and runs at exit and on SIGTERM/SIGHUP."""
+    """The live child processes; ``stop_all()`` ends them, and runs at exit, on Ctrl-C and on SIGTERM/SIGHUP."""
 
     def __init__(self) -> None:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._installed = False
 
     def install(self) -> None:
-        """Register the exit hook and turn SIGTERM/SIGHUP into a clean exit (idempotent)."""
+        """Register the exit hook and turn SIGINT/SIGTERM/SIGHUP into a clean exit (idempotent)."""
         if self._installed:
             return
         self._installed = True
         atexit.register(self.stop_all)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            with contextlib.suppress(ValueError, OSError):  # not the main thread, or not supported here
+        with contextlib.suppress(ValueError, OSError):  # not the main thread, or not supported here
+            for sig in (signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, _exit_on_signal)
+            # Ctrl-C stops the run even when started in the background, where SIGINT comes ignored
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def start(self, args: list[str], env: Mapping[str, str] | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start a child and remember it."""

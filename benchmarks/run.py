@@ -53,7 +53,7 @@ from benchmarks.procs import (
     run_python,
     run_worker,
 )
-from benchmarks.report import fmt, median, paired_ratio, summarise_throughput, table, targets
+from benchmarks.report import fmt, median, paired_ratio, render, summarise_throughput, targets
 
 __all__ = ["IMPORTS", "Plan", "main", "run_suite"]
 
@@ -89,7 +89,7 @@ class Plan:
             self.specs.insert(1 + i, (label, "ours", child_env(Path(root).absolute())))
         self.compare_root: list[str] = args.compare_root or []
         self.stub: str = args.stub
-        self.first_reps: int = 3 if args.quick else 7
+        self.first_reps: int = 5 if args.quick else 9
         self.import_reps: int = 5 if args.quick else 9
         self.recorder_reps: int = 1 if args.quick else 3
         self.recorder_duration: float = 1.5 if args.quick else 2.5
@@ -138,7 +138,7 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         cpu = platform.processor() or "unknown"
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("aiopersonalize-events", "aiohttp", "aws-requests-auth", "attrs", "cattrs", "aiobotocore", "botocore"):
         try:
             versions[dist] = metadata.version(dist)
@@ -209,7 +209,12 @@ def choose_stub(plan: Plan) -> tuple[str, list[dict[str, Any]]]:
                 }
             )
             log(f"stub {kind}: {fmt(us, 1)} µs CPU per request, floor at {fmt(result['calls_per_s'])} calls/s")
-    best = min(("raw", "aiohttp"), key=lambda k: median(t["stub_us_per_request"] for t in trials if t["kind"] == k))
+
+    def cost(kind: str) -> float:
+        value = median(t["stub_us_per_request"] for t in trials if t["kind"] == kind)
+        return float("inf") if value is None else value
+
+    best = min(("raw", "aiohttp"), key=cost)
     return best, trials
 
 
@@ -267,14 +272,21 @@ def run_imports(plan: Plan) -> dict[str, Any]:
     """Cold import times in fresh processes, interleaved; ratios paired per repetition."""
     env = child_env(plan.package_root)
     names = [n for n in IMPORTS if n != "aiobotocore" or "aiobotocore" not in plan.skipped_clients]
-    for name in names:  # untimed: write bytecode caches, warm the file cache
-        run_python(_IMPORT_CODE.format(stmt=IMPORTS[name]), env=env)
-    samples: dict[str, list[float]] = {n: [] for n in names}
+    # (label, statement, environment): prototypes given with --compare-root are imported too
+    cases = [(n, IMPORTS[n], env) for n in names]
+    cases += [
+        (f"aiopersonalize_events ({label})", IMPORTS["aiopersonalize_events"], e)
+        for label, c, e in plan.specs
+        if label.startswith("ours@")
+    ]
+    for _name, stmt, case_env in cases:  # untimed: write bytecode caches, warm the file cache
+        run_python(_IMPORT_CODE.format(stmt=stmt), env=case_env)
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     ratios = []
     for rep in range(plan.import_reps):
         got = {}
-        for name in _rotate(names, rep):
-            out, _ = run_python(_IMPORT_CODE.format(stmt=IMPORTS[name]), env=env)
+        for name, stmt, case_env in _rotate(cases, rep):
+            out, _ = run_python(_IMPORT_CODE.format(stmt=stmt), env=case_env)
             got[name] = float(out.strip().splitlines()[-1])
             samples[name].append(got[name])
         ratios.append(got["aiopersonalize_events"] / got["its four dependencies"])
@@ -282,10 +294,13 @@ def run_imports(plan: Plan) -> dict[str, Any]:
         "import aiohttp, aws_requests_auth.aws_auth, attrs, cattrs\nimport aiopersonalize_events",
         env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
     )
+    best = {n: min(v) for n, v in samples.items() if v}
     return {
         "median_s": {n: median(v) for n, v in samples.items()},
+        "best_s": best,
         "samples_s": samples,
         "ours_vs_deps": median(ratios),
+        "ours_vs_deps_best": best["aiopersonalize_events"] / best["its four dependencies"],
         "added_by_ours": _import_trace_after_deps(trace),
     }
 
@@ -336,8 +351,18 @@ def run_first_call(plan: Plan, stub: Stub) -> dict[str, Any]:
             key: median(r[key] for r in mine)
             for key in ("since_spawn_s", "interpreter_s", "client_setup_s", "first_call_s", "max_rss_kb")
         }
+    summary["best"] = {
+        label: {
+            key: min(r[key] for r in runs if r["label"] == label)
+            for key in ("since_spawn_s", "interpreter_s", "client_setup_s", "first_call_s")
+        }
+        for label in plan.labels
+    }
     summary["ours_vs_floor"] = paired_ratio(runs, "since_spawn_s", "ours", "floor", {})
     summary["ours_vs_aiobotocore"] = paired_ratio(runs, "since_spawn_s", "ours", "aiobotocore", {})
+    best = summary["best"]
+    if "ours" in best and "floor" in best:
+        summary["ours_vs_floor_best"] = best["ours"]["since_spawn_s"] / best["floor"]["since_spawn_s"]
     return summary
 
 
@@ -380,6 +405,19 @@ def run_recorder(plan: Plan, stub: Stub) -> dict[str, Any]:
     return out
 
 
+def _recorder_vs_floor(results: dict[str, Any]) -> float | None:
+    """The recorder's CPU per event over the floor's CPU per event (its CPU per call at c=16 over ten)."""
+    rec = results.get("recorder") or {}
+    floor = next(
+        (r for r in results.get("throughput_summary", []) if r["label"] == "floor" and r["concurrency"] == 16), None
+    )
+    built = rec.get("built") or {}
+    if not floor or not floor.get("cpu_s_per_1000_calls") or not built.get("cpu_us_per_event"):
+        return None
+    floor_us_per_event = float(floor["cpu_s_per_1000_calls"]) * 1000 / 10
+    return float(built["cpu_us_per_event"]) / floor_us_per_event
+
+
 def run_stages(plan: Plan) -> dict[str, Any]:
     """The per-stage costs of our put_events and the measured alternatives (``benchmarks.stages``)."""
     code = "import sys; from benchmarks.stages import main; sys.exit(main({}))".format(
@@ -391,239 +429,6 @@ def run_stages(plan: Plan) -> dict[str, Any]:
             result: dict[str, Any] = json.loads(line[7:])
             return result
     raise WorkerError("benchmarks.stages printed no result")
-
-
-# -- the report --------------------------------------------------------------------------------------
-
-
-def render(results: dict[str, Any]) -> str:
-    """The Markdown report."""
-    m = results["machine"]
-    plan = results["plan"]
-    parts = [
-        "# aiopersonalize-events benchmarks",
-        "",
-        f"{m['date']} · {m['nproc']} cores, {m['cpu']} · {m['python']} · {m['platform']} · "
-        f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_start'])}",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + f" · git {m.get('git')}",
-        "",
-        f"Command: `{results['command']}` · stub: {results['stub']} · {plan['reps']} repetition(s) of "
-        f"{plan['duration']:g} s per client and concurrency, interleaved; medians; ratios paired within a repetition.",
-    ]
-    rows = []
-    for row in results["throughput_summary"]:
-        rows.append(
-            [
-                row["label"],
-                str(row["concurrency"]),
-                fmt(row["calls_per_s"]),
-                fmt(row["events_per_s"]),
-                fmt(row["p50_ms"], 2),
-                fmt(row["p99_ms"], 2),
-                fmt(row["cpu_s_per_1000_calls"], 3),
-                fmt((row["max_rss_kb"] or 0) / 1024, 1),
-                fmt(row["cpu_vs_floor"], 2, "x"),
-                fmt(row["calls_vs_floor"], 2, "x"),
-                fmt(row["calls_vs_aiobotocore"], 2, "x"),
-            ]
-        )
-    parts += [
-        "",
-        "## PutEvents throughput (10 events per call)",
-        "",
-        table(
-            [
-                "client",
-                "c",
-                "calls/s",
-                "events/s",
-                "p50 ms",
-                "p99 ms",
-                "CPU s / 1000 calls",
-                "peak RSS MB",
-                "CPU ÷ floor",
-                "calls/s ÷ floor",
-                "calls/s ÷ aiobotocore",
-            ],
-            rows,
-        ),
-        "",
-        "CPU is the client process's own (`time.process_time()` over the timed section); latency is one iteration "
-        "(build the call's records, make the call).",
-    ]
-    imports = results.get("imports")
-    first = results.get("first_call")
-    if imports or first:
-        parts += ["", "## Start-up", ""]
-    if imports:
-        med = imports["median_s"]
-        irows = [[name, fmt(1000 * (v or 0), 1)] for name, v in med.items()]
-        parts += [
-            table(["cold import (fresh process, bytecode cached)", "ms"], irows),
-            "",
-            f"`import aiopersonalize_events` ÷ its four dependencies together: **{fmt(imports['ours_vs_deps'], 2)}x**",
-        ]
-        added = imports.get("added_by_ours") or {}
-        if added.get("top_self_ms"):
-            top = ", ".join(f"{e['module']} {e['self_ms']:.1f}" for e in added["top_self_ms"][:8])
-            parts += [
-                "",
-                f"What ours adds after its dependencies are loaded (`-X importtime`): {added['total_ms']:.1f} ms; "
-                f"largest self times (ms): {top}",
-            ]
-    if first:
-        frows = []
-        for label, med in first["median"].items():
-            frows.append(
-                [
-                    label,
-                    fmt(1000 * (med["since_spawn_s"] or 0), 1),
-                    fmt(1000 * (med["interpreter_s"] or 0), 1),
-                    fmt(1000 * (med["client_setup_s"] or 0), 1),
-                    fmt(1000 * (med["first_call_s"] or 0), 1),
-                    fmt((med["max_rss_kb"] or 0) / 1024, 1),
-                ]
-            )
-        parts += [
-            "",
-            table(
-                ["client", "start → first call ms", "interpreter ms", "import + client ms", "first call ms", "RSS MB"],
-                frows,
-            ),
-            "",
-            f"ours ÷ floor: **{fmt(first['ours_vs_floor'], 2)}x** · ours ÷ aiobotocore: "
-            f"{fmt(first['ours_vs_aiobotocore'], 2)}x",
-        ]
-    rec = results.get("recorder")
-    if rec:
-        parts += ["", "## Recorder", ""]
-        if "skipped" in rec:
-            parts.append(f"Skipped: {rec['skipped']}")
-        else:
-            built, pre = rec["built"], rec["prebuilt"]
-            mem, micro = rec["memory"], rec["micro"]
-            parts += [
-                table(
-                    ["measure", "value"],
-                    [
-                        ["sustained events/s into the stub (events built per record)", fmt(built["events_per_s"])],
-                        ["  CPU µs per event (build + record + send)", fmt(built["cpu_us_per_event"], 1)],
-                        ["sustained events/s into the stub (pre-built events)", fmt(pre["events_per_s"])],
-                        ["  CPU µs per event (record + send)", fmt(pre["cpu_us_per_event"], 1)],
-                        ["`record()` µs per call (pre-built event, median)", fmt(micro["record_us"], 2)],
-                        ["`Event(...)` µs per event (for comparison)", fmt(micro["event_build_us"], 2)],
-                        ["bytes per queued event, event included (tracemalloc)", fmt(mem["bytes_per_queued_event"])],
-                        ["  of which the queue's own overhead", fmt(mem["bytes_per_event_queue_overhead"])],
-                        ["dropped / failed during the runs", f"{fmt(built['dropped'])} / {fmt(built['failed'])}"],
-                        ["stub received exactly the events sent", "yes" if rec["stub_events_match"] else "**no**"],
-                    ],
-                ),
-            ]
-    verdicts = results.get("targets") or []
-    if verdicts:
-        trows = []
-        for t in verdicts:
-            unit = "x" if t["key"] in ("cpu_c16", "cpu_c64", "calls_c16", "import", "first_call") else ""
-            digits = 2 if unit else (1 if t["key"] == "record_us" else 0)
-            met = "-" if t["met"] is None else ("met" if t["met"] else "**not met**")
-            trows.append([t["what"], f"{t['op']} {t['limit']:g}{unit}", fmt(t["measured"], digits, unit), met])
-        parts += ["", "## Targets (issue 7)", "", table(["target", "limit", "measured", "verdict"], trows)]
-    prof = results.get("profile")
-    floor_prof = results.get("profile_floor") or {}
-    floor_pkg = {r["name"]: r["us_per_call"] for r in floor_prof.get("own_by_package", [])}
-    if prof and prof.get("own_by_package"):
-        parts += [
-            "",
-            f"## Profile: ours at c=16 ({prof['method']})",
-            "",
-            f"{prof['samples']} samples; µs per call are each function's share of the samples times the "
-            f"measured {prof['cpu_us_per_call']:.0f} µs CPU per call (the floor, profiled the same way: "
-            f"{fmt(floor_prof.get('cpu_us_per_call'), 0)} µs). Sampling counts wall time while the process is not "
-            "idle, so on a busy machine time spent preempted shows up in whatever was running (often a socket write).",
-            "",
-            table(
-                ["package (own time)", "share", "µs/call", "floor µs/call"],
-                [
-                    [
-                        r["name"],
-                        fmt(100 * r["share"], 1, "%"),
-                        fmt(r["us_per_call"], 1),
-                        fmt(floor_pkg.get(r["name"]), 1),
-                    ]
-                    for r in prof["own_by_package"][:14]
-                ],
-            ),
-            "",
-            table(
-                ["our function (inclusive)", "share", "µs/call"],
-                [
-                    [r["name"], fmt(100 * r["share"], 1, "%"), fmt(r["us_per_call"], 1)]
-                    for r in prof["inclusive_ours"][:15]
-                ],
-            ),
-            "",
-            table(
-                ["function (own time)", "share", "µs/call"],
-                [[r["name"], fmt(100 * r["share"], 1, "%"), fmt(r["us_per_call"], 1)] for r in prof["own_top"][:15]],
-            ),
-        ]
-    elif prof and prof.get("own_top"):
-        parts += [
-            "",
-            f"## Profile: ours at c=16 ({prof['method']})",
-            "",
-            table(
-                ["function", "calls/call", "own µs/call", "cum µs/call"],
-                [
-                    [r["name"], fmt(r["calls_per_call"], 1), fmt(r["own_us_per_call"], 1), fmt(r["cum_us_per_call"], 1)]
-                    for r in prof["own_top"][:20]
-                ],
-            ),
-        ]
-    stages = results.get("stages")
-    if stages:
-        srows = [[s["name"], fmt(s["us"], 1), fmt(s.get("best_us"), 1), s.get("note") or ""] for s in stages["stages"]]
-        arows = [
-            [a["name"], a["replaces"].strip(), fmt(a["us"], 1), fmt(a.get("best_us"), 1)]
-            for a in stages["alternatives"]
-        ]
-        checks = ", ".join(f"{k}: {v}" for k, v in stages["checks"].items())
-        parts += [
-            "",
-            "## Our per-call stages (no I/O, µs per call of 10 events)",
-            "",
-            table(["stage", "median µs", "best µs", "note"], srows),
-            "",
-            table(["alternative", "replaces", "median µs", "best µs"], arows, align="llrr"),
-            "",
-            f"Output checks: {checks}",
-        ]
-    if results.get("stub_trials"):
-        strows = [
-            [
-                t["kind"],
-                str(t["rep"]),
-                fmt(t["stub_us_per_request"], 1),
-                fmt(t["floor_calls_per_s"]),
-                fmt(100 * t["stub_cpu_share"], 0, "%"),
-            ]
-            for t in results["stub_trials"]
-        ]
-        parts += [
-            "",
-            "## Stub choice (floor client at c=64)",
-            "",
-            table(["stub", "rep", "stub CPU µs/request", "floor calls/s", "stub busy"], strows),
-        ]
-    notes = results.get("warnings") or []
-    skipped = results.get("skipped_clients") or {}
-    if notes or skipped:
-        parts += ["", "## Notes", ""]
-        parts += [f"- {name} skipped: {why}" for name, why in skipped.items()]
-        parts += [f"- {w}" for w in notes]
-    parts += ["", f"Finished in {results['elapsed_s']:.0f} s; load average at the end {results['loadavg_end']}."]
-    return "\n".join(parts) + "\n"
 
 
 # -- the driver ------------------------------------------------------------------------------------------
@@ -654,6 +459,8 @@ def run_suite(plan: Plan, command: str = "python -m benchmarks") -> dict[str, An
             "clients": plan.labels,
             "package_root": str(plan.package_root),
             "compare_root": plan.compare_root,
+            "first_reps": plan.first_reps,
+            "import_reps": plan.import_reps,
         },
         "skipped_clients": plan.skipped_clients,
         "warnings": warnings,
@@ -682,6 +489,8 @@ def run_suite(plan: Plan, command: str = "python -m benchmarks") -> dict[str, An
             )
     if plan.stages:
         results["stages"] = _phase("stages", lambda: run_stages(plan), warnings)
+    if results.get("recorder") and "skipped" not in results["recorder"]:
+        results["recorder"]["cpu_per_event_vs_floor"] = _recorder_vs_floor(results)
     results["targets"] = targets(_measured(results))
     results["elapsed_s"] = time.monotonic() - started
     results["loadavg_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -695,8 +504,8 @@ def _measured(results: dict[str, Any]) -> dict[str, float | None]:
         "cpu_c16": (by.get(("ours", 16)) or {}).get("cpu_vs_floor"),
         "cpu_c64": (by.get(("ours", 64)) or {}).get("cpu_vs_floor"),
         "calls_c16": (by.get(("ours", 16)) or {}).get("calls_vs_aiobotocore"),
-        "import": (results.get("imports") or {}).get("ours_vs_deps"),
-        "first_call": (results.get("first_call") or {}).get("ours_vs_floor"),
+        "import": (results.get("imports") or {}).get("ours_vs_deps_best"),
+        "first_call": (results.get("first_call") or {}).get("ours_vs_floor_best"),
         "recorder_eps": (rec.get("built") or {}).get("events_per_s"),
         "record_us": (rec.get("micro") or {}).get("record_us"),
         "bytes_per_event": (rec.get("memory") or {}).get("bytes_per_queued_event"),

@@ -206,7 +206,7 @@ async def _serve_raw(port: int, counters: Counters) -> tuple[asyncio.AbstractSer
     return server, bound
 
 
-async def _serve_aiohttp(port: int, counters: Counters) -> tuple[Any, int]:
+async def _serve_aiohttp(port: int, counters: Counters) -> tuple[Any, int]:  # (web.AppRunner, port)
     from aiohttp import web
 
     async def put(request: web.Request) -> web.Response:
@@ -230,44 +230,48 @@ async def _serve_aiohttp(port: int, counters: Counters) -> tuple[Any, int]:
     await runner.setup()
     site = web.TCPSite(runner, HOST, port, backlog=1024)
     await site.start()
-    server = site._server
-    assert server is not None
-    bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    bound = next(int(address[1]) for address in runner.addresses)
     return runner, bound
 
 
-async def serve(kind: str, port: int, max_seconds: float, ready: Any = None) -> None:
+async def serve(kind: str, port: int, max_seconds: float) -> None:
     """Serve until cancelled, signalled, orphaned or ``max_seconds`` old; print ``STUB <port>`` when up."""
     counters = Counters()
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def request_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(sig, request_stop)
     parent = os.getppid()
     deadline = loop.time() + max_seconds
 
     def watchdog() -> None:
         if os.getppid() != parent or loop.time() > deadline:
-            if not stop.done():
-                stop.set_result(None)
+            request_stop()
             return
         loop.call_later(0.5, watchdog)
 
     watchdog()
     if kind == "raw":
         server, bound = await _serve_raw(port, counters)
+        try:
+            print(f"STUB {bound}", flush=True)
+            await stop
+        finally:
+            server.close()
     elif kind == "aiohttp":
-        server, bound = await _serve_aiohttp(port, counters)
+        runner, bound = await _serve_aiohttp(port, counters)
+        try:
+            print(f"STUB {bound}", flush=True)
+            await stop
+        finally:
+            await runner.cleanup()
     else:
         raise SystemExit(f"unknown stub kind {kind!r}")
-    print(f"STUB {bound}", flush=True)
-    try:
-        await stop
-    finally:
-        if kind == "raw":
-            server.close()
-        else:
-            await server.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

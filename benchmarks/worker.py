@@ -33,7 +33,7 @@ _START = time.monotonic()
 
 import asyncio  # noqa: E402  (after _START on purpose; every client imports it anyway)
 import json  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
+from collections.abc import Awaitable, Callable, Coroutine  # noqa: E402
 from typing import Any  # noqa: E402
 
 TRACKING_ID = "bench-tracking-0000"
@@ -91,8 +91,8 @@ async def make_ours(url: str, concurrency: int) -> Workload:
 
 async def make_aiobotocore(url: str, concurrency: int) -> Workload:
     """aiobotocore: one session, one client reused, its pool sized to the concurrency."""
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
+    from aiobotocore.config import AioConfig  # type: ignore[import-untyped, unused-ignore]
+    from aiobotocore.session import get_session  # type: ignore[import-untyped, unused-ignore]
 
     session = get_session()
     context = session.create_client(
@@ -492,7 +492,7 @@ async def recmicro(args: dict[str, str]) -> dict[str, Any]:
     }
 
 
-MODES: dict[str, Callable[[dict[str, str]], Awaitable[dict[str, Any]]]] = {
+MODES: dict[str, Callable[[dict[str, str]], Coroutine[Any, Any, dict[str, Any]]]] = {
     "throughput": throughput,
     "first": first,
     "recorder": recorder,

@@ -87,7 +87,8 @@ def _scrub(exc: BaseException) -> None:
     """Remove the signing headers aiohttp keeps in ``ClientResponseError.request_info``.
 
     Our errors chain the aiohttp exception (``raise ... from exc``), and its
-    ``repr`` shows the request headers, session token included.
+    ``repr`` and ``args`` (what pickling and error reporters read) hold the
+    request headers, session token included.
     """
     if isinstance(exc, aiohttp.ClientResponseError):
         info = exc.request_info
@@ -96,6 +97,7 @@ def _scrub(exc: BaseException) -> None:
             headers.popall(name, None)
         exc.request_info = aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
         exc.history = ()
+        exc.args = (exc.request_info, exc.history)
 
 
 def _translate(exc: BaseException) -> TransportError:

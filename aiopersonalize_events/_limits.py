@@ -30,6 +30,14 @@ ITEM_PROPERTIES_MAX: Final = 32000
 ACTION_PROPERTIES_MAX: Final = 32000
 USER_PROPERTIES_MAX: Final = 24000
 
+PROPERTIES_MAX_DEPTH: Final = 100
+"""Deepest nesting of objects and arrays in ``properties`` JSON.
+
+Not from the service model: Python's json gives up at a depth that depends on
+the caller's stack, so shapes and emulator both refuse deeper JSON at this
+fixed depth, far below that and far beyond any real properties object.
+"""
+
 RESERVED_PROPERTY_KEYS: Final = frozenset(
     {"userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression"}
 )

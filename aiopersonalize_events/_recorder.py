@@ -455,13 +455,17 @@ class EventRecorder:
         assert self._wake is not None
         self._wake.set()
         if waiting:
-            await asyncio.gather(*waiting)
+            # wait(), not gather(): cancelling this flush must not cancel the batches' futures,
+            # which close() waits on to drain
+            await asyncio.wait(waiting)
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop intake, send what is queued, and wait at most ``timeout`` seconds (default ``close_timeout``).
 
         Events still unsent at the deadline go to ``on_failure`` with a
-        ``RecorderClosedError``. Idempotent; never raises.
+        ``RecorderClosedError``. Idempotent; never raises. If the caller is
+        cancelled meanwhile, the recorder stops at once (unsent events go to
+        ``on_failure``) and the cancellation is passed on.
         """
         if self._closed is not None:
             await asyncio.shield(self._closed)
@@ -470,6 +474,12 @@ class EventRecorder:
         self._closed = loop.create_future()
         try:
             await self._close(timeout if timeout is not None else self._close_timeout, loop)
+        except asyncio.CancelledError:
+            # the caller was cancelled while we drained: stop at once, so that nothing keeps running and every
+            # unsent event reaches on_failure, then let the cancellation through (shielded: a second cancel
+            # cannot cut the stop short)
+            await asyncio.shield(self._stop(RecorderClosedError("close() was cancelled with events undelivered")))
+            raise
         except Exception:
             log.exception("event recorder close failed; pending events were failed")
         finally:
@@ -493,12 +503,15 @@ class EventRecorder:
         waiting = [b.done for b in self._unsettled]
         if waiting:
             await asyncio.wait(waiting, timeout=max(0.0, self._deadline - loop.time()))
+        await self._stop(RecorderClosedError(f"the recorder closed after {timeout:g}s with events undelivered"))
+
+    async def _stop(self, error: RecorderClosedError) -> None:
+        """Stop now: end the background loop, cancel the calls in flight, fail every event still unsent."""
         self._state = "closed"
         runner = self._runner
         if runner is not None and not runner.done():
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
-        error = RecorderClosedError(f"the recorder closed after {timeout:g}s with events undelivered")
         while self._ready:
             await self._settle_failed(self._ready.popleft(), error)
         tasks = list(self._in_flight)

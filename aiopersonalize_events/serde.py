@@ -145,7 +145,7 @@ def _structure_shape(data: Any, cls: type[_S]) -> _S:
     except ValidationError:
         raise
     except ForbiddenExtraKeysError as exc:
-        extra = sorted(exc.extra_fields)
+        extra = sorted(map(str, exc.extra_fields))  # str: a Mapping's keys may be of any type
         raise ValidationError(extra[0], f"is not a member of {cls.__name__}") from None
     except KeyError as exc:
         member = exc.args[0] if exc.args else "?"

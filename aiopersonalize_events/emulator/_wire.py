@@ -151,6 +151,34 @@ _RESERVED_KEYS: Final = {
 """Keys the service refuses, in any case, in Event and ActionInteraction properties."""
 
 
+def _too_deep(text: str) -> bool:
+    """True when the objects and arrays of JSON ``text`` nest deeper than ``PROPERTIES_MAX_DEPTH``.
+
+    Brackets inside strings do not count. Measured before parsing, so the
+    answer never depends on Python's recursion limit and the caller's stack.
+    """
+    if text.count("{") + text.count("[") <= L.PROPERTIES_MAX_DEPTH:
+        return False  # fewer brackets than the limit: shallow enough whatever its shape
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest > L.PROPERTIES_MAX_DEPTH
+
+
 @attrs.frozen
 class JsonObjectText:
     """``properties``: a string holding a JSON object, at most ``maximum`` characters.
@@ -171,6 +199,10 @@ class JsonObjectText:
         before = len(out)
         _lengths(path, len(value), 1, self.maximum, out)
         if len(out) > before:
+            return
+        if _too_deep(value):
+            limit = L.PROPERTIES_MAX_DEPTH
+            out.append(_violation(path, f"Member must be the text of a JSON object nested at most {limit} deep"))
             return
         try:
             parsed = json.loads(value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import platform
@@ -19,7 +18,7 @@ from . import _operations as ops
 from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, StaticProvider, default_provider, resolve_region
-from ._endpoints import endpoint_for, host_header
+from ._endpoints import endpoint_for, host_header, is_loopback_host
 from ._json import dumps_wire, float_agrees
 from ._recorder import EventRecorder
 from ._retry import RetryBudget, RetryPolicy
@@ -69,15 +68,6 @@ class ResponseMetadata:
 def _user_agent(extra: str | None) -> str:
     agent = f"aiopersonalize-events/{__version__} Python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
     return f"{agent} {extra}" if extra else agent
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 _SIGNED_SECRETS: Final = ("Authorization", "X-Amz-Security-Token")
@@ -235,7 +225,7 @@ class PersonalizeEventsClient:
             region, fips=self._config.use_fips_endpoint, dualstack=self._config.use_dualstack_endpoint
         )
         parts = urlsplit(endpoint)
-        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
             log.warning("endpoint %s uses plain http: requests and their records travel unencrypted", endpoint)
         self._region = region
         self._endpoint = endpoint

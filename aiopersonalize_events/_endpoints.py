@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from .errors import ValidationError
 
-__all__ = ["endpoint_for", "host_header"]
+__all__ = ["endpoint_for", "host_header", "is_loopback_host"]
 
 
 def endpoint_for(region: str, *, fips: bool = False, dualstack: bool = False) -> str:
@@ -25,6 +26,16 @@ def endpoint_for(region: str, *, fips: bool = False, dualstack: bool = False) ->
     else:
         suffix = "amazonaws.com.cn" if china else "amazonaws.com"
     return f"https://{prefix}.{region}.{suffix}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): hosts on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def host_header(url: str) -> str:

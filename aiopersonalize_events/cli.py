@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import functools
 import importlib
-import ipaddress
 import json
 import os
 import signal
@@ -44,6 +43,7 @@ import attrs
 from . import _operations as ops
 from ._batching import BatchResult, RateLimiter
 from ._credentials import Credentials
+from ._endpoints import is_loopback_host
 from ._version import __version__
 from .errors import (
     AccessDeniedException,
@@ -720,13 +720,7 @@ class _Load:
 def _is_loopback(url: str | None) -> bool:
     if not url:
         return False
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 class _UsageError(Exception):

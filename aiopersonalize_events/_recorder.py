@@ -413,8 +413,15 @@ class EventRecorder:
     async def _settle_failed(self, batch: _Batch, error: PersonalizeEventsError) -> None:
         if batch not in self._unsettled:
             return
+        before = self._failed
         self._settle(batch, sent=False)
-        log.warning("event recorder could not deliver %d event(s): %s", len(batch.events), error)
+        if before == 0 or before // 1000 != self._failed // 1000:  # the first failure, then one line per 1000 events
+            log.warning(
+                "event recorder could not deliver %d event(s): %s; %d failed so far",
+                len(batch.events),
+                error,
+                self._failed,
+            )
         if self._on_failure is None:
             return
         try:

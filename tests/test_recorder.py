@@ -408,3 +408,26 @@ async def test_close_is_idempotent_and_concurrent_safe(client: PersonalizeEvents
     await recorder.close()
     assert recorder.stats.sent == 1
     assert recorder.closed
+
+
+async def test_mass_failure_logs_a_few_lines_not_one_per_batch(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """3,000 undeliverable events log the first failure and one line per 1,000, not 300 warnings."""
+    emulator.register(tracking_ids=["known"])
+    failed: list[int] = []
+    with caplog.at_level(logging.WARNING, logger="aiopersonalize_events.recorder"):
+        async with (
+            PersonalizeEventsClient(
+                region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDX", "s")
+            ) as client,
+            client.event_recorder(
+                tracking_id="unknown", max_queue_size=5000, on_failure=lambda ev, err: failed.append(len(ev))
+            ) as recorder,
+        ):
+            for i in range(3000):
+                recorder.record(_event(i), session_id=f"s{i % 30}")
+    assert sum(failed) == 3000
+    warnings = [r for r in caplog.records if "could not deliver" in r.getMessage()]
+    assert 1 <= len(warnings) <= 4
+    assert warnings[-1].getMessage().endswith("3000 failed so far")

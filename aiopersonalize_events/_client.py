@@ -156,7 +156,9 @@ class PersonalizeEventsClient:
             "User-Agent": _user_agent(self._config.user_agent_extra),
         }
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._config.connect_timeout, sock_read=self._config.read_timeout
+            total=self._config.attempt_timeout,
+            sock_connect=self._config.connect_timeout,
+            sock_read=self._config.read_timeout,
         )
         self.retry_policy = RetryPolicy(
             max_attempts=self._config.max_attempts,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from .errors import ValidationError
@@ -12,6 +14,11 @@ __all__ = ["ClientConfig"]
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValidationError(attribute.name, "must be a positive number")
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+        raise ValidationError(attribute.name, "must be a positive number or None")
 
 
 def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -31,7 +38,11 @@ class ClientConfig:
     timeout or dropped connection), a success gives back what its retry took
     (one token when it needed none), and with the
     bucket empty failures are returned at once instead of retried.
-    ``connect_timeout`` and ``read_timeout`` are seconds; ``max_connections``
+    ``connect_timeout`` and ``read_timeout`` are seconds (opening a
+    connection; each wait for data, and the whole answer body);
+    ``attempt_timeout`` bounds one attempt as a whole, waiting for a pooled
+    connection included, so a server that trickles its answer's headers
+    cannot hold a call open (None: no bound); ``max_connections``
     bounds the pooled connections; ``use_fips_endpoint`` and
     ``use_dualstack_endpoint`` pick those endpoint variants;
     ``user_agent_extra`` is appended to the ``User-Agent``;
@@ -43,6 +54,7 @@ class ClientConfig:
     backoff_max: float = attrs.field(default=20.0, validator=_positive)
     connect_timeout: float = attrs.field(default=5.0, validator=_positive)
     read_timeout: float = attrs.field(default=15.0, validator=_positive)
+    attempt_timeout: float | None = attrs.field(default=60.0, validator=_positive_or_none)
     max_connections: int = attrs.field(default=64, validator=_at_least_one)
     user_agent_extra: str | None = None
     use_fips_endpoint: bool = False

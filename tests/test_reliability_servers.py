@@ -355,3 +355,23 @@ def _event(i: int) -> Any:
     from aiopersonalize_events import Event
 
     return Event(event_type="click", sent_at=1_700_000_000 + i, event_id=f"e{i}")
+
+
+async def trickled_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stop: asyncio.Event) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    while not stop.is_set():
+        writer.write(b"a")
+        await writer.drain()
+        await asyncio.sleep(READ_TIMEOUT / 6)
+    raise ConnectionResetError
+
+
+async def test_headers_trickled_a_byte_at_a_time_end_at_the_attempt_timeout() -> None:
+    """A server that trickles its headers (each byte within read_timeout) is cut off by attempt_timeout."""
+    async with serving(trickled_headers) as server, _client(server.url, attempt_timeout=1.0) as client:
+        started = time.perf_counter()
+        with pytest.raises(ReadTimeoutError) as caught:
+            await asyncio.wait_for(client.put_items(dataset_arn=ARN, items=[Item(item_id="i")]), HANG_GUARD)
+        took = time.perf_counter() - started
+    assert caught.value.attempts == 2
+    assert took < HANG_GUARD

@@ -183,6 +183,7 @@ class EventRecorder:
         self._wake: asyncio.Event | None = None
         self._room: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
+        self._failing: asyncio.Task[None] | None = None
         self._flush_now = False
         self._deadline: float | None = None
         self._closed: asyncio.Future[None] | None = None
@@ -437,7 +438,10 @@ class EventRecorder:
         # cannot happen by design; if it does, fail everything pending loudly rather than lose it
         log.error("event recorder task died: %r; failing pending events", task.exception())
         loop = task.get_loop()
-        loop.create_task(self._fail_everything(RecorderClosedError("the recorder's background task died")))
+        # kept referenced: the loop holds tasks only weakly
+        self._failing = loop.create_task(
+            self._fail_everything(RecorderClosedError("the recorder's background task died"))
+        )
 
     async def _fail_everything(self, error: PersonalizeEventsError) -> None:
         self._cut_groups()
@@ -446,7 +450,7 @@ class EventRecorder:
         for task in list(self._in_flight):
             task.cancel()
         if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await asyncio.wait(list(self._in_flight))
         for batch in list(self._unsettled):
             await self._settle_failed(batch, error)
 
@@ -515,17 +519,17 @@ class EventRecorder:
     async def _stop(self, error: RecorderClosedError) -> None:
         """Stop now: end the background loop, cancel the calls in flight, fail every event still unsent."""
         self._state = "closed"
-        runner = self._runner
+        runner, self._runner = self._runner, None  # a finished task keeps its frames (and so this recorder) alive
         if runner is not None and not runner.done():
             runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
+            await asyncio.wait([runner])
         while self._ready:
             await self._settle_failed(self._ready.popleft(), error)
         tasks = list(self._in_flight)
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks)
         for batch in list(self._unsettled):
             await self._settle_failed(batch, error)
 

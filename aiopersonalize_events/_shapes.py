@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import Any, TypeAlias, TypeVar
@@ -96,6 +97,8 @@ def _to_epoch(path: str, value: object) -> float:
         text = value.strip()
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
+        if _OLD_ISO:
+            text = _six_digit_fraction(text)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
@@ -114,6 +117,19 @@ def _to_epoch(path: str, value: object) -> float:
     if seconds > _MAX_EPOCH:
         raise ValidationError(path, "is after the year 3000; epoch milliseconds passed as seconds?")
     return round(seconds, 3)
+
+
+_OLD_ISO = sys.version_info < (3, 11)  # 3.10's fromisoformat takes only 3 or 6 fraction digits
+_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)[.,](\d+)")
+
+
+def _six_digit_fraction(text: str) -> str:
+    """Pad or cut a fraction of a second to the six digits Python 3.10's ``fromisoformat`` requires."""
+    found = _FRACTION.search(text)
+    if found is None:
+        return text
+    digits = (found.group(1) + "000000")[:6]
+    return f"{text[: found.start()]}.{digits}{text[found.end() :]}"
 
 
 def _datetime_seconds(path: str, value: datetime) -> float:

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import os
 import re
 import socket
 import textwrap
@@ -32,18 +31,7 @@ ROLE = "arn:aws:iam::123456789012:role/demo"
 Serve = Callable[[web.Application], Awaitable[str]]
 
 
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A clean AWS environment: no AWS_* variables, a temporary HOME, IMDS off, STS on a closed loopback port."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    (home / ".aws").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
-    return home
+pytestmark = pytest.mark.usefixtures("aws_env")  # the conftest fixture: a clean AWS environment, temporary HOME
 
 
 @pytest.fixture

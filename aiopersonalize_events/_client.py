@@ -7,7 +7,7 @@ import json
 import logging
 import platform
 from collections.abc import AsyncIterable, Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -34,7 +34,6 @@ from ._shapes import (
     PutUsersRequest,
     User,
 )
-from ._signing import Signer
 from ._version import __version__
 from .errors import (
     ConnectionClosedError,
@@ -48,6 +47,9 @@ from .errors import (
     parse_error,
 )
 from .serde import to_wire
+
+if TYPE_CHECKING:
+    from ._signing import Signer
 
 __all__ = ["PersonalizeEventsClient", "ResponseMetadata"]
 
@@ -231,6 +233,10 @@ class PersonalizeEventsClient:
             log.warning("endpoint %s uses plain http: requests and their records travel unencrypted", endpoint)
         self._region = region
         self._endpoint = endpoint
+        # imported here, not at package import: aws-requests-auth brings in `requests` (tens of ms),
+        # which only a client that actually sends needs
+        from ._signing import Signer
+
         self._signer = Signer(host_header(endpoint), region)
 
     async def close(self) -> None:

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 from _scripted_server import ScriptedServer
+from hypothesis import settings
+
+# In CI (CI=true), property-based tests draw the same examples on every run, so a red CI is
+# reproducible and never a roll of the dice; locally they explore new examples each run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture

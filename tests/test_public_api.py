@@ -135,3 +135,6 @@ def test_importing_the_package_stays_light() -> None:
         assert not {m for m in ours if m == lazy or m.startswith(lazy + ".")}, lazy
     for heavy in ("botocore", "boto3", "hypothesis", "pytest"):
         assert heavy not in loaded, heavy
+    # the signer (aws-requests-auth and the `requests` it imports) loads when a client first opens
+    assert "aws_requests_auth" not in loaded
+    assert "requests" not in loaded

@@ -10,6 +10,8 @@ import pytest
 from _scripted_server import ScriptedServer
 from hypothesis import settings
 
+from aiopersonalize_events.emulator import Emulator
+
 # In CI (CI=true), property-based tests draw the same examples on every run, so a red CI is
 # reproducible and never a roll of the dice; locally they explore new examples each run.
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -49,3 +51,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
     return home
+
+
+@pytest.fixture
+def emulator(personalize_emulator: Emulator) -> Emulator:
+    """The pytest plugin's running emulator (fresh for each test), under a short name."""
+    return personalize_emulator

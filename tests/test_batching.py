@@ -27,12 +27,6 @@ ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/ITEMS"
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
 async def client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
     async with PersonalizeEventsClient(
         region="us-east-1",

@@ -36,12 +36,6 @@ async def _no_sleep(_: float) -> None:
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
 async def client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
     async with PersonalizeEventsClient(
         region="us-east-1",

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -38,12 +37,6 @@ BUDGET = 500  # ClientConfig's default retry budget
 
 async def _no_sleep(_: float) -> None:
     await asyncio.sleep(0)
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator() as emu:
-        yield emu
 
 
 def _client(emu: Emulator, **config: Any) -> PersonalizeEventsClient:

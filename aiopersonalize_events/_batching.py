@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import attrs
 
+from . import _limits as L
 from . import _operations as ops
 from ._shapes import Event, check_event_size
 from .errors import PersonalizeEventsError, ValidationError
 
-__all__ = ["DEFAULT_RATE", "Rate", "BatchError", "BatchFailure", "BatchResult", "RateLimiter", "run_batched"]
+__all__ = [
+    "DEFAULT_RATE",
+    "BatchError",
+    "BatchFailure",
+    "BatchResult",
+    "Grouper",
+    "Rate",
+    "RateLimiter",
+    "run_batched",
+]
 
 R = TypeVar("R")
 
@@ -129,6 +139,84 @@ class RateLimiter:
                 self._tokens -= 1
                 return
             await self._sleep((1 - self._tokens) / self._rate)
+
+
+K = TypeVar("K", bound=Hashable)
+
+_NOTHING: Final[tuple[Any, ...]] = ()
+
+
+class Grouper(Generic[K, R]):
+    """Collects records into groups by key and cuts them into batches of at most ``size``.
+
+    The one grouping component of the package: the recorder groups events by
+    (session, user) with it and the command line groups input lines by the
+    request members they share. ``add(key, record)`` returns the batches that
+    are ready: the record's group when it reached ``size``, and, while more
+    than ``max_records`` are held, the oldest groups cut early (so memory
+    stays bounded however many keys there are). ``cut()`` empties it, oldest
+    group first; ``pop_oldest()`` takes back the oldest record held (for a
+    drop-oldest overflow policy). Nothing here awaits or does I/O.
+    """
+
+    __slots__ = ("_groups", "_held", "max_records", "size")
+
+    def __init__(self, size: int = L.RECORDS_PER_CALL, *, max_records: int | None = None) -> None:
+        self.size = size
+        self.max_records = max_records
+        self._groups: dict[K, list[R]] = {}
+        self._held = 0
+
+    def __len__(self) -> int:
+        """The number of records held in open groups."""
+        return self._held
+
+    @property
+    def groups(self) -> int:
+        """The number of open groups."""
+        return len(self._groups)
+
+    def add(self, key: K, record: R) -> Sequence[tuple[K, list[R]]]:
+        """Add ``record`` to the group of ``key``; return the batches that are now ready (usually none)."""
+        groups = self._groups
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [record]
+        else:
+            group.append(record)
+            if len(group) >= self.size:
+                del groups[key]
+                self._held -= len(group) - 1
+                return ((key, group),)
+        self._held += 1
+        cap = self.max_records
+        if cap is None or self._held <= cap:
+            return _NOTHING
+        ready: list[tuple[K, list[R]]] = []
+        while self._held > cap:
+            oldest = next(iter(groups))
+            batch = groups.pop(oldest)
+            self._held -= len(batch)
+            ready.append((oldest, batch))
+        return ready
+
+    def cut(self) -> list[tuple[K, list[R]]]:
+        """Remove and return every group, full or not, oldest first."""
+        groups, self._groups = self._groups, {}
+        self._held = 0
+        return list(groups.items())
+
+    def pop_oldest(self) -> tuple[K, R] | None:
+        """Remove and return the oldest record held (of the oldest group), or None when empty."""
+        if not self._groups:
+            return None
+        key = next(iter(self._groups))
+        group = self._groups[key]
+        record = group.pop(0)
+        if not group:
+            del self._groups[key]
+        self._held -= 1
+        return key, record
 
 
 async def _aiter(records: Iterable[R] | AsyncIterable[R]) -> AsyncIterator[R]:

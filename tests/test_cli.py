@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from aiopersonalize_events import _operations as ops
-from aiopersonalize_events.cli import EXIT_INTERRUPTED, LineError, _Console, build_parser, main, parse_line
+from aiopersonalize_events.cli import EXIT_INTERRUPTED, LineError, build_parser, main, parse_line
+from aiopersonalize_events.cli.console import Console
 from aiopersonalize_events.emulator import Emulator, Faults
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/cli/ITEMS"
@@ -427,7 +428,7 @@ def test_progress_bar_only_on_a_terminal_and_not_with_no_progress() -> None:
     """With tqdm installed the bar is drawn on a terminal only; never with --no-progress or on a pipe."""
     pytest.importorskip("tqdm")
     terminal = _Terminal()
-    console = _Console(terminal, progress=True, total_bytes=2000, unit="records")
+    console = Console(terminal, progress=True, total_bytes=2000, unit="records")
     assert console.has_bar
     console.advance(10, 100)
     console.say("line 3: a problem")
@@ -436,5 +437,5 @@ def test_progress_bar_only_on_a_terminal_and_not_with_no_progress() -> None:
     assert "records" in drawn
     assert "line 3: a problem" in drawn
     assert "200" in drawn  # the estimated total: 10 records took 100 of 2000 bytes
-    assert not _Console(_Terminal(), progress=False, total_bytes=None, unit="records").has_bar
-    assert not _Console(io.StringIO(), progress=True, total_bytes=None, unit="records").has_bar
+    assert not Console(_Terminal(), progress=False, total_bytes=None, unit="records").has_bar
+    assert not Console(io.StringIO(), progress=True, total_bytes=None, unit="records").has_bar

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Final, TextIO
 
-from . import (
+from .. import (
     Action,
     ActionInteraction,
     ClientConfig,
@@ -33,7 +33,7 @@ from . import (
     ValidationError,
     __version__,
 )
-from .serde import from_wire
+from ..serde import from_wire
 
 __all__ = ["main", "run_demo"]
 
@@ -73,7 +73,7 @@ def _catalog(count: int) -> Iterator[Item]:
 
 async def run_demo(stream: TextIO | None = None) -> None:
     """Run the demo, printing to ``stream`` (default: standard output)."""
-    from .emulator import Emulator, Faults
+    from ..emulator import Emulator, Faults
 
     say = _Out(stream if stream is not None else sys.stdout)
     now = time.time()

@@ -1,0 +1,200 @@
+"""The console script ``aiopersonalize-events`` (also ``python -m aiopersonalize_events``).
+
+One ``put-*`` sub-command per entry of the operations table streams JSON
+Lines (one record per line, in the service's camelCase shape) from a file or
+standard input to the service: each line is checked once and becomes a
+record, records are grouped into calls of at most ten (``put-events`` by the
+lines' ``sessionId`` and ``userId``, in bounded memory), and the calls run
+concurrently, paced at the service quota. A line that cannot be sent, and a
+record the service refused, is reported with its line number and written
+with the reason to ``--failed-out``; the rest go on. Ctrl-C or SIGTERM stops
+reading at once, lets the calls in flight finish, writes every record read
+and not sent to ``--failed-out``, and the summary says from which line the
+input was not read. ``emulator`` serves the local emulator and ``demo`` runs
+the quick-start demo.
+
+Exit status: 0 every record accepted; 1 some were not (they are in
+``--failed-out``), or ``--failed-out`` could not be written; 2 usage error or
+unreadable input; 130 interrupted; 143 terminated.
+
+The modules: ``lines`` (a line into a record), ``feed`` (reading the input),
+``run`` (intake, grouping, calls, stopping), ``failed`` (``--failed-out``),
+``console`` (messages, progress, summary), ``connect`` (the client),
+``put`` (one ``put-*`` command), ``demo`` (the quick-start demo) and
+``status`` (exit statuses). Only the entry point imports this package;
+``import aiopersonalize_events`` does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from .. import _operations as ops
+from .._validators import check_positive_int
+from .._version import __version__
+from ..errors import ValidationError
+from .console import settle_std_streams
+from .feed import MAX_LINE_BYTES
+from .lines import LineError, ParsedLine, line_members, parse_line
+from .status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "MAX_LINE_BYTES",
+    "LineError",
+    "ParsedLine",
+    "build_parser",
+    "line_members",
+    "main",
+    "parse_line",
+]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a whole number") from None
+    try:
+        check_positive_int("value", value)
+    except ValidationError:
+        raise argparse.ArgumentTypeError("expected at least 1") from None
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of calls per second") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("expected a number of calls per second, at least 0")
+    return value
+
+
+_EXAMPLES: Final = {
+    "PutEvents": '{"sessionId": "s1", "userId": "u1", "eventType": "click", "sentAt": 1700000000, "itemId": "i1"}',
+    "PutItems": '{"itemId": "i1", "properties": {"GENRE": "drama"}}',
+    "PutUsers": '{"userId": "u1", "properties": {"AGE": 33}}',
+    "PutActions": '{"actionId": "a1", "properties": {"CATEGORY": "promo"}}',
+    "PutActionInteractions": (
+        '{"actionId": "a1", "sessionId": "s1", "userId": "u1", "eventType": "Taken", "timestamp": 1700000000}'
+    ),
+}
+
+
+def _run_put(op: ops.Operation) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from .put import run_put
+
+        return run_put(op, args)
+
+    return handler
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    from ..emulator.__main__ import run
+
+    return run(args)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    del args
+    from .demo import main as demo_main
+
+    return demo_main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one sub-command per operation, plus ``emulator`` and ``demo``."""
+    parser = argparse.ArgumentParser(
+        prog="aiopersonalize-events",
+        description="Send JSON Lines to Amazon Personalize Events, serve the local emulator, or run the demo.",
+        epilog="Exit status: 0 all accepted, 1 some not (see --failed-out), 2 usage or unreadable input, "
+        "130 interrupted, 143 terminated.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for op in ops.OPERATIONS:
+        resource_option = "--" + op.resource_field.replace("_", "-")
+        what = "tracker" if op.resource_field == "tracking_id" else "dataset"
+        sub = commands.add_parser(
+            op.cli_name,
+            help=f"send JSON Lines to {op.name}",
+            description=f"Send JSON Lines, one {op.record.__name__} per line in the service's camelCase shape, "
+            f"to {op.name} in calls of at most {op.records_per_call}."
+            + (
+                " Each line also carries its sessionId and optional userId; lines are grouped by them."
+                if line_members(op)
+                else ""
+            ),
+            epilog=f"example line: {_EXAMPLES.get(op.name, '')}",
+        )
+        sub.add_argument(
+            resource_option,
+            dest=op.resource_field,
+            required=True,
+            metavar="ID" if op.resource_field == "tracking_id" else "ARN",
+            help=f"the {what} to send to",
+        )
+        sub.add_argument(
+            "file", nargs="?", default="-", metavar="FILE", help="JSON Lines file, or - for stdin (default)"
+        )
+        sub.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile)")
+        sub.add_argument("--profile", help="named profile of the shared AWS config and credentials files")
+        sub.add_argument("--endpoint-url", metavar="URL", help="send to this endpoint (e.g. the emulator's URL)")
+        sub.add_argument(
+            "--concurrency", type=_positive_int, default=4, metavar="N", help="calls in flight at once (default: 4)"
+        )
+        quota = f"{op.rate:g}, the service quota" if op.rate else "unpaced"
+        sub.add_argument(
+            "--rate",
+            type=_rate,
+            default=None,
+            metavar="R",
+            help=f"calls per second at most, 0 for unpaced (default: {quota})",
+        )
+        sub.add_argument("--dry-run", action="store_true", help="validate only, send nothing (needs no credentials)")
+        sub.add_argument(
+            "--failed-out",
+            metavar="PATH",
+            help="write records not accepted to PATH as JSON Lines, with the reason (never the input file)",
+        )
+        sub.add_argument("--no-progress", action="store_true", help="no progress bar (shown only on a terminal)")
+        sub.set_defaults(handler=_run_put(op))
+    emulator = commands.add_parser(
+        "emulator",
+        help="serve the local Personalize Events emulator",
+        description="Serve the local emulator until interrupted; prints its URL on stdout.",
+    )
+    from ..emulator.__main__ import add_arguments
+
+    add_arguments(emulator)
+    emulator.set_defaults(handler=_run_emulator)
+    demo = commands.add_parser(
+        "demo",
+        help="run the quick-start demo against the built-in emulator",
+        description="Show every feature in about a screen, against an in-process emulator (no AWS account).",
+    )
+    demo.set_defaults(handler=_run_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except KeyboardInterrupt:  # outside the put-* runs, which handle SIGINT themselves
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # standard output closed under the demo or --help: nothing more to say
+        return EXIT_FAILED
+    finally:
+        settle_std_streams()

@@ -1,0 +1,171 @@
+"""Messages, the progress bar and the summary on standard error, which may fail without stopping anything.
+
+Standard error is for people: when it is closed, full (``2>/dev/full``) or a
+pipe whose reader went away (``2>&1 >/dev/null | head -n 1``), the run goes
+on and the records still go to the service or to ``--failed-out``; the
+console only stops writing. ``settle_std_streams`` then keeps the
+interpreter's own flush at exit from failing or complaining.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+from typing import IO, Any, Final, Protocol
+
+__all__ = ["Console", "say_error", "settle_std_streams"]
+
+_MAX_MESSAGES: Final = 20  # problems of one kind printed before only counting them
+
+
+class _Bar(Protocol):
+    total: float | None
+    disable: bool
+
+    def update(self, n: float = 1) -> bool | None: ...
+    def close(self) -> None: ...
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class Console:
+    """Messages on ``stream`` (standard error), and the progress bar when there is one (tqdm, on a terminal).
+
+    Nothing here raises: the first write that fails turns the console off.
+    """
+
+    def __init__(
+        self, stream: IO[str] | None, *, progress: bool = False, total_bytes: int | None = None, unit: str = "records"
+    ) -> None:
+        self._stream = stream
+        self._broken = stream is None
+        self._bar: _Bar | None = None
+        self._tqdm: Any = None
+        self._total_bytes = total_bytes
+        self._done = 0
+        self._done_bytes = 0
+        self._counts: dict[str, int] = {}
+        if progress and stream is not None and _isatty(stream):
+            try:
+                module: Any = importlib.import_module("tqdm")
+            except ImportError:
+                module = None
+            if module is not None:
+                module.tqdm.monitor_interval = 0  # no monitor thread
+                self._tqdm = module.tqdm
+                try:
+                    self._bar = module.tqdm(
+                        total=None, unit=f" {unit}", file=stream, dynamic_ncols=True, mininterval=0.2, leave=False
+                    )
+                except (OSError, ValueError):
+                    self._fail()
+
+    @property
+    def has_bar(self) -> bool:
+        """True while a progress bar is drawn."""
+        return self._bar is not None
+
+    @property
+    def broken(self) -> bool:
+        """True once writing failed (or there is no standard error): nothing more is written."""
+        return self._broken
+
+    def _fail(self) -> None:
+        self._broken = True
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            bar.disable = True  # so that closing it writes nothing
+
+    def say(self, message: str) -> None:
+        """Print one line, above the bar if there is one; never raises."""
+        if self._broken:
+            return
+        try:
+            try:
+                self._write(message)
+            except UnicodeEncodeError:  # a stream stricter than sys.stderr's backslashreplace
+                self._write(message.encode("ascii", "backslashreplace").decode("ascii"))
+        except (OSError, ValueError):  # closed, full, a broken pipe, a terminal gone
+            self._fail()
+
+    def _write(self, message: str) -> None:
+        stream = self._stream
+        assert stream is not None
+        if self._bar is not None and self._tqdm is not None:
+            self._tqdm.write(message, file=stream)
+        else:
+            stream.write(message + "\n")
+            stream.flush()
+
+    def problem(self, kind: str, message: str) -> None:
+        """Print a problem, at most ``_MAX_MESSAGES`` of each kind; the rest are only counted."""
+        seen = self._counts.get(kind, 0) + 1
+        self._counts[kind] = seen
+        if seen <= _MAX_MESSAGES:
+            self.say(message)
+        elif seen == _MAX_MESSAGES + 1:
+            self.say(f"(more {kind} not shown)")
+
+    def advance(self, records: int, size: int) -> None:
+        """Count ``records`` settled (sent, failed or checked) that took ``size`` bytes of input."""
+        self._done += records
+        self._done_bytes += size
+        bar = self._bar
+        if bar is None or records <= 0:
+            return
+        try:
+            if self._total_bytes and self._done_bytes:
+                # an estimate of the records in the whole file, from the bytes settled so far: gives the ETA
+                bar.total = max(self._done, round(self._done * self._total_bytes / self._done_bytes))
+            bar.update(records)
+        except (OSError, ValueError):
+            self._fail()
+
+    def close(self) -> None:
+        """Remove the progress bar."""
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            try:
+                bar.close()
+            except (OSError, ValueError):
+                self._fail()
+
+
+def say_error(message: str) -> None:
+    """Print ``message`` on standard error if it can be written (before a run's console exists)."""
+    Console(sys.stderr).say(message)
+
+
+def settle_std_streams() -> None:
+    """Flush standard output and error; put /dev/null under one that cannot be written.
+
+    What a failed write left in a stream's buffer would otherwise make the
+    interpreter's flush at exit fail again: a complaint on standard error
+    and exit status 120 instead of the run's (the recipe of Python's
+    documentation for SIGPIPE).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+            continue
+        except (OSError, ValueError):
+            pass
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            continue
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)

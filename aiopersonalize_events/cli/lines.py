@@ -1,0 +1,206 @@
+"""One input line into one validated record: JSON Lines in the service's camelCase shape.
+
+``parse_line`` is the only place a line is checked: strict JSON (no ``NaN``
+or ``Infinity``), an object, the request members the line carries
+(``sessionId``/``userId`` for ``put-events``) checked as the request checks
+them, and the record built by ``serde.from_wire``, which validates it. After
+that the record is trusted: the run groups it and the client sends it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from typing import Any, Final, NamedTuple
+
+import attrs
+
+from .. import _limits as L
+from .. import _operations as ops
+from .. import serde
+from .._naming import camel
+from .._validators import check_arn, check_optional_text, check_text
+from ..errors import ValidationError
+
+__all__ = [
+    "LineError",
+    "ParsedLine",
+    "as_input",
+    "check_resource",
+    "json_type",
+    "line_members",
+    "parse_line",
+    "raw_record",
+]
+
+
+class LineError(Exception):
+    """A line that cannot become a record.
+
+    ``reason`` says why, in the input's camelCase names; ``record`` is what
+    the line held, for ``--failed-out``: the JSON value when the line is
+    strict JSON, otherwise its text.
+    """
+
+    def __init__(self, reason: str, record: Any = None) -> None:
+        self.reason = reason
+        self.record = record
+        super().__init__(reason)
+
+
+class ParsedLine(NamedTuple):
+    """A valid line: its record shape and the request members it carries (``sessionId``/``userId`` for events)."""
+
+    record: Any
+    members: tuple[Any, ...]
+
+
+class _Member(NamedTuple):
+    name: str  # snake_case, as the request shape spells it
+    wire: str  # camelCase, as the line spells it
+    required: bool
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Strict JSON: Python's json accepts NaN, Infinity and -Infinity, which no other JSON reader takes back.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+@functools.cache
+def _members(op: ops.Operation) -> tuple[_Member, ...]:
+    return tuple(
+        _Member(field.name, camel(field.name), field.default is attrs.NOTHING)
+        for field in attrs.fields(op.request)
+        if field.name not in (op.resource_field, op.record_field)
+    )
+
+
+def line_members(op: ops.Operation) -> tuple[str, ...]:
+    """The request members each line carries besides its record (``session_id``, ``user_id`` for PutEvents)."""
+    return tuple(member.name for member in _members(op))
+
+
+@functools.cache
+def _has_event_id(op: ops.Operation) -> bool:
+    return "event_id" in attrs.fields_dict(op.record)
+
+
+def json_type(value: object) -> str:
+    """The JSON type of a decoded value, with its article: ``an array``, ``a string``, ``null``..."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def _camel_path(path: str) -> str:
+    """``metric_attribution.event_attribution_source`` -> ``metricAttribution.eventAttributionSource``."""
+    return ".".join(camel(part) for part in path.split("."))
+
+
+def _reason(error: ValidationError) -> str:
+    return f"{_camel_path(error.path)}: {error.message}" if error.path else error.message
+
+
+def _decode(text: str) -> Any:
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"not valid JSON ({exc.msg} at column {exc.colno})", text) from None
+    except ValueError as exc:  # NaN or Infinity
+        raise LineError(f"not valid JSON ({exc})", text) from None
+    except RecursionError:
+        raise LineError("not valid JSON (nested too deeply)", text) from None
+
+
+def parse_line(
+    op: ops.Operation, text: str, *, resource: str | None = None, assign_event_id: bool = False
+) -> ParsedLine:
+    """Turn one JSON line into a validated record for ``op``, or raise ``LineError`` saying why not.
+
+    The line is an object in the service's camelCase shape; for ``put-events``
+    it also carries ``sessionId`` and optionally ``userId``, checked as the
+    request checks them. With ``assign_event_id``, a record that may carry an
+    ``eventId`` and has none gets a random one, so that resending it is
+    de-duplicated. A record that passes is one the client sends as it is.
+    ``resource`` (the tracking id or dataset ARN) is not needed: a run checks
+    it once, with ``check_resource``; it is accepted for existing callers.
+    """
+    del resource
+    data = _decode(text)
+    if type(data) is not dict:
+        raise LineError(f"must be a JSON object, not {json_type(data)}", data)
+    fields = data
+    values: tuple[Any, ...] = ()
+    members = _members(op)
+    if members:
+        fields = dict(data)  # the line as given stays whole, for --failed-out
+        found: list[Any] = []
+        for member in members:
+            if member.wire in fields:
+                value = fields.pop(member.wire)
+                try:
+                    # the request members a line carries are ids: the request's own checks, made here, once a line
+                    if member.required:
+                        check_text(member.name, value, L.ID_MAX)
+                    else:
+                        check_optional_text(member.name, value, L.ID_MAX)
+                except ValidationError as exc:
+                    raise LineError(_reason(exc), data) from None
+                found.append(value)
+            elif member.required:
+                raise LineError(f"{member.wire}: is required", data)
+            else:
+                found.append(None)
+        values = tuple(found)
+    if assign_event_id and "eventId" not in fields and _has_event_id(op):
+        if fields is data:
+            fields = dict(data)
+        fields["eventId"] = uuid.uuid4().hex
+    try:
+        record = serde.from_wire(op.record, fields)
+    except ValidationError as exc:
+        raise LineError(_reason(exc), data) from None
+    except (TypeError, ValueError) as exc:  # defensive: a value no check foresaw
+        raise LineError(f"cannot be read as {op.record.__name__} ({type(exc).__name__})", data) from None
+    return ParsedLine(record, values)
+
+
+def as_input(op: ops.Operation, members: tuple[Any, ...], record: Any) -> dict[str, Any]:
+    """A record back in the input's JSON Lines form (``properties`` as a JSON string), for ``--failed-out``."""
+    out: dict[str, Any] = {
+        member.wire: value for member, value in zip(_members(op), members, strict=True) if value is not None
+    }
+    out.update(serde.to_wire(record))
+    return out
+
+
+def raw_record(text: str) -> Any:
+    """What a line not parsed holds, for ``--failed-out``: its JSON value when it is strict JSON, else its text."""
+    try:
+        return _decode(text)
+    except LineError:
+        return text
+
+
+def check_resource(op: ops.Operation, value: str) -> str | None:
+    """Why ``value`` is no valid tracking id or dataset ARN for ``op``, or None when it is (the shapes' own checks)."""
+    try:
+        if op.resource_field == "dataset_arn":
+            check_arn(op.resource_field, value)
+        else:
+            check_text(op.resource_field, value, L.ID_MAX)
+    except ValidationError as exc:
+        return exc.message
+    return None

@@ -1,0 +1,391 @@
+"""One run of a ``put-*`` sub-command: intake, grouping, calls, stopping, and what the summary says.
+
+Every line takes one path: the feed reads it, ``parse_line`` checks it once
+and builds its record, the package's ``Grouper`` collects records into
+batches (by ``sessionId``/``userId`` for events; the oldest group is cut
+early when too many records are held), and each batch is one plain
+``client.put_*`` call, at most ``concurrency`` at once, paced by the
+``RateLimiter``. Each line ends in exactly one place: the service, or
+``--failed-out`` with the reason, or, after a stop, among the lines the
+summary says were not read.
+
+Stopping: a signal (SIGINT, SIGTERM) or a refusal no other record can
+escape (404, 403) stops intake at once: nothing more is read or sent, what
+was read and not sent goes to ``--failed-out``, and calls in flight may end
+(30 s at most; a second signal cuts that short). When ``--failed-out``
+itself cannot be written, or the input cannot be read any further, intake
+stops too, but what was read is still sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final, NamedTuple, TypeAlias
+
+from .. import _operations as ops
+from .._batching import Grouper, RateLimiter
+from ..errors import (
+    AccessDeniedException,
+    NoCredentialsError,
+    NoRegionError,
+    PersonalizeEventsError,
+    ResourceNotFoundException,
+    ServiceError,
+)
+from .console import Console
+from .failed import FailedOut
+from .feed import MAX_LINE_BYTES, InputReadError, Line, LineFeed
+from .lines import LineError, as_input, line_members, parse_line, raw_record
+from .status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
+
+__all__ = ["Run", "handle_signals"]
+
+_MAX_HELD: Final = 10_000  # records held in partial groups before the oldest group is sent as it is
+_GRACE_SECONDS: Final = 30.0  # after a stop, how long calls in flight may take to finish
+_HALT_SECONDS: Final = 2.0  # after a stop, how long to wait for the reading thread to hand over
+
+
+class Held(NamedTuple):
+    """A valid record waiting for its call, with its line number and the input bytes it took."""
+
+    number: int
+    size: int
+    record: Any
+
+
+Key: TypeAlias = "tuple[Any, ...]"
+Batch: TypeAlias = "tuple[Key, list[Held]]"
+
+
+def _lines_text(numbers: Sequence[int]) -> str:
+    if len(numbers) == 1:
+        return f"line {numbers[0]}"
+    return f"{len(numbers)} records, lines {min(numbers)}-{max(numbers)}"
+
+
+def _is_fatal(error: PersonalizeEventsError) -> bool:
+    """An error no other record of this run can escape: unknown resource, refused credentials."""
+    if isinstance(error, (ResourceNotFoundException, AccessDeniedException, NoCredentialsError, NoRegionError)):
+        return True
+    return isinstance(error, ServiceError) and error.http_status == 403
+
+
+class Run:
+    """One run: lines in, calls out, every record accounted for; ``client`` None for a dry run."""
+
+    def __init__(
+        self,
+        op: ops.Operation,
+        *,
+        resource: str,
+        feed: LineFeed,
+        console: Console,
+        failed: FailedOut,
+        client: Any,
+        concurrency: int,
+        rate: float | None,
+    ) -> None:
+        self.op = op
+        self.resource = resource
+        self.feed = feed
+        self.console = console
+        self.failed = failed
+        failed.on_error = self._failed_out_failed
+        self.dry_run = client is None
+        self.members = line_members(op)
+        self.call: Callable[..., Any] | None = getattr(client, op.snake_name) if client is not None else None
+        self.slots = asyncio.Semaphore(concurrency)
+        self.limiter = RateLimiter(rate) if rate else None
+        self.grouper: Grouper[Key, Held] = Grouper(op.records_per_call, max_records=_MAX_HELD)
+        self.taken: deque[Line] = deque()  # read, not yet parsed
+        self.ready: deque[Batch] = deque()  # cut from the grouper, waiting for a slot
+        self.in_flight: dict[asyncio.Task[None], Batch] = {}
+        self.sent = self.valid = self.calls = 0
+        self.stopping = False
+        self.stop_reason: str | None = None  # why intake stopped at once (a signal, a fatal refusal)
+        self.end_reason: str | None = None  # why intake ended early, sending what it had read
+        self.signal_status: int | None = None
+        self.exit_override: int | None = None
+        self.hurry = asyncio.Event()
+        self.intake_task: asyncio.Task[None] | None = None
+
+    async def go(self) -> None:
+        """Read, check, group and send until the input ends or a stop; then settle everything."""
+        self.feed.start()
+        task = self.intake_task = asyncio.create_task(self._intake())
+        await asyncio.wait([task])
+        if not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                raise error
+        if self.stopping:
+            await self._wind_down()
+
+    # intake ----------------------------------------------------------------------------------------------------------
+
+    async def _intake(self) -> None:
+        feed = self.feed
+        taken = self.taken
+        while True:
+            if not taken:
+                try:
+                    lines = await feed.take()
+                except InputReadError as exc:
+                    self._read_failed(exc)
+                    break
+                if lines is None:
+                    break
+                taken.extend(lines)
+            while taken:
+                self._take(taken.popleft())
+                if self.ready:
+                    await self._launch_ready()
+            await asyncio.sleep(0)  # let the calls in flight run between pieces of input
+        self.ready.extend(self.grouper.cut())
+        await self._launch_ready()
+        while self.in_flight:
+            await asyncio.wait(list(self.in_flight))
+
+    def _take(self, line: Line) -> None:
+        """Parse one line: count it (dry run), hold its record, or write it to --failed-out with the reason."""
+        if line.partial:
+            text = None if line.raw is None else line.raw.decode("utf-8", "replace")
+            self._invalid(line, "only the start of this line was read: the input was stopped here", text, text)
+            return
+        if line.raw is None:
+            self._invalid(line, f"line longer than {MAX_LINE_BYTES} bytes", None)
+            return
+        try:
+            text = line.raw.decode("utf-8-sig" if line.number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            shown = line.raw.decode("utf-8", "replace").rstrip("\r\n")
+            self._invalid(line, "not UTF-8 text", shown, shown)
+            return
+        text = text.rstrip("\r\n")
+        if not text.strip():
+            self.console.advance(0, line.size)
+            return
+        try:
+            parsed = parse_line(self.op, text, assign_event_id=not self.dry_run)
+        except LineError as exc:
+            self._invalid(line, exc.reason, exc.record, text)
+            return
+        if self.dry_run:
+            self.valid += 1
+            self.console.advance(1, line.size)
+            return
+        ready = self.grouper.add(parsed.members, Held(line.number, line.size, parsed.record))
+        if ready:
+            self.ready.extend(ready)
+
+    def _invalid(self, line: Line, reason: str, record: Any, text: str | None = None) -> None:
+        self.console.problem("invalid lines", f"line {line.number}: {reason}")
+        self._keep(line.number, reason, record, text)
+        self.console.advance(1, line.size)
+
+    def _keep(self, number: int, reason: str, record: Any, text: str | None = None) -> None:
+        if not self.failed.write(number, reason, record, text):
+            self.console.problem("records not kept", f"line {number}: not kept (--failed-out failed): {reason}")
+
+    # calls -----------------------------------------------------------------------------------------------------------
+
+    async def _launch_ready(self) -> None:
+        """Start a call for each batch ready, waiting for a free slot and the rate limiter."""
+        ready = self.ready
+        while ready:
+            await self.slots.acquire()
+            if self.limiter is not None:
+                try:
+                    await self.limiter.acquire()
+                except BaseException:
+                    self.slots.release()
+                    raise
+            batch = ready.popleft()
+            task = asyncio.create_task(self._send(batch))
+            self.in_flight[task] = batch
+
+    async def _send(self, batch: Batch) -> None:
+        assert self.call is not None
+        key, held = batch
+        request: dict[str, Any] = {
+            self.op.resource_field: self.resource,
+            self.op.record_field: [h.record for h in held],
+        }
+        request.update(zip(self.members, key, strict=True))
+        try:
+            self.calls += 1
+            await self.call(**request)
+        except asyncio.CancelledError:
+            self._unsent(batch, "interrupted while in flight: the service may or may not have stored it")
+            raise
+        except PersonalizeEventsError as exc:
+            self._refused(batch, exc)
+        else:
+            self.sent += len(held)
+            self.console.advance(len(held), sum(h.size for h in held))
+        finally:
+            self.slots.release()
+            task = asyncio.current_task()
+            if task is not None:
+                self.in_flight.pop(task, None)
+
+    def _refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        key, held = batch
+        reason = str(error)
+        self.console.problem("refused records", f"{_lines_text([h.number for h in held])}: not accepted: {reason}")
+        for h in held:
+            self._keep(h.number, reason, as_input(self.op, key, h.record))
+        self.console.advance(len(held), sum(h.size for h in held))
+        if _is_fatal(error) and not self.stopping:
+            code = getattr(error, "code", None) or type(error).__name__
+            self.stop(f"stopped after {code}")
+
+    def _unsent(self, batch: Batch, reason: str) -> None:
+        key, held = batch
+        for h in held:
+            self._keep(h.number, reason, as_input(self.op, key, h.record))
+        self.console.advance(len(held), sum(h.size for h in held))
+
+    def _unread(self, line: Line, reason: str) -> None:
+        """A line read but not parsed when intake stopped: to --failed-out as it was read."""
+        if line.raw is None:
+            record: Any = None
+            text = None
+        else:
+            text = line.raw.decode("utf-8-sig" if line.number == 1 else "utf-8", "replace").rstrip("\r\n")
+            if not line.partial and not text.strip():
+                self.console.advance(0, line.size)
+                return
+            record = text if line.partial else raw_record(text)
+        if line.partial:
+            reason += " (only the start of this line was read)"
+        self._keep(line.number, reason, record, text)
+        self.console.advance(1, line.size)
+
+    # stopping --------------------------------------------------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Stop intake at once (a signal, or an error every record would meet); the rest is settled by ``go``."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_reason = reason
+        self.feed.stop()
+        task = self.intake_task
+        if task is not None and not task.done():
+            task.cancel()
+
+    def on_signal(self, reason: str, status: int) -> None:
+        """SIGINT or SIGTERM: the first stops intake; the next one stops waiting for the calls in flight."""
+        if self.signal_status is None:
+            self.signal_status = status
+        if self.stopping:
+            self.hurry.set()
+            self.console.say("stopping now")
+            return
+        where = "to --failed-out" if self.failed.path else "nowhere (no --failed-out)"
+        self.console.say(
+            f"{reason}: reading no more input; finishing {len(self.in_flight)} call(s) in flight; "
+            f"what was read and not sent goes {where} (again to stop at once)"
+        )
+        self.stop(reason)
+
+    def _failed_out_failed(self, error: str) -> None:
+        self.console.say(
+            f"error: cannot write --failed-out {self.failed.path}: {error}: reading no more input; "
+            "sending what was read; records not accepted from now on are named here by line only"
+        )
+        self.end_reason = self.end_reason or "--failed-out could not be written"
+        self.feed.stop()
+
+    def _read_failed(self, error: InputReadError) -> None:
+        self.console.say(f"error: cannot read the input after line {self.feed.lines_read}: {error}")
+        self.end_reason = self.end_reason or "the input could not be read"
+        self.exit_override = EXIT_USAGE
+
+    async def _wind_down(self) -> None:
+        """After a stop: nothing more is read; what was read and not sent is written; calls in flight end (bounded)."""
+        reason = f"not sent: {self.stop_reason}"
+        await self.feed.halt(_HALT_SECONDS)
+        ready, self.ready = self.ready, deque()
+        for batch in [*ready, *self.grouper.cut()]:
+            self._unsent(batch, reason)
+        taken, self.taken = self.taken, deque()
+        for line in [*taken, *self.feed.drain()]:
+            self._unread(line, reason)
+        if self.in_flight:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + _GRACE_SECONDS
+            hurry = asyncio.create_task(self.hurry.wait())
+            try:
+                while self.in_flight and not self.hurry.is_set() and loop.time() < deadline:
+                    await asyncio.wait(
+                        [*self.in_flight, hurry], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+                    )
+            finally:
+                hurry.cancel()
+            for task in list(self.in_flight):
+                task.cancel()
+            if self.in_flight:
+                await asyncio.wait(list(self.in_flight))
+        for task, batch in list(self.in_flight.items()):  # cancelled before it started: never sent
+            del self.in_flight[task]
+            self._unsent(batch, reason)
+
+    # the end ---------------------------------------------------------------------------------------------------------
+
+    def summary(self, seconds: float) -> str:
+        """The one-line summary: what was sent, failed, not kept and not read."""
+        failed = self.failed
+        if not failed.count:
+            where = ""
+        elif failed.path is None:
+            where = " (not kept: use --failed-out PATH)"
+        elif failed.lost == failed.count:
+            where = f" (not kept: cannot write {failed.path}: {failed.error})"
+        elif failed.lost:
+            where = f" (see {failed.path}; {failed.lost} not kept: cannot write it: {failed.error})"
+        else:
+            where = f" (see {failed.path})"
+        if self.dry_run:
+            text = f"dry run: valid {self.valid}, invalid {failed.count}{where}, nothing sent, {seconds:.1f}s"
+        else:
+            text = f"sent {self.sent}, failed {failed.count}{where}, {self.calls} calls, {seconds:.1f}s"
+        reason = self.stop_reason or self.end_reason
+        if reason is not None:
+            text = f"{reason}: {text}"
+        if not self.feed.at_end:
+            text += f"; input not read from line {self.feed.lines_read + 1} on"
+        return text
+
+    def exit_status(self) -> int:
+        """130/143 after a signal; 2 when the input could not be read; 1 when a record was not accepted; else 0."""
+        if self.signal_status is not None:
+            return self.signal_status
+        if self.exit_override is not None:
+            return self.exit_override
+        return EXIT_FAILED if self.failed.count else EXIT_OK
+
+
+@contextlib.contextmanager
+def handle_signals(loop: asyncio.AbstractEventLoop, run: Run) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to ``run.on_signal`` while the run lasts (where the loop can: main thread, POSIX)."""
+    installed: list[signal.Signals] = []
+    for signum, reason, status in (
+        (signal.SIGINT, "interrupted", EXIT_INTERRUPTED),
+        (signal.SIGTERM, "terminated", EXIT_TERMINATED),
+    ):
+        try:
+            loop.add_signal_handler(signum, run.on_signal, reason, status)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            continue
+        installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)

@@ -7,7 +7,9 @@ profile name; in the config file it is ``[profile NAME]``, except
 and ``AWS_CONFIG_FILE`` move them. The functions here block on the file
 system: callers on the event loop use ``load_files``, which reads them in a
 worker thread. Nothing here ever repeats a value read from a file in a
-message or a ``repr``: the files hold secrets.
+message or a ``repr``: the files hold secrets. Settings that come from
+environment variables alone are in ``_environ``; this module (and
+``configparser``) is loaded only when a file has to be read.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ __all__ = [
     "load_files",
     "profile_name",
     "read_files",
-    "region_from_env",
 ]
 
 Profiles = Mapping[str, Mapping[str, str]]
@@ -103,6 +104,10 @@ class AwsFiles:
         values.update(self.credentials.get(profile, {}))
         return values
 
+    def region(self, profile: str) -> str | None:
+        """The profile's ``region`` setting, or None when it has none."""
+        return self.merged(profile).get("region", "").strip() or None
+
     def profile_names(self) -> list[str]:
         """Every profile either file defines, sorted."""
         return sorted(set(self.credentials) | set(self.config))
@@ -136,8 +141,3 @@ def profile_name(explicit: str | None, environ: Mapping[str, str]) -> tuple[str,
     if from_env:
         return from_env, True
     return "default", False
-
-
-def region_from_env(environ: Mapping[str, str]) -> str | None:
-    """``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else None."""
-    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None

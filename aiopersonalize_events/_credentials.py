@@ -1,17 +1,16 @@
-"""Credentials, the provider protocol, the default chain, the refreshing cache, and the region.
+"""Credentials, the provider and source protocols, and the two providers that need no source.
 
 ``Credentials`` is an immutable value whose ``repr`` never shows the secret
 key or the session token. A ``CredentialProvider`` is anything with an
 ``async resolve() -> Credentials``; the client calls it before every request,
-so a provider that caches and refreshes is cheap to call.
+so a provider that caches and refreshes is cheap to call. A
+``CredentialSource`` is one place credentials may come from (an uncached
+``load()`` that raises ``SourceUnavailable`` or ``SourceFailed``); the sources
+themselves live in ``_sources`` and the default chain over them in ``_chain``.
+This module imports neither: it is the bottom of the credential layer.
 
-``default_provider(profile)`` returns the AWS SDKs' chain (a
-``CredentialChain``): environment variables, web identity token, the shared
-credentials and config files, the container endpoint, EC2 instance metadata.
-The sources themselves live in ``_providers``; this module holds what ties
-them together. The chain tries each source once, in order, and keeps the
-first that gives credentials; temporary credentials are wrapped in a
-``RefreshingProvider``, which refreshes them before they expire:
+``RefreshingProvider`` caches temporary credentials from any async fetch and
+refreshes them before they expire:
 
 - advisory window (``ADVISORY_REFRESH_SECONDS``, 15 minutes before expiry, as
   botocore): one caller refreshes while the others keep using the current
@@ -27,33 +26,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
-from ._aws_config import ConfigFileError, load_files, profile_name, region_from_env
-from .errors import NoCredentialsError, NoRegionError, PersonalizeEventsError
+from .errors import NoCredentialsError, PersonalizeEventsError
 
 __all__ = [
     "ADVISORY_REFRESH_SECONDS",
     "ADVISORY_RETRY_SECONDS",
     "MANDATORY_REFRESH_SECONDS",
     "Clock",
-    "CredentialChain",
     "CredentialProvider",
     "CredentialSource",
     "Credentials",
-    "EnvironmentProvider",
     "RefreshingProvider",
     "SourceFailed",
     "SourceUnavailable",
     "StaticProvider",
-    "credentials_from_env",
-    "default_provider",
-    "resolve_region",
 ]
 
 log: Final = logging.getLogger("aiopersonalize_events.credentials")
@@ -167,47 +159,6 @@ class StaticProvider:
 
     def __repr__(self) -> str:
         return f"StaticProvider({self._credentials!r})"
-
-
-def credentials_from_env(environ: Mapping[str, str]) -> Credentials | None:
-    """Read ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``."""
-    key = environ.get("AWS_ACCESS_KEY_ID")
-    secret = environ.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
-        return None
-    return Credentials(key, secret, environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN") or None)
-
-
-class EnvironmentProvider:
-    """Credentials from the ``AWS_ACCESS_KEY_ID`` family of environment variables.
-
-    Also a ``CredentialSource`` of the default chain (its first). The
-    variables are read when resolved, not when constructed.
-    """
-
-    __slots__ = ("_environ",)
-
-    name: Final = "environment variables"
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
-
-    async def load(self) -> Credentials:
-        """Return the environment's credentials or raise ``SourceUnavailable``."""
-        found = credentials_from_env(os.environ if self._environ is None else self._environ)
-        if found is None:
-            raise SourceUnavailable("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set")
-        return found
-
-    async def resolve(self) -> Credentials:
-        """Return the environment's credentials or raise ``NoCredentialsError``."""
-        try:
-            return await self.load()
-        except SourceUnavailable as exc:
-            raise NoCredentialsError(sources=(f"{self.name}: {exc}",)) from None
-
-    def __repr__(self) -> str:
-        return "EnvironmentProvider()"
 
 
 def _describe(exc: BaseException) -> str:
@@ -355,171 +306,3 @@ class RefreshingProvider:
                 hold = min(_SHORT_LIVED_HOLD_SECONDS, max(remaining, 0.0) / 2)
                 self._quiet_until = now + timedelta(seconds=hold)
                 self._quiet_floor = 0.0
-
-
-def _source_loader(source: CredentialSource) -> Callable[[], Awaitable[Credentials]]:
-    async def fetch() -> Credentials:
-        try:
-            return await source.load()
-        except (SourceUnavailable, SourceFailed) as exc:
-            raise NoCredentialsError(
-                f"refreshing AWS credentials from {source.name} failed", sources=(f"{source.name}: {exc}",)
-            ) from exc
-
-    return fetch
-
-
-class CredentialChain:
-    """Tries credential sources in order and keeps the first that gives credentials.
-
-    The search happens on the first ``resolve()`` (single-flight: concurrent
-    callers wait for the one search and share its result) and again after a
-    search that found nothing. Static credentials are then returned as they
-    are; temporary ones go through a ``RefreshingProvider`` over the chosen
-    source. A source that is configured but fails stops the search, as in
-    botocore. ``NoCredentialsError`` lists every source tried and why each
-    gave nothing.
-    """
-
-    __slots__ = ("_chosen", "_clock", "_description", "_failure", "_lock", "_searches", "_sources", "_windows")
-
-    def __init__(
-        self,
-        sources: Sequence[CredentialSource],
-        *,
-        description: str = "credential chain",
-        clock: Clock | None = None,
-        advisory_window: float = ADVISORY_REFRESH_SECONDS,
-        mandatory_window: float = MANDATORY_REFRESH_SECONDS,
-    ) -> None:
-        self._sources = tuple(sources)
-        self._description = description
-        self._clock = clock
-        self._windows = (advisory_window, mandatory_window)
-        self._chosen: CredentialProvider | None = None
-        self._lock = asyncio.Lock()
-        self._searches = 0
-        self._failure: tuple[str, tuple[str, ...]] | None = None
-
-    def __repr__(self) -> str:
-        names = ", ".join(source.name for source in self._sources)
-        return f"CredentialChain({self._description!r}, sources=[{names}], using={self._chosen!r})"
-
-    @property
-    def sources(self) -> tuple[CredentialSource, ...]:
-        """The sources, in the order they are tried."""
-        return self._sources
-
-    async def resolve(self) -> Credentials:
-        """Return credentials from the chosen source, searching the chain first if none is chosen yet."""
-        chosen = self._chosen
-        if chosen is None:
-            seen = self._searches
-            async with self._lock:
-                if self._chosen is None:
-                    if self._searches != seen and self._failure is not None:
-                        # a search finished while we waited and found nothing: share its answer
-                        raise NoCredentialsError(self._failure[0], sources=self._failure[1])
-                    await self._search()
-                chosen = self._chosen
-            assert chosen is not None
-        return await chosen.resolve()
-
-    async def _search(self) -> None:
-        tried: list[str] = []
-        self._failure = None
-        try:
-            for source in self._sources:
-                try:
-                    credentials = await source.load()
-                except SourceUnavailable as exc:
-                    tried.append(f"{source.name}: {exc}")
-                    continue
-                except SourceFailed as exc:
-                    tried.append(f"{source.name}: {exc}")
-                    message = f"AWS credentials could not be loaded from {source.name}"
-                    self._failure = (message, tuple(tried))
-                    raise NoCredentialsError(message, sources=tuple(tried)) from None
-                log.debug("AWS credentials found in %s", source.name)
-                if credentials.expiration is None:
-                    self._chosen = StaticProvider(credentials)
-                else:
-                    self._chosen = RefreshingProvider(
-                        _source_loader(source),
-                        name=source.name,
-                        initial=credentials,
-                        advisory_window=self._windows[0],
-                        mandatory_window=self._windows[1],
-                        clock=self._clock,
-                    )
-                return
-            message = "no AWS credentials found"
-            self._failure = (message, tuple(tried))
-            raise NoCredentialsError(message, sources=tuple(tried))
-        finally:
-            # waiters share a failure; after a cancelled search (no failure) they search themselves
-            self._searches += 1
-
-
-def default_provider(
-    profile: str | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    clock: Clock | None = None,
-) -> CredentialChain:
-    """The provider used when the client is given no credentials: the AWS SDKs' default chain.
-
-    In order: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (skipped when
-    ``profile`` is given, as botocore does), web identity
-    (``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN`` through STS), the shared
-    credentials and config files (``profile``, else ``AWS_PROFILE``, else
-    ``default``: static keys, ``credential_process``, ``role_arn`` with
-    ``source_profile`` or ``credential_source`` through STS), the container
-    endpoint (ECS, EKS Pod Identity) and EC2 instance metadata (IMDSv2).
-    Nothing is read until the first ``resolve()``. ``environ`` replaces
-    ``os.environ`` and ``clock`` the refresh clock, for tests.
-    """
-    from ._providers import default_sources  # imports the signer, which imports this module
-
-    description = f"default chain, profile {profile!r}" if profile else "default chain"
-    return CredentialChain(default_sources(profile or None, environ), description=description, clock=clock)
-
-
-async def resolve_region(
-    region: str | None = None,
-    profile: str | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-) -> str:
-    """Find the region: the argument, ``AWS_REGION``, ``AWS_DEFAULT_REGION``, then the profile's ``region``.
-
-    The profile is ``profile``, else ``AWS_PROFILE``, else ``default``; its
-    ``region`` is read from the shared config file (``AWS_CONFIG_FILE``,
-    ``~/.aws/config``) in a worker thread. Raises ``NoRegionError`` (a
-    ``ValueError``) naming every place looked at when none is set.
-    """
-    if region:
-        return region
-    env = os.environ if environ is None else environ
-    found = region_from_env(env)
-    if found:
-        return found
-    name, named = profile_name(profile, env)
-    section = "[default]" if name == "default" else f"[profile {name}]"
-    problem = ""
-    try:
-        files = await load_files(env)
-    except ConfigFileError as exc:
-        where = "~/.aws/config"
-        problem = f" ({exc})"
-    else:
-        where = files.config_path
-        found = files.merged(name).get("region", "").strip()
-        if found:
-            return found
-        if named and not files.has(name):
-            problem = f" (profile {name!r} is not in {files.where})"
-    raise NoRegionError(
-        "no AWS region: pass region=..., or set AWS_REGION or AWS_DEFAULT_REGION, "
-        f"or set region in the {section} section of {where}{problem}"
-    )

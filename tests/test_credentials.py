@@ -15,19 +15,21 @@ import pytest
 
 from aiopersonalize_events import NoCredentialsError, NoRegionError
 from aiopersonalize_events._aws_config import read_files
+from aiopersonalize_events._chain import CredentialChain, default_provider
 from aiopersonalize_events._credentials import (
     ADVISORY_RETRY_SECONDS,
-    CredentialChain,
     Credentials,
-    EnvironmentProvider,
     RefreshingProvider,
     SourceFailed,
     SourceUnavailable,
     StaticProvider,
-    default_provider,
-    resolve_region,
 )
-from aiopersonalize_events._providers import SharedFilesSource, parse_timestamp, redact, sts_endpoint
+from aiopersonalize_events._environ import positive_int, positive_number
+from aiopersonalize_events._region import resolve_region
+from aiopersonalize_events._sources._documents import parse_timestamp, redact
+from aiopersonalize_events._sources.environment import EnvironmentProvider
+from aiopersonalize_events._sources.shared_files import SharedFilesSource
+from aiopersonalize_events._sources.sts import sts_endpoint
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TOKEN = "IQoJb3JpZ2luX2VjEXAMPLETOKENvalue0123456789abcdefABCDEF/+=="
@@ -681,6 +683,54 @@ async def test_chain_refreshes_temporary_credentials_through_their_source() -> N
     clock.advance(55 * 60)
     with pytest.raises(NoCredentialsError, match="refreshing AWS credentials from temp failed; tried: temp: gone"):
         await chain.resolve()
+
+
+class Later:
+    """A ``more=`` callable for CredentialChain that counts how often it is asked."""
+
+    def __init__(self, *sources: FakeSource) -> None:
+        self.sources = sources
+        self.calls = 0
+
+    def __call__(self) -> list[FakeSource]:
+        self.calls += 1
+        return list(self.sources)
+
+
+async def test_chain_loads_later_sources_only_when_the_first_give_nothing() -> None:
+    """Sources behind more= are never loaded when an earlier source answers, and loaded once when none does."""
+    later = Later(FakeSource("later", creds("AKIDLATER00000000001")))
+    chain = CredentialChain([FakeSource("first", creds("AKIDFIRST00000000001"))], more=later)
+    assert repr(chain).startswith("CredentialChain('credential chain', sources=[first, ...]")
+    assert (await chain.resolve()).access_key_id == "AKIDFIRST00000000001"
+    assert later.calls == 0
+    chain = CredentialChain([FakeSource("first", SourceUnavailable("not set"))], more=later)
+    assert (await chain.resolve()).access_key_id == "AKIDLATER00000000001"
+    assert later.calls == 1
+    assert [source.name for source in chain.sources] == ["first", "later"]
+    assert "sources=[first, later]," in repr(chain)
+    assert later.calls == 1
+
+
+async def test_chain_asks_for_later_sources_once_across_searches() -> None:
+    """A chain that found nothing searches again on the next call, without loading its later sources again."""
+    last = FakeSource("last", SourceUnavailable("nothing"))
+    later = Later(last)
+    chain = CredentialChain([FakeSource("first", SourceUnavailable("not set"))], more=later)
+    for _ in range(2):
+        with pytest.raises(NoCredentialsError, match="first: not set, last: nothing"):
+            await chain.resolve()
+    assert (later.calls, last.loads) == (1, 2)
+    assert [source.name for source in CredentialChain([], more=Later()).sources] == []
+
+
+def test_environment_numbers_fall_back_to_the_default() -> None:
+    """Numeric settings (AWS_METADATA_SERVICE_TIMEOUT, ..._NUM_ATTEMPTS) are the default unless finite and positive."""
+    name = "AWS_METADATA_SERVICE_NUM_ATTEMPTS"
+    counts = {text: positive_int({name: text}, name, 1) for text in ("3", "2.0", "0.5", "0", "-2", "inf", "many", "")}
+    assert counts == {"3": 3, "2.0": 2, "0.5": 1, "0": 1, "-2": 1, "inf": 1, "many": 1, "": 1}
+    seconds = {text: positive_number({name: text}, name, 1.0) for text in ("0.25", "0", "nan", "inf", "-inf")}
+    assert seconds == {"0.25": 0.25, "0": 1.0, "nan": 1.0, "inf": 1.0, "-inf": 1.0}
 
 
 async def test_no_credentials_error_lists_every_source(aws_env: Path) -> None:

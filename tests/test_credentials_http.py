@@ -20,8 +20,10 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from aiopersonalize_events import NoCredentialsError
-from aiopersonalize_events._credentials import SourceFailed, SourceUnavailable, default_provider
-from aiopersonalize_events._providers import ContainerSource, InstanceMetadataSource
+from aiopersonalize_events._chain import default_provider
+from aiopersonalize_events._credentials import SourceFailed, SourceUnavailable
+from aiopersonalize_events._sources.container import ContainerSource
+from aiopersonalize_events._sources.instance_metadata import InstanceMetadataSource
 
 BASE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 WEB_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVtbyJ9.c2lnbmF0dXJlLXNlY3JldA"

@@ -1,11 +1,13 @@
 """Compact JSON text, as the service expects it: the same bytes whichever encoder makes them.
 
 ``dumps(obj)`` gives exactly what ``json.dumps(obj, separators=(",", ":"),
-ensure_ascii=False, allow_nan=False)`` gives, reusing one C encoder instead
-of building a new one per call (the stdlib's ``JSONEncoder.encode`` does):
-``ValueError`` for NaN and infinities, ``TypeError`` for objects JSON cannot
-hold, ``RecursionError`` for cycles. Users' ``properties`` always go through
-it.
+ensure_ascii=False, allow_nan=False)`` gives, from one module-level
+``json.JSONEncoder`` (public API only; ``json.dumps`` with those arguments
+would build a new encoder object per call): ``ValueError`` for NaN and
+infinities, ``TypeError`` for objects JSON cannot hold, ``RecursionError``
+for cycles (the encoder does not keep a table of the containers it has seen,
+so a cycle recurses until Python's recursion limit). Users' ``properties``
+always go through it.
 
 ``dumps_wire(wire, floats_agree)`` encodes a request body. When the optional
 ``orjson`` package is installed (the ``fast`` extra) and the body's floats are
@@ -13,16 +15,15 @@ ones both encoders write alike, orjson makes the same bytes several times
 faster: a body built by ``to_wire`` from validated shapes holds only str,
 int, finite float, list, dict and None, and orjson differs from the stdlib
 only on floats below 1e-4 in size (``0.00001`` for ``1e-05``), which the
-caller rules out with ``float_agrees``. (Measured and rejected for
-``properties``: checking an arbitrary user value for the types and numbers
-where the two agree costs more than orjson saves.)
+caller rules out with ``float_agrees``. (Not used for ``properties``: an
+arbitrary user value may hold types orjson encodes and the stdlib refuses,
+integers orjson refuses, or tiny floats; ruling those out would need a walk
+over the value in Python, which costs most of what orjson saves.)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from json import encoder as _encoder
 from typing import Any, Final
 
 __all__ = ["HAVE_ORJSON", "dumps", "dumps_wire", "float_agrees"]
@@ -35,37 +36,11 @@ except ImportError:  # pragma: no cover - depends on the environment
 HAVE_ORJSON: Final = _orjson is not None
 """True when orjson is installed and used for the values it encodes identically."""
 
-_MAX_DEPTH: Final = 16
-_INT_MIN: Final = -(2**63)
-_INT_MAX: Final = 2**64 - 1
 _INF: Final = float("inf")
 
-
-def _unsupported(value: object) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-_FALLBACK: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False)
-
-
-def _make_stdlib() -> Callable[[Any], str]:
-    make = getattr(_encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-        return _FALLBACK.encode
-    # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys, allow_nan)
-    iterencode = make(None, _unsupported, _encoder.encode_basestring, None, ":", ",", False, False, False)
-    join = "".join
-
-    def stdlib_dumps(obj: Any) -> str:
-        if isinstance(obj, str):  # a bare string goes through the encoder's own path
-            return _FALLBACK.encode(obj)
-        return join(iterencode(obj, 0))
-
-    return stdlib_dumps
-
-
-stdlib_dumps: Final = _make_stdlib()
-"""The stdlib encoder alone (also what ``dumps`` falls back to)."""
+_ENCODE: Final = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+).encode
 
 
 def float_agrees(value: float | None) -> bool:
@@ -78,7 +53,7 @@ def float_agrees(value: float | None) -> bool:
 
 def dumps(obj: Any) -> str:
     """Compact JSON text of ``obj`` from the stdlib encoder: ``,``/``:`` separators, non-ASCII kept, no NaN."""
-    return stdlib_dumps(obj)
+    return _ENCODE(obj)
 
 
 def dumps_wire(wire: dict[str, Any], floats_agree: bool) -> bytes:
@@ -92,4 +67,4 @@ def dumps_wire(wire: dict[str, Any], floats_agree: bool) -> bytes:
     if _orjson is not None and floats_agree:
         data: bytes = _orjson.dumps(wire)
         return data
-    return stdlib_dumps(wire).encode("utf-8")
+    return _ENCODE(wire).encode("utf-8")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
+import enum
+import inspect
 import json
 import math
+import re
 from typing import Any
 
 import pytest
+from _scripted_server import ScriptedServer, make_client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,18 +108,90 @@ def test_orjson_is_used_when_installed() -> None:
     assert _json.HAVE_ORJSON
 
 
-def test_a_tiny_event_value_sends_the_stdlib_text() -> None:
-    """A PutEvents body with eventValue 1e-05 is sent exactly as json.dumps writes it."""
+async def test_a_tiny_event_value_sends_the_stdlib_text(server: ScriptedServer) -> None:
+    """A PutEvents body with eventValue 1e-05 is sent exactly as json.dumps writes it (so is one without)."""
     from aiopersonalize_events import Event
-    from aiopersonalize_events._client import _floats_agree
-    from aiopersonalize_events._shapes import PutEventsRequest
-    from aiopersonalize_events.serde import to_wire
 
-    tiny = PutEventsRequest(
-        tracking_id="t", session_id="s", event_list=[Event(event_type="x", sent_at=1, event_value=1e-05)]
-    )
-    plain = PutEventsRequest(tracking_id="t", session_id="s", event_list=[Event(event_type="x", sent_at=1.5)])
-    assert not _floats_agree(tiny)
-    assert _floats_agree(plain)
-    body = _json.dumps_wire(to_wire(tiny), _floats_agree(tiny))
-    assert b'"eventValue":1e-05' in body
+    async with make_client(server) as client:
+        await client.put_events(
+            tracking_id="t", session_id="s", event_list=[Event(event_type="x", sent_at=1, event_value=1e-05)]
+        )
+        await client.put_events(tracking_id="t", session_id="s", event_list=[Event(event_type="x", sent_at=1.5)])
+    tiny, plain = (sent.body for sent in server.requests)
+    assert b'"eventValue":1e-05' in tiny
+    for body in (tiny, plain):
+        assert body == _reference(json.loads(body)).encode("utf-8")
+
+
+class _Color(enum.IntEnum):
+    RED = 1
+
+
+class _Text(str):
+    pass
+
+
+class _Number(float):
+    pass
+
+
+_EDGE_VALUES = [
+    "plain",
+    "",
+    'quote " backslash \\ newline \n tab \t bell \x07 del \x7f',
+    "non-ASCII é 日本 🎉 \u2028 \u2029",
+    "lone \ud800 surrogate",
+    0,
+    -0.0,
+    1e16,
+    1e-05,
+    5e-324,
+    1.7976931348623157e308,
+    2**64,
+    -(2**70),
+    True,
+    None,
+    (1, "two", [3.5]),
+    [],
+    {},
+    {1: "int key", 2.5: "float key", False: "bool key", None: "none key"},
+    collections.OrderedDict([("b", 1), ("a", 2)]),
+    {"enum": _Color.RED, "text": _Text("sub"), "number": _Number(2.5)},
+    {"page": "home", "price": 12.5, "tags": ["a", "b"], "n": 3},
+]
+
+
+@pytest.mark.parametrize("value", _EDGE_VALUES, ids=repr)
+def test_edge_values_give_the_stdlib_text(value: Any) -> None:
+    """Subclasses, enums, tuples, non-str keys, big and tiny numbers and odd strings: json.dumps's exact text."""
+    assert _json.dumps(value) == _reference(value)
+
+
+@pytest.mark.parametrize("value", [math.nan, {"a": [math.inf]}, {1, 2}, {"a": object()}, {(1,): "tuple key"}])
+def test_refusals_carry_the_stdlib_type_and_message(value: Any) -> None:
+    """A value json.dumps refuses is refused with the same exception type and message."""
+    with pytest.raises((ValueError, TypeError)) as theirs:
+        _reference(value)
+    with pytest.raises(theirs.type, match=re.escape(str(theirs.value))):
+        _json.dumps(value)
+
+
+def test_cycles_raise_recursion_error() -> None:
+    """A dict or list that contains itself raises RecursionError, as before (no table of seen containers)."""
+    loop: dict[str, Any] = {"a": 1}
+    loop["self"] = loop
+    chain: list[Any] = []
+    chain.append(chain)
+    for value in (loop, {"a": chain}):
+        with pytest.raises(RecursionError):
+            _json.dumps(value)
+        with pytest.raises(RecursionError):
+            _json.dumps_wire(value, floats_agree=False)
+
+
+def test_only_public_json_api_is_used() -> None:
+    """The module builds its encoder with json.JSONEncoder, not CPython's private c_make_encoder."""
+    source = inspect.getsource(_json)
+    assert "c_make_encoder" not in source
+    assert "json.encoder" not in source
+    assert "from json import encoder" not in source

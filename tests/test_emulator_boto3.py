@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import _limits_cases as C
 import pytest
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from test_emulator_support import (
@@ -83,54 +84,19 @@ def _set(document: dict[str, Any], path: tuple[str | int, ...], value: object) -
     return result
 
 
-_LONG_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/" + "g" * 200 + "/ITEMS"
 _BIG_EVENT_IMPRESSION = ["\u00e9" * 256] * 25  # 25 entries of 256 characters, 512 bytes each in UTF-8
 
-# (row of the limits table, operation, path of the member to set, value, path the message must name)
+# (row of the limits table, operation, path of the member to set, value, path the message must name):
+# every length limit of the shared table one past its maximum and one under its minimum, then the limits
+# that are not lengths (patterns, JSON, reserved keys, event size, event value).
 _LIMIT_CASES: list[tuple[str, str, tuple[str | int, ...], object, str]] = [
-    ("plain-ids", "PutEvents", ("trackingId",), "t" * 257, "trackingId"),
-    ("plain-ids", "PutEvents", ("sessionId",), "", "sessionId"),
-    ("plain-ids", "PutEvents", ("userId",), "u" * 257, "userId"),
-    ("plain-ids", "PutEvents", ("eventList", 0, "eventType"), "e" * 257, "eventList.1.member.eventType"),
-    ("plain-ids", "PutEvents", ("eventList", 0, "eventId"), "", "eventList.1.member.eventId"),
-    ("plain-ids", "PutEvents", ("eventList", 0, "itemId"), "i" * 257, "eventList.1.member.itemId"),
-    ("plain-ids", "PutItems", ("items", 0, "itemId"), "i" * 257, "items.1.member.itemId"),
-    ("plain-ids", "PutUsers", ("users", 0, "userId"), "", "users.1.member.userId"),
-    ("plain-ids", "PutActions", ("actions", 0, "actionId"), "a" * 257, "actions.1.member.actionId"),
-    (
-        "plain-ids",
-        "PutActionInteractions",
-        ("actionInteractions", 0, "sessionId"),
-        "s" * 257,
-        "actionInteractions.1.member.sessionId",
-    ),
-    ("dataset-arn", "PutItems", ("datasetArn",), _LONG_ARN, "datasetArn"),
+    (f"{row.row}-{row.id}-{n}", row.operation, row.wire_path, row.value(n), row.message_path)
+    for row in C.LIMITS
+    for n in row.refused_sizes()
+]
+_LIMIT_CASES += [
     ("dataset-arn", "PutUsers", ("datasetArn",), "arn:aws:s3:::bucket/key", "datasetArn"),
-    ("recommendation-id", "PutEvents", ("eventList", 0, "recommendationId"), "r" * 41, "recommendationId"),
-    (
-        "recommendation-id",
-        "PutActionInteractions",
-        ("actionInteractions", 0, "recommendationId"),
-        "",
-        "actionInteractions.1.member.recommendationId",
-    ),
-    ("impression", "PutEvents", ("eventList", 0, "impression"), [], "eventList.1.member.impression"),
-    ("impression", "PutEvents", ("eventList", 0, "impression"), ["i"] * 26, "eventList.1.member.impression"),
     ("impression", "PutEvents", ("eventList", 0, "impression"), ["i", "x" * 257], "impression.2.member"),
-    (
-        "impression",
-        "PutActionInteractions",
-        ("actionInteractions", 0, "impression"),
-        ["a"] * 26,
-        "actionInteractions.1.member.impression",
-    ),
-    (
-        "attribution-source",
-        "PutEvents",
-        ("eventList", 0, "metricAttribution", "eventAttributionSource"),
-        "s" * 1025,
-        "eventList.1.member.metricAttribution.eventAttributionSource",
-    ),
     (
         "attribution-source",
         "PutEvents",
@@ -145,44 +111,8 @@ _LIMIT_CASES: list[tuple[str, str, tuple[str | int, ...], object, str]] = [
         "caf\u00e9",
         "metricAttribution.eventAttributionSource",
     ),
-    (
-        "event-properties",
-        "PutEvents",
-        ("eventList", 0, "properties"),
-        '{"a":"' + "x" * 1020 + '"}',
-        "eventList.1.member.properties",
-    ),
-    ("event-properties", "PutEvents", ("eventList", 0, "properties"), "", "eventList.1.member.properties"),
     ("event-properties", "PutEvents", ("eventList", 0, "properties"), "[1,2]", "eventList.1.member.properties"),
-    (
-        "event-properties",
-        "PutActionInteractions",
-        ("actionInteractions", 0, "properties"),
-        '{"a":"' + "x" * 1020 + '"}',
-        "actionInteractions.1.member.properties",
-    ),
-    (
-        "item-action-properties",
-        "PutItems",
-        ("items", 0, "properties"),
-        '{"a":"' + "x" * 31996 + '"}',
-        "items.1.member.properties",
-    ),
-    (
-        "item-action-properties",
-        "PutActions",
-        ("actions", 0, "properties"),
-        '{"a":"' + "x" * 31996 + '"}',
-        "actions.1.member.properties",
-    ),
     ("item-action-properties", "PutItems", ("items", 0, "properties"), "not json", "items.1.member.properties"),
-    (
-        "user-properties",
-        "PutUsers",
-        ("users", 0, "properties"),
-        '{"a":"' + "x" * 23996 + '"}',
-        "users.1.member.properties",
-    ),
     ("reserved-keys", "PutEvents", ("eventList", 0, "properties"), '{"userId":"u"}', "eventList.1.member.properties"),
     ("reserved-keys", "PutEvents", ("eventList", 0, "properties"), '{"EVENTTYPE":"x"}', "properties"),
     (
@@ -191,18 +121,6 @@ _LIMIT_CASES: list[tuple[str, str, tuple[str | int, ...], object, str]] = [
         ("actionInteractions", 0, "properties"),
         '{"Timestamp":1}',
         "actionInteractions.1.member.properties",
-    ),
-    ("records-per-call", "PutEvents", ("eventList",), [], "eventList"),
-    ("records-per-call", "PutEvents", ("eventList",), [{"eventType": "e", "sentAt": 1}] * 11, "eventList"),
-    ("records-per-call", "PutItems", ("items",), [{"itemId": "i"}] * 11, "items"),
-    ("records-per-call", "PutUsers", ("users",), [], "users"),
-    ("records-per-call", "PutActions", ("actions",), [{"actionId": "a"}] * 11, "actions"),
-    (
-        "records-per-call",
-        "PutActionInteractions",
-        ("actionInteractions",),
-        [{"actionId": "a", "sessionId": "s", "timestamp": 1, "eventType": "Taken"}] * 11,
-        "actionInteractions",
     ),
     (
         "event-size",
@@ -213,13 +131,17 @@ _LIMIT_CASES: list[tuple[str, str, tuple[str | int, ...], object, str]] = [
     ),
     ("event-value", "PutEvents", ("eventList", 0, "eventValue"), math.nan, "eventList.1.member.eventValue"),
     ("event-value", "PutEvents", ("eventList", 0, "eventValue"), math.inf, "eventList.1.member.eventValue"),
+    ("lone-surrogate", "PutItems", ("items", 0, "itemId"), "item-\ud800", "items.1.member.itemId"),
+    ("lone-surrogate", "PutEvents", ("eventList", 0, "impression"), ["i", "\udfff"], "impression.2.member"),
+    ("json-constant", "PutUsers", ("users", 0, "properties"), '{"a":NaN}', "users.1.member.properties"),
+    ("json-constant", "PutActions", ("actions", 0, "properties"), '{"a":-Infinity}', "actions.1.member.properties"),
 ]
 
 
 @pytest.mark.parametrize(
     ("row", "operation", "path", "value", "named"),
     _LIMIT_CASES,
-    ids=[f"{row}-{op}-{'.'.join(map(str, path))}" for row, op, path, _, _ in _LIMIT_CASES],
+    ids=[row if "." in row else f"{row}-{op}-{'.'.join(map(str, path))}" for row, op, path, _, _ in _LIMIT_CASES],
 )
 def test_boto3_limit_violation_raises_invalid_input(
     emulator: Emulator, boto: Any, row: str, operation: str, path: tuple[str | int, ...], value: object, named: str

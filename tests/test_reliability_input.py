@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+import _limits_cases as C
 import aiohttp
 import attrs
 import pytest
@@ -60,6 +61,12 @@ TRACKER = "tracker-fuzz"
 
 # -- strategies ------------------------------------------------------------------------------------------------
 
+# the lengths at the edges of the service's limits, from the shared table (tests/_limits_cases.py)
+TEXT_MAXIMA = sorted({row.maximum for row in C.by_kind("text", "entry")})
+EDGE_LENGTHS = sorted({n for m in TEXT_MAXIMA for n in (m - 1, m, m + 1)})
+PROPERTIES_MAXIMA = sorted({row.maximum for row in C.by_kind("properties")})
+PROPERTIES_EDGES = sorted({n for m in PROPERTIES_MAXIMA for n in (m - 1, m, m + 1)})
+
 ANY_CHAR = st.characters(exclude_categories=())  # lone surrogates included
 SPECIAL_TEXT = st.sampled_from(
     [
@@ -82,18 +89,13 @@ SPECIAL_TEXT = st.sampled_from(
         "\\",
         '"',
         "\u2028\u2029",
-        "\U0001d54f" * 256,
-        "\U0001d54f" * 257,
-        "x" * 256,
-        "x" * 257,
-        "\u00e9" * 256,
-        "x" * 41,
+        *(char * n for char in ("x", "\u00e9", "\U0001d54f") for m in TEXT_MAXIMA for n in (m, m + 1)),
     ]
 )
 REPEATED_TEXT = st.builds(
     lambda piece, n: piece * n,
     st.sampled_from(["x", "\u00e9", "\U0001f44d", "\x00", "\u202e", '"', "\\", " ", "\ud800"]),
-    st.sampled_from([1, 39, 40, 41, 255, 256, 257, 1023, 1024, 1025, 4000, 100_000, 1_000_000]),
+    st.sampled_from([1, *EDGE_LENGTHS, 4000, 100_000, 1_000_000]),
 )
 TEXT = st.one_of(st.text(max_size=30), st.text(ANY_CHAR, max_size=30), SPECIAL_TEXT, REPEATED_TEXT)
 
@@ -230,9 +232,8 @@ PROPERTIES_TEXT = st.one_of(
             '{"a": ' + "9" * 5000 + "}",
         ]
     ),
-    st.sampled_from([1000, 1014, 1015, 1016, 23990, 24000, 31990, 32000, 40000]).map(
-        lambda n: json.dumps({"k": "x" * n})
-    ),
+    # json.dumps({"k": ...}) adds 9 characters: text of each edge length, and far under and over them all
+    st.sampled_from([1000, *PROPERTIES_EDGES, 40000]).map(lambda n: json.dumps({"k": "x" * (n - 9)})),
 )
 
 
@@ -255,7 +256,8 @@ HOSTILE_PROPERTIES = st.one_of(
     st.dictionaries(KEYS, JSON_TREE, max_size=5),
     st.integers(1, 3000).map(nested),
     PROPERTIES_TEXT,
-    st.sampled_from([1000, 1016, 1017, 23990, 24000, 31990, 32000, 40000]).map(lambda n: {"k": "\u00e9" * n}),
+    # {"k":"..."} compact adds 8 characters
+    st.sampled_from([1000, *PROPERTIES_EDGES, 40000]).map(lambda n: {"k": "\u00e9" * (n - 8)}),
     WRONG_TYPE,
 )
 VALID_LEAF = st.one_of(
@@ -560,7 +562,7 @@ JSON_VALUE = st.recursive(
         st.builds(
             lambda piece, n: piece * n,
             st.sampled_from(["x", "\u00e9", "\U0001f44d", "\x00"]),
-            st.sampled_from([40, 41, 256, 257, 1025]),
+            st.sampled_from([n for m in TEXT_MAXIMA for n in (m, m + 1)]),
         ),
     ),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -573,7 +575,9 @@ WIRE_VALID: dict[str, st.SearchStrategy[Any]] = {
     "timestamp": st.one_of(st.integers(0, 4_000_000_000), st.floats(0, 4e9)),
     "eventValue": st.floats(allow_nan=False, allow_infinity=False),
     "properties": st.one_of(VALID_PROPERTIES, VALID_PROPERTIES.map(json.dumps)),
-    "recommendationId": st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40),
+    "recommendationId": st.text(
+        st.characters(exclude_categories=("Cs",)), min_size=1, max_size=C.limit("Event", "recommendation_id").maximum
+    ),
     "impression": st.lists(VALID_ID, min_size=1, max_size=5),
     "metricAttribution": st.just({"eventAttributionSource": "email"}),
 }
@@ -670,6 +674,44 @@ async def test_fuzzed_json_lines_become_a_line_error_or_an_accepted_record(op: o
     print(f"JSON lines for {op.cli_name}: {outcomes}")
     assert outcomes["refused"]
     assert outcomes["accepted"]
+
+
+# -- every limit of the shared table, at its edges: the client and the emulator agree ----------------------------
+
+
+async def _post_wire(url: str, document: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST a wire document as is (no client in the way), with a well-formed signature for credentials=None."""
+    headers = {"Authorization": _FAKE_AUTHORIZATION, "x-amz-date": "20240101T000000Z"}
+    async with aiohttp.ClientSession() as session, session.post(url, json=document, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+@pytest.mark.parametrize("row", C.LIMITS, ids=lambda r: r.id)
+async def test_client_and_emulator_agree_at_every_limit_edge(row: C.Limit) -> None:
+    """At each edge the client accepts and the emulator answers 200; one past it the client names the member
+    (ValidationError) and the emulator, checked against the service model's literal number, names it too."""
+    op = ops.BY_NAME[row.operation]
+    accepted = Accepted()
+    for n in row.accepted_sizes(row.client_maximum):
+        request = from_wire(op.request, row.wire_request(row.value(n)))
+        accepted.calls.append((op, {f.name: getattr(request, f.name) for f in attrs.fields(op.request)}))
+    for n in row.refused_sizes(row.client_maximum):
+        with pytest.raises(ValidationError) as info:
+            from_wire(op.request, row.wire_request(row.value(n)))
+        assert info.value.path.endswith(row.client_path), (n, info.value.path)
+        assert _root(info.value.path) == re.sub("([A-Z])", r"_\1", str(row.wire_path[0])).lower(), info.value.path
+    assert await send_all(accepted) == 2
+    async with Emulator() as emu:
+        url = emu.endpoint_url + op.path
+        for n in row.refused_sizes():
+            status, answer = await _post_wire(url, row.wire_request(row.value(n)))
+            assert status == 400, (n, answer)
+            bound = "less than or equal to" if n > row.maximum else "greater than or equal to"
+            assert (
+                f"Value at '{row.message_path}' failed to satisfy constraint: Member must have length {bound}"
+                in (answer["message"])
+            )
+        assert emu.calls == {(row.operation, 400): len(row.refused_sizes())}
 
 
 # -- regressions found by the fuzzing above --------------------------------------------------------------------

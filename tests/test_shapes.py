@@ -1,4 +1,8 @@
-"""The shapes enforce every service limit exactly, normalise their values once, and stay quiet in repr."""
+"""The shapes enforce every service limit exactly, normalise their values once, and stay quiet in repr.
+
+The length limits come from the shared table in ``tests/_limits_cases.py``
+(the emulator's and the hostile-input tests loop over the same rows).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import _limits_cases as C
 import attrs
 import pytest
 
@@ -25,6 +30,7 @@ from aiopersonalize_events import (
     User,
     ValidationError,
 )
+from aiopersonalize_events import _limits as L
 from aiopersonalize_events.serde import from_wire, to_wire
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/dsg/ITEMS"
@@ -56,7 +62,7 @@ def refused(path: str) -> Any:
     return pytest.raises(ValidationError, match="^" + re.escape(path) + ": ")
 
 
-# --- a builder per record shape, taking one member to set --------------------------------------
+# --- a builder per shape, taking one member to set ----------------------------------------------
 
 RECORD_BUILDERS: dict[str, Any] = {
     "Event": event,
@@ -66,64 +72,102 @@ RECORD_BUILDERS: dict[str, Any] = {
     "ActionInteraction": interaction,
 }
 
-# (shape, member, maximum length) for every plain string member of a record or request
-ID_MEMBERS = [
-    ("Event", "event_type", 256),
-    ("Event", "event_id", 256),
-    ("Event", "item_id", 256),
-    ("Event", "recommendation_id", 40),
-    ("Item", "item_id", 256),
-    ("User", "user_id", 256),
-    ("Action", "action_id", 256),
-    ("ActionInteraction", "action_id", 256),
-    ("ActionInteraction", "session_id", 256),
-    ("ActionInteraction", "event_type", 256),
-    ("ActionInteraction", "user_id", 256),
-    ("ActionInteraction", "event_id", 256),
-    ("ActionInteraction", "recommendation_id", 40),
-]
+# the records a request of each shape takes, one fresh valid record per call
+REQUEST_RECORDS: dict[str, Any] = {
+    "PutEventsRequest": event,
+    "PutItemsRequest": lambda: Item(item_id="i"),
+    "PutUsersRequest": lambda: User(user_id="u"),
+    "PutActionsRequest": lambda: Action(action_id="a"),
+    "PutActionInteractionsRequest": interaction,
+}
+
+SHAPE_BUILDERS: dict[str, Any] = {
+    **RECORD_BUILDERS,
+    "MetricAttribution": lambda **kw: MetricAttribution(**{"event_attribution_source": "email", **kw}),
+    "PutEventsRequest": lambda **kw: PutEventsRequest(
+        **{"tracking_id": "t", "session_id": "s", "event_list": [event()], **kw}
+    ),
+    "PutItemsRequest": lambda **kw: PutItemsRequest(**{"dataset_arn": ARN, "items": [Item(item_id="i")], **kw}),
+    "PutUsersRequest": lambda **kw: PutUsersRequest(**{"dataset_arn": ARN, "users": [User(user_id="u")], **kw}),
+    "PutActionsRequest": lambda **kw: PutActionsRequest(
+        **{"dataset_arn": ARN, "actions": [Action(action_id="a")], **kw}
+    ),
+    "PutActionInteractionsRequest": lambda **kw: PutActionInteractionsRequest(
+        **{"tracking_id": "t", "action_interactions": [interaction()], **kw}
+    ),
+}
 
 
-@pytest.mark.parametrize(("shape", "member", "maximum"), ID_MEMBERS)
-def test_id_members_accept_their_maximum_length(shape: str, member: str, maximum: int) -> None:
-    """An id of exactly the service's maximum length is accepted and kept as given."""
-    value = "é" * maximum  # lengths are characters, not bytes
-    record = RECORD_BUILDERS[shape](**{member: value})
-    assert getattr(record, member) == value
+# --- every length limit of the shared table (tests/_limits_cases.py), at N and N+1 -------------
 
 
-@pytest.mark.parametrize(("shape", "member", "maximum"), ID_MEMBERS)
-def test_id_members_refuse_one_past_their_maximum(shape: str, member: str, maximum: int) -> None:
-    """An id one character over the maximum raises ValidationError naming the member."""
-    with refused(member):
-        RECORD_BUILDERS[shape](**{member: "x" * (maximum + 1)})
+def _attribute(row: C.Limit) -> str:
+    return row.member.removesuffix("[]")
 
 
-@pytest.mark.parametrize(("shape", "member", "maximum"), ID_MEMBERS)
-def test_id_members_refuse_empty_and_non_strings(shape: str, member: str, maximum: int) -> None:
-    """An empty id or one that is not a str raises ValidationError naming the member."""
-    with refused(member):
-        RECORD_BUILDERS[shape](**{member: ""})
-    with refused(member):
-        RECORD_BUILDERS[shape](**{member: 12345})
+def client_value(row: C.Limit, n: int) -> Any:
+    """A value of ``row``'s member of size ``n`` as a caller passes it (records as shapes)."""
+    if row.kind == "records":
+        return [REQUEST_RECORDS[row.shape]() for _ in range(n)]
+    return row.value(n)
 
 
-@pytest.mark.parametrize(
-    ("build", "member"),
-    [
-        (lambda v: PutEventsRequest(tracking_id=v, session_id="s", event_list=[event()]), "tracking_id"),
-        (lambda v: PutEventsRequest(tracking_id="t", session_id=v, event_list=[event()]), "session_id"),
-        (lambda v: PutEventsRequest(tracking_id="t", session_id="s", event_list=[event()], user_id=v), "user_id"),
-        (lambda v: PutActionInteractionsRequest(tracking_id=v, action_interactions=[interaction()]), "tracking_id"),
-    ],
-)
-def test_request_ids_are_1_to_256_characters(build: Any, member: str) -> None:
-    """Request-level ids accept 1 and 256 characters and refuse 0 and 257, naming the member."""
-    build("x")
-    build("x" * 256)
-    for bad in ("", "x" * 257):
-        with refused(member):
-            build(bad)
+def build_with(row: C.Limit, value: Any) -> Any:
+    """The shape of ``row`` with its member set to ``value``."""
+    return SHAPE_BUILDERS[row.shape](**{_attribute(row): value})
+
+
+def test_limits_table_numbers_are_the_library_constants() -> None:
+    """Each literal number of the table (the service model's) is the one _limits holds for the client."""
+    for row in C.LIMITS:
+        assert row.constant is not None, row.id
+        assert getattr(L, row.constant) == row.maximum, row.id
+        assert row.client_maximum == row.maximum
+    assert L.EVENT_MAX_BYTES == C.EVENT_MAX_BYTES
+
+
+def test_limits_table_covers_every_shape_member_with_a_length() -> None:
+    """The table has a row for every str, properties, impression and record-list member of every shape."""
+    rows = {(row.shape, _attribute(row)) for row in C.LIMITS}
+    lengthy = {"properties", "impression"} | {row.member for row in C.by_kind("records")}
+    for name, build in SHAPE_BUILDERS.items():
+        for field in attrs.fields(type(build())):
+            text = "str" in str(field.type) and "float" not in str(field.type)
+            if text or field.name in lengthy:
+                assert (name, field.name) in rows, (name, field.name)
+
+
+@pytest.mark.parametrize("row", C.LIMITS, ids=lambda r: r.id)
+def test_each_limit_accepts_its_shortest_and_its_maximum(row: C.Limit) -> None:
+    """At the shortest valid size and at exactly the maximum the member is accepted and kept (lists as tuples)."""
+    for n in row.accepted_sizes(row.client_maximum):
+        value = client_value(row, n)
+        kept = getattr(build_with(row, value), _attribute(row))
+        assert kept == (tuple(value) if isinstance(value, list) else value), n
+
+
+@pytest.mark.parametrize("row", [r for r in C.by_kind("text", "entry") if r.pattern is None], ids=lambda r: r.id)
+def test_each_text_limit_counts_characters_not_bytes(row: C.Limit) -> None:
+    """A maximum-length text of two-byte characters is accepted and kept (patterns aside, which want ASCII)."""
+    text = "\u00e9" * row.client_maximum
+    value = [text] if row.kind == "entry" else text
+    kept = getattr(build_with(row, value), _attribute(row))
+    assert kept == ((text,) if row.kind == "entry" else text)
+
+
+@pytest.mark.parametrize("row", C.LIMITS, ids=lambda r: r.id)
+def test_each_limit_refuses_one_past_its_maximum_and_one_under_its_minimum(row: C.Limit) -> None:
+    """Size N+1 (and minimum - 1) raises ValidationError whose path names the member."""
+    for n in row.refused_sizes(row.client_maximum):
+        with refused(row.client_path):
+            build_with(row, client_value(row, n))
+
+
+@pytest.mark.parametrize("row", C.by_kind("text"), ids=lambda r: r.id)
+def test_text_members_refuse_non_strings(row: C.Limit) -> None:
+    """A text member given something that is not a str raises ValidationError naming it."""
+    with refused(row.client_path):
+        build_with(row, 12345)
 
 
 def test_lone_surrogate_in_an_id_is_refused() -> None:
@@ -136,26 +180,13 @@ def test_lone_surrogate_in_an_id_is_refused() -> None:
 
 
 @pytest.mark.parametrize("shape", ["Event", "ActionInteraction"])
-def test_impression_takes_1_to_25_entries(shape: str) -> None:
-    """An impression list of 25 entries is accepted (as a tuple); 26 or none is refused."""
+def test_impression_entries_are_named_by_their_index(shape: str) -> None:
+    """A bad impression entry is named by its index: too long, or not a str."""
     build = RECORD_BUILDERS[shape]
-    record = build(impression=[f"i{n}" for n in range(25)])
-    assert record.impression == tuple(f"i{n}" for n in range(25))
+    too_long = C.limit(shape, "impression[]").client_maximum + 1
     assert build(impression=["only"]).impression == ("only",)
-    for bad in ([f"i{n}" for n in range(26)], []):
-        with refused("impression"):
-            build(impression=bad)
-
-
-@pytest.mark.parametrize("shape", ["Event", "ActionInteraction"])
-def test_impression_entries_are_1_to_256_characters(shape: str) -> None:
-    """Each impression entry takes 1..256 characters; a bad one is named by its index."""
-    build = RECORD_BUILDERS[shape]
-    build(impression=["x" * 256])
     with refused("impression[1]"):
-        build(impression=["ok", "x" * 257])
-    with refused("impression[0]"):
-        build(impression=[""])
+        build(impression=["ok", "x" * too_long])
     with refused("impression[2]"):
         build(impression=["a", "b", 3])
 
@@ -170,32 +201,11 @@ def test_impression_must_be_a_sequence_not_a_string() -> None:
 
 # --- record counts ----------------------------------------------------------------------------
 
-REQUEST_BUILDERS = [
-    ("event_list", lambda n: PutEventsRequest(tracking_id="t", session_id="s", event_list=[event()] * n)),
-    ("items", lambda n: PutItemsRequest(dataset_arn=ARN, items=[Item(item_id="i")] * n)),
-    ("users", lambda n: PutUsersRequest(dataset_arn=ARN, users=[User(user_id="u")] * n)),
-    ("actions", lambda n: PutActionsRequest(dataset_arn=ARN, actions=[Action(action_id="a")] * n)),
-    (
-        "action_interactions",
-        lambda n: PutActionInteractionsRequest(tracking_id="t", action_interactions=[interaction()] * n),
-    ),
-]
 
-
-@pytest.mark.parametrize(("member", "build"), REQUEST_BUILDERS)
-def test_requests_take_1_to_10_records(member: str, build: Any) -> None:
-    """Every request takes 1 to 10 records; 0 or 11 raises ValidationError naming the list."""
-    assert len(getattr(build(10), member)) == 10
-    assert len(getattr(build(1), member)) == 1
-    for bad in (0, 11):
-        with refused(member):
-            build(bad)
-
-
-@pytest.mark.parametrize(("member", "build"), REQUEST_BUILDERS)
-def test_request_records_become_a_tuple(member: str, build: Any) -> None:
+@pytest.mark.parametrize("row", C.by_kind("records"), ids=lambda r: r.id)
+def test_request_records_become_a_tuple(row: C.Limit) -> None:
     """The record list is stored as a tuple, so a request cannot change after validation."""
-    assert isinstance(getattr(build(3), member), tuple)
+    assert isinstance(getattr(build_with(row, client_value(row, 3)), row.member), tuple)
 
 
 def test_records_of_the_wrong_shape_are_named_by_index() -> None:
@@ -241,29 +251,21 @@ def test_dataset_arn_not_matching_the_pattern_is_refused(arn: str) -> None:
         PutItemsRequest(dataset_arn=arn, items=[Item(item_id="i")])
 
 
-def test_dataset_arn_is_at_most_256_characters() -> None:
-    """A valid-looking ARN of 256 characters is accepted, 257 refused."""
-    prefix = "arn:aws:personalize:us-east-1:123456789012:dataset/"
-    PutUsersRequest(dataset_arn=prefix + "x" * (256 - len(prefix)), users=[User(user_id="u")])
-    with refused("dataset_arn"):
-        PutUsersRequest(dataset_arn=prefix + "x" * (257 - len(prefix)), users=[User(user_id="u")])
-
-
 # --- eventAttributionSource -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", ["x", "x" * 1024, " padded ", "~!@#$%^&*()_+{}|:<>?", "a b"])
-def test_attribution_source_accepts_printable_ascii_up_to_1024(source: str) -> None:
-    """Printable ASCII that is not blank, up to 1024 characters, is accepted."""
+@pytest.mark.parametrize("source", ["x", " padded ", "~!@#$%^&*()_+{}|:<>?", "a b"])
+def test_attribution_source_accepts_printable_ascii(source: str) -> None:
+    """Printable ASCII that is not blank is accepted (its length limit: the table tests above)."""
     assert MetricAttribution(event_attribution_source=source).event_attribution_source == source
 
 
 @pytest.mark.parametrize(
     "source",
-    ["", " ", "   ", "x" * 1025, "caf\u00e9", "tab\there", "line\n", "\nline", "nul\x00", "del\x7f", "\u3042"],
+    ["", " ", "   ", "caf\u00e9", "tab\there", "line\n", "\nline", "nul\x00", "del\x7f", "\u3042"],
 )
-def test_attribution_source_refuses_blank_long_or_non_printable(source: str) -> None:
-    """Blank, over-long, non-ASCII or control characters (even a final newline) are refused."""
+def test_attribution_source_refuses_blank_or_non_printable(source: str) -> None:
+    """Blank, non-ASCII or control characters (even a final newline) are refused."""
     with refused("event_attribution_source"):
         MetricAttribution(event_attribution_source=source)
 
@@ -276,34 +278,35 @@ def test_metric_attribution_must_be_the_shape() -> None:
 
 # --- properties -------------------------------------------------------------------------------
 
-PROPERTY_LIMITS = [("Event", 1024), ("ActionInteraction", 1024), ("Item", 32000), ("Action", 32000), ("User", 24000)]
+PROPERTY_ROWS = C.by_kind("properties")
 
 
-@pytest.mark.parametrize(("shape", "maximum"), PROPERTY_LIMITS)
-def test_properties_accept_exactly_their_maximum(shape: str, maximum: int) -> None:
+@pytest.mark.parametrize("row", PROPERTY_ROWS, ids=lambda r: r.id)
+def test_properties_accept_exactly_their_maximum_as_a_mapping_or_a_string(row: C.Limit) -> None:
     """Compact JSON of exactly the maximum length is accepted, as a mapping or as a string."""
-    mapping = props_of_length(maximum)
+    mapping = props_of_length(row.client_maximum)
     text = json.dumps(mapping, separators=(",", ":"))
-    assert RECORD_BUILDERS[shape](properties=mapping).properties == text
-    assert RECORD_BUILDERS[shape](properties=text).properties == text
+    assert build_with(row, mapping).properties == text
+    assert build_with(row, text).properties == text
 
 
-@pytest.mark.parametrize(("shape", "maximum"), PROPERTY_LIMITS)
-def test_properties_refuse_one_past_their_maximum(shape: str, maximum: int) -> None:
+@pytest.mark.parametrize("row", PROPERTY_ROWS, ids=lambda r: r.id)
+def test_properties_refuse_one_past_their_maximum_as_a_mapping_or_a_string(row: C.Limit) -> None:
     """Compact JSON one character over the maximum raises ValidationError naming properties."""
-    mapping = props_of_length(maximum + 1)
+    mapping = props_of_length(row.client_maximum + 1)
     with refused("properties"):
-        RECORD_BUILDERS[shape](properties=mapping)
+        build_with(row, mapping)
     with refused("properties"):
-        RECORD_BUILDERS[shape](properties=json.dumps(mapping, separators=(",", ":")))
+        build_with(row, json.dumps(mapping, separators=(",", ":")))
 
 
-def test_properties_length_counts_characters_not_bytes() -> None:
-    """1024 non-ASCII characters (far more than 1024 UTF-8 bytes) fit in an event's properties."""
-    mapping = props_of_length(1024, char="\u00e9")
-    assert len(event(properties=mapping).properties or "") == 1024
+@pytest.mark.parametrize("row", PROPERTY_ROWS, ids=lambda r: r.id)
+def test_properties_length_counts_characters_not_bytes(row: C.Limit) -> None:
+    """The maximum in non-ASCII characters (far more UTF-8 bytes) fits; one more character does not."""
+    mapping = props_of_length(row.client_maximum, char="\u00e9")
+    assert len(build_with(row, mapping).properties or "") == row.client_maximum
     with refused("properties"):
-        event(properties=props_of_length(1025, char="\u00e9"))
+        build_with(row, props_of_length(row.client_maximum + 1, char="\u00e9"))
 
 
 def test_mapping_properties_are_encoded_compactly_without_ascii_escapes() -> None:

@@ -6,11 +6,19 @@ service's ``InvalidSignatureException``. The canonical request is rebuilt
 from the ``Authorization`` header's ``SignedHeaders`` and the request as it
 arrived: method, path, query, those headers' values and the body's SHA-256.
 
+The path is canonicalised as AWS does for every service but S3: empty and
+``.`` segments dropped, ``..`` segments resolved, a trailing slash kept, and
+each segment percent-encoded (RFC 3986 unreserved characters kept). The path
+given is the one on the wire, already percent-encoded by the signer, so it is
+encoded a second time, as the SDKs' signers do for these services.
+
 Without credentials the verifier still reads the ``Authorization`` header and
 checks its form and scope (algorithm, five-part credential, service
-``personalize``, ``aws4_request``, a date matching ``x-amz-date``, ``host``
-signed) but not the signature, the key id or the clock. No message here ever
-contains a secret key or a session token.
+``personalize``, ``aws4_request``, a well-formed ``x-amz-date`` (a real date
+and time in ISO-8601 basic format) that the scope's date matches, ``host``
+signed, well-formed ``SignedHeaders`` and a signature of 64 hexadecimal
+digits) but not the signature's value, the key id or the clock. No message
+here ever contains a secret key or a session token.
 """
 
 from __future__ import annotations
@@ -30,7 +38,16 @@ from multidict import MultiMapping
 
 from ._answers import incomplete_signature, invalid_signature, missing_token, unrecognized_client
 
-__all__ = ["SIGNING_SERVICE", "Authorization", "SignatureVerifier", "parse_authorization"]
+__all__ = [
+    "SIGNING_SERVICE",
+    "Authorization",
+    "SignatureVerifier",
+    "canonical_query",
+    "canonical_request",
+    "canonical_uri",
+    "normalize_path",
+    "parse_authorization",
+]
 
 SIGNING_SERVICE: Final = "personalize"
 """The service name a credential scope must carry (not the endpoint prefix ``personalize-events``)."""
@@ -40,7 +57,12 @@ TERMINATOR: Final = "aws4_request"
 DEFAULT_MAX_SKEW: Final = 900.0
 """Seconds a request's date may be away from the service's clock (15 minutes)."""
 
-_AMZ_DATE: Final = re.compile(r"\d{8}T\d{6}Z")
+_AMZ_DATE: Final = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+"""ISO-8601 basic format in ASCII digits (``\\d`` would also take other scripts' digits)."""
+_BASIC_FORMAT: Final = "%Y%m%dT%H%M%SZ"
+_SIGNATURE: Final = re.compile(r"[0-9a-f]{64}")
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
+"""A lowercase HTTP header name (an RFC 9110 token)."""
 _SPACES: Final = re.compile(r"\s+")
 _REGION: Final = re.compile(r"[a-z0-9-]+")
 _SECRET_HEADERS: Final = frozenset({"x-amz-security-token"})
@@ -98,37 +120,87 @@ def parse_authorization(header: str) -> Authorization:
     )
 
 
+def _well_formed_basic(value: str) -> bool:
+    """True when ``value`` is a real date and time in ISO-8601 basic format (``20150830T123600Z``)."""
+    if _AMZ_DATE.fullmatch(value) is None:
+        return False
+    try:
+        datetime.strptime(value, _BASIC_FORMAT)
+    except ValueError:  # month 13, February 30, hour 25, second 60, ...
+        return False
+    return True
+
+
 def _amz_date(headers: MultiMapping[str]) -> str:
-    value = headers.get("x-amz-date")
-    if value is None:
-        fallback = headers.get("date")
-        if fallback is None:
+    """The request's date in basic format, from ``x-amz-date`` or else ``Date``; refuse a malformed one.
+
+    Checked whether or not signatures are verified: a request that the
+    service could not even read the date of is refused in both modes.
+    """
+    values = headers.getall("x-amz-date", [])
+    if not values:
+        fallback = headers.getall("date", [])
+        if not fallback:
             raise incomplete_signature(
                 "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
             )
         try:
-            parsed = parsedate_to_datetime(fallback)
-        except (TypeError, ValueError):
+            parsed = parsedate_to_datetime(",".join(fallback))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            basic = parsed.astimezone(timezone.utc).strftime(_BASIC_FORMAT)
+        except (TypeError, ValueError, OverflowError):
             raise incomplete_signature("Date must be in RFC 1123 format.") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    value = value.strip()
-    if _AMZ_DATE.fullmatch(value) is None:
+        if not _well_formed_basic(basic):  # e.g. year 1, which strftime writes with one digit
+            raise incomplete_signature("Date must be in RFC 1123 format.")
+        return basic
+    value = ",".join(v.strip() for v in values)  # a repeated header is one comma-joined value, as AWS reads it
+    if not _well_formed_basic(value):
         raise incomplete_signature("Date must be in ISO-8601 'basic format'. Expected format like '20150830T123600Z'.")
     return value
 
 
 def _epoch(amz_date: str) -> float:
-    try:
-        parsed = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        raise incomplete_signature("Date must be in ISO-8601 'basic format'.") from None
-    return parsed.timestamp()
+    """Epoch seconds of a date already checked by ``_amz_date``."""
+    return datetime.strptime(amz_date, _BASIC_FORMAT).replace(tzinfo=timezone.utc).timestamp()
 
 
 def _basic(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime(_BASIC_FORMAT)
+
+
+def normalize_path(path: str) -> str:
+    """The path with empty and ``.`` segments removed and ``..`` segments resolved, as SigV4 does it.
+
+    Consecutive slashes collapse to one; a ``..`` above the root stays at
+    the root; a trailing slash is kept when anything is left before it. The
+    result always starts with ``/`` (an empty path is ``/``).
+    """
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "" or segment == ".":
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    if not segments:
+        return "/"
+    trailing = "/" if path.endswith("/") else ""
+    return "/" + "/".join(segments) + trailing
+
+
+def canonical_uri(path: str) -> str:
+    """SigV4's canonical URI of ``path`` for a service other than S3: normalised, then each segment encoded.
+
+    Every character but the RFC 3986 unreserved ones (letters, digits,
+    ``-._~``) becomes ``%XX`` of its UTF-8 bytes, upper-case hex; a ``%``
+    already in the path is encoded again. Bytes the HTTP parser could not
+    decode (kept as surrogate escapes) are encoded as the bytes they were.
+    """
+    normalized = normalize_path(path)
+    return "/".join(quote(segment, safe="", errors="surrogateescape") for segment in normalized.split("/"))
 
 
 def canonical_query(query: str) -> str:
@@ -148,7 +220,10 @@ def canonical_request(
     payload_hash: str,
     redact: bool = False,
 ) -> str:
-    """The SigV4 canonical request for what arrived; ``redact`` hides a session token's value."""
+    """The SigV4 canonical request for what arrived; ``redact`` hides a session token's value.
+
+    ``raw_path`` is the path as the request line carried it (see ``canonical_uri``).
+    """
     names = list(signed_headers)
     lines = []
     for name in names:
@@ -160,7 +235,7 @@ def canonical_request(
     return "\n".join(
         [
             method.upper(),
-            quote(raw_path or "/", safe="/~"),
+            canonical_uri(raw_path),
             canonical_query(query),
             "".join(lines),
             ";".join(names),
@@ -178,23 +253,27 @@ class SignatureVerifier:
 
     ``credentials`` maps access key ids to secret keys; None checks only the
     form and scope of the signature. ``region``, when set, is the only region
-    a credential scope may name. ``max_skew`` is how far (seconds) the
+    a credential scope may name. ``service`` is the signing name a scope
+    must carry (``personalize``; another one only to check the verifier
+    against the AWS SigV4 test suite). ``max_skew`` is how far (seconds) the
     request's date may be from ``wall_clock()``.
     """
 
-    __slots__ = ("_credentials", "_keys", "max_skew", "region", "wall_clock")
+    __slots__ = ("_credentials", "_keys", "max_skew", "region", "service", "wall_clock")
 
     def __init__(
         self,
         credentials: Mapping[str, str] | None,
         *,
         region: str | None = None,
+        service: str = SIGNING_SERVICE,
         max_skew: float = DEFAULT_MAX_SKEW,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._credentials = dict(credentials) if credentials is not None else None
         self._keys: dict[tuple[str, str, str, str], bytes] = {}
         self.region = region
+        self.service = service
         self.max_skew = max_skew
         self.wall_clock = wall_clock
 
@@ -218,8 +297,8 @@ class SignatureVerifier:
             raise invalid_signature(
                 f"Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{auth.terminator}'."
             )
-        if auth.service != SIGNING_SERVICE:
-            raise invalid_signature(f"Credential should be scoped to correct service: '{SIGNING_SERVICE}'.")
+        if auth.service != self.service:
+            raise invalid_signature(f"Credential should be scoped to correct service: '{self.service}'.")
         if _REGION.fullmatch(auth.region) is None or (self.region is not None and auth.region != self.region):
             raise invalid_signature("Credential should be scoped to a valid region.")
         if auth.date != amz_date[:8]:
@@ -229,7 +308,14 @@ class SignatureVerifier:
             )
         if "host" not in auth.signed_headers:
             raise invalid_signature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        for name in auth.signed_headers:
+            if _HEADER_NAME.fullmatch(name) is None:
+                raise invalid_signature(
+                    "SignedHeaders must be a semicolon-separated list of header names; found an empty or invalid one."
+                )
         if self._credentials is None:
+            if _SIGNATURE.fullmatch(auth.signature) is None:
+                raise invalid_signature("The request signature must be 64 hexadecimal digits.")
             return auth.access_key_id
         self._check_clock(amz_date)
         secret = self._credentials.get(auth.access_key_id)
@@ -241,7 +327,8 @@ class SignatureVerifier:
         string_to_sign = f"{ALGORITHM}\n{amz_date}\n{auth.scope}\n{digest}"
         key = self._signing_key(auth, secret)
         expected = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, auth.signature):
+        # the form first: compare_digest refuses non-ASCII text instead of answering False
+        if _SIGNATURE.fullmatch(auth.signature) is None or not hmac.compare_digest(expected, auth.signature):
             shown = canonical_request(method, raw_path, query, headers, auth.signed_headers, payload_hash, True)
             raise invalid_signature(
                 "The request signature we calculated does not match the signature you provided. "

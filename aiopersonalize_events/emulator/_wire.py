@@ -14,6 +14,13 @@ Paths use the service's form: members by their camelCase name, list entries
 as ``<list>.<1-based index>.member``. Values are never repeated in messages
 (the service's model marks most of them sensitive). Unknown members are
 ignored, as the service's JSON protocol does, and are not stored.
+
+JSON here is RFC 8259 JSON, as the service parses it: the bare ``NaN``,
+``Infinity`` and ``-Infinity`` that Python's ``json`` takes are refused, in
+the body and in the text of ``properties``. Every string member (ids, the
+ARN, impressions, the attribution source, the text of ``properties``) must be
+Unicode that UTF-8 can carry: one holding a lone surrogate (say from the
+escape ``"\\ud800"`` in the body) is refused.
 """
 
 from __future__ import annotations
@@ -71,6 +78,33 @@ def _json_type(value: object) -> str:
     return "object"
 
 
+def _refuse_constant(name: str) -> object:
+    """``parse_constant`` for ``json.loads``: RFC 8259 has no NaN or infinities."""
+    raise _NotJson(name)
+
+
+class _NotJson(ValueError):
+    """A bare ``NaN``, ``Infinity`` or ``-Infinity`` in JSON text."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is not JSON")
+        self.name = name
+
+
+def _lone_surrogate(text: str) -> bool:
+    """True when ``text`` holds a surrogate code point, which no UTF-8 text can carry."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_SURROGATE: Final = "Member must be valid Unicode text, without a lone surrogate (U+D800 to U+DFFF)"
+
+
 def _lengths(path: str, n: int, minimum: int | None, maximum: int, out: list[str]) -> None:
     if minimum is not None and n < minimum:
         out.append(_violation(path, f"Member must have length greater than or equal to {minimum}"))
@@ -98,6 +132,9 @@ class Text:
             out.append(_violation(path, f"Member must be a string, not a JSON {_json_type(value)}"))
             return
         _lengths(path, len(value), self.minimum, self.maximum, out)
+        if _lone_surrogate(value):
+            out.append(_violation(path, _SURROGATE))
+            return
         if self.pattern is not None:
             found = self.pattern.fullmatch(value) if self.full else self.pattern.search(value)
             if found is None:
@@ -184,7 +221,10 @@ class JsonObjectText:
     """``properties``: a string holding a JSON object, at most ``maximum`` characters.
 
     With ``reserved`` the object's keys must not be one of the service's
-    reserved names in any case (Event and ActionInteraction).
+    reserved names in any case (Event and ActionInteraction). The text itself
+    must hold no lone surrogate; an escaped one inside it (the six characters
+    ``\\ud800``) is the JSON text's own business and is taken, as the
+    client's shapes take it.
     """
 
     maximum: int
@@ -200,12 +240,18 @@ class JsonObjectText:
         _lengths(path, len(value), 1, self.maximum, out)
         if len(out) > before:
             return
+        if _lone_surrogate(value):
+            out.append(_violation(path, _SURROGATE))
+            return
         if _too_deep(value):
             limit = L.PROPERTIES_MAX_DEPTH
             out.append(_violation(path, f"Member must be the text of a JSON object nested at most {limit} deep"))
             return
         try:
-            parsed = json.loads(value)
+            parsed = json.loads(value, parse_constant=_refuse_constant)
+        except _NotJson as exc:
+            out.append(_violation(path, f"Member must be the text of a JSON object, and {exc.name} is not JSON"))
+            return
         except (ValueError, RecursionError):
             out.append(_violation(path, "Member must be the text of a JSON object, and is not valid JSON"))
             return
@@ -434,9 +480,11 @@ def parse_body(body: bytes) -> object:
     if not body.strip():
         return {}
     try:
-        return json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise invalid_input("Could not parse the request body: it is not UTF-8 text.") from None
+    except _NotJson as exc:
+        raise invalid_input(f"Could not parse the request body as JSON: {exc.name} is not JSON.") from None
     except json.JSONDecodeError as exc:
         message = f"Could not parse the request body as JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         raise invalid_input(message) from None

@@ -8,11 +8,12 @@ emulator (``aiopersonalize_events.emulator``) and the command line load
 lazily.
 """
 
-from ._batching import DEFAULT_RATE, BatchError, BatchFailure, BatchResult
+from ._batching import DEFAULT_RATE, BatchError, BatchFailure, BatchIncompleteError, BatchResult
 from ._client import PersonalizeEventsClient, ResponseMetadata
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, RefreshingProvider
-from ._recorder import EventRecorder, RecorderClosedError, RecorderStats
+from ._recorder import EventRecorder, RecorderClosedError, RecorderStateError, RecorderStats
+from ._retry import set_testing
 from ._shapes import (
     Action,
     ActionInteraction,
@@ -31,6 +32,7 @@ from ._shapes import (
 from ._version import __version__
 from .errors import (
     AccessDeniedException,
+    ClientStateError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -39,6 +41,7 @@ from .errors import (
     NoCredentialsError,
     NoRegionError,
     PersonalizeEventsError,
+    PoolTimeoutError,
     ReadTimeoutError,
     ResourceInUseException,
     ResourceNotFoundException,
@@ -54,8 +57,10 @@ __all__ = [
     "ActionInteraction",
     "BatchError",
     "BatchFailure",
+    "BatchIncompleteError",
     "BatchResult",
     "ClientConfig",
+    "ClientStateError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "CredentialProvider",
@@ -72,6 +77,7 @@ __all__ = [
     "NoRegionError",
     "PersonalizeEventsClient",
     "PersonalizeEventsError",
+    "PoolTimeoutError",
     "Properties",
     "PutActionInteractionsRequest",
     "PutActionsRequest",
@@ -80,6 +86,7 @@ __all__ = [
     "PutUsersRequest",
     "ReadTimeoutError",
     "RecorderClosedError",
+    "RecorderStateError",
     "RecorderStats",
     "RefreshingProvider",
     "ResourceInUseException",
@@ -92,4 +99,5 @@ __all__ = [
     "User",
     "ValidationError",
     "__version__",
+    "set_testing",
 ]

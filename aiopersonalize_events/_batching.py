@@ -14,19 +14,21 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
-from typing import Any, Final, Generic, TypeAlias, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeAlias, TypeVar
 
 import attrs
 
 from . import _limits as L
 from . import _operations as ops
-from ._shapes import Event, check_event_size
+from ._validators import check_positive_int
 from .errors import PersonalizeEventsError, ValidationError
 
 __all__ = [
     "DEFAULT_RATE",
     "BatchError",
+    "AcquireLimit",
     "BatchFailure",
+    "BatchIncompleteError",
     "BatchResult",
     "Grouper",
     "Rate",
@@ -44,8 +46,8 @@ class _ServiceRate(enum.Enum):
 DEFAULT_RATE: Final = _ServiceRate.DEFAULT
 """Pace calls at the operation's service quota (10/s for PutItems and PutUsers, unpaced for the others)."""
 
-Rate: TypeAlias = "float | _ServiceRate | None"
-"""A ``requests_per_second`` option: a number, ``None`` for no pacing, or ``DEFAULT_RATE``."""
+Rate: TypeAlias = "float | _ServiceRate | AcquireLimit | None"
+"""A ``requests_per_second`` option: a number, ``None`` for no pacing, ``DEFAULT_RATE``, or a shared limiter."""
 
 
 @attrs.frozen
@@ -101,6 +103,30 @@ class BatchError(PersonalizeEventsError):
             f"{result.failed} record(s) in {len(result.failures)} failure(s) were not accepted "
             f"({result.sent} sent in {result.calls} calls); first: {first}"
         )
+
+
+class BatchIncompleteError(BatchError):
+    """A ``*_batched`` call could not finish because its input failed (an async iterable raised).
+
+    ``result`` says what was done before that: records sent, and records read
+    but not sent (in ``failures``); records not yet read are in neither. The
+    input's exception is ``__cause__``.
+    """
+
+    def __init__(self, result: BatchResult[Any], cause: BaseException) -> None:
+        self.result = result
+        PersonalizeEventsError.__init__(
+            self,
+            f"the input failed ({type(cause).__name__}) after {result.sent} record(s) were sent in "
+            f"{result.calls} call(s); {result.failed} read but not sent",
+        )
+
+
+class AcquireLimit(Protocol):
+    """A shared rate limit: anything with ``async def acquire()`` that returns when one more call may go."""
+
+    async def acquire(self) -> None:
+        """Wait until one more call is allowed, then take it."""
 
 
 class RateLimiter:
@@ -229,10 +255,21 @@ async def _aiter(records: Iterable[R] | AsyncIterable[R]) -> AsyncIterator[R]:
 
 
 def _check_record(op: ops.Operation, record: object, path: str) -> None:
-    if not isinstance(record, op.record):
+    """A record must be of the operation's shape; the shape checked its members when it was made."""
+    if type(record) is not op.record and not isinstance(record, op.record):
         raise ValidationError(path, f"must be a {op.record.__name__}, not {type(record).__name__}")
-    if isinstance(record, Event):
-        check_event_size(record, path)
+
+
+def _limiter(op: ops.Operation, requests_per_second: Rate) -> AcquireLimit | None:
+    if isinstance(requests_per_second, _ServiceRate):
+        return RateLimiter(op.rate) if op.rate is not None else None
+    if requests_per_second is None:
+        return None
+    if isinstance(requests_per_second, (int, float)) and not isinstance(requests_per_second, bool):
+        return RateLimiter(requests_per_second)
+    if not isinstance(requests_per_second, bool) and callable(getattr(requests_per_second, "acquire", None)):
+        return requests_per_second
+    raise ValidationError("requests_per_second", "must be a positive number, None, or an object with acquire()")
 
 
 async def run_batched(
@@ -246,44 +283,54 @@ async def run_batched(
 ) -> BatchResult[R]:
     """Send ``records`` through ``invoke`` in calls of at most ``op.records_per_call``.
 
-    ``fixed`` holds the request's other members (``tracking_id``, ...). The
-    request of the first call is built (and so validated) before anything is
-    sent; a list input is checked whole first. Cancelling this coroutine
-    cancels the calls in flight and waits for them to end.
+    ``fixed`` holds the request's other members (``tracking_id``, ...). Each
+    record is checked once (its type: its members were checked when it was
+    made) and each call's request is built once, before that call; a list is
+    checked whole before anything is sent, and a bad fixed member fails with
+    the first request, before any I/O. Every record given ends in ``sent`` or
+    in ``failures``, whatever exception a call raises. When the input itself
+    fails (an async iterable raises), ``BatchIncompleteError`` carries what
+    was done. Cancelling this coroutine cancels the calls in flight and waits
+    for them to end.
     """
-    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-        raise ValidationError("max_concurrency", "must be an integer of at least 1")
-    rate = op.rate if isinstance(requests_per_second, _ServiceRate) else requests_per_second
-    limiter = RateLimiter(rate) if rate is not None else None
+    check_positive_int("max_concurrency", max_concurrency)
+    limiter = _limiter(op, requests_per_second)
     size = op.records_per_call
     field = op.record_field
 
+    first_request: Any = None
+    checked = False
     if isinstance(records, Sequence):
         for i, record in enumerate(records):
             _check_record(op, record, f"{field}[{i}]")
+        checked = True
         if records:
-            op.request(**fixed, **{field: records[:size]})  # validates the fixed members
+            first_request = op.request(**fixed, **{field: records[:size]})  # checks the fixed members too
     failures: list[BatchFailure[R]] = []
     counts = {"sent": 0, "calls": 0}
     slots = asyncio.Semaphore(max_concurrency)
     tasks: set[asyncio.Task[None]] = set()
-    checked_fixed = False
 
-    async def send(chunk: list[R], position: int) -> None:
+    async def send(request: Any, chunk: list[R], position: int) -> None:
         try:
             counts["calls"] += 1
-            await invoke(op, op.request(**fixed, **{field: chunk}))
+            await invoke(op, request)
             counts["sent"] += len(chunk)
         except PersonalizeEventsError as error:
             failures.append(BatchFailure(tuple(chunk), error, position))
+        except Exception as exc:  # a bug, a custom credential provider that raised: never lose the records
+            unexpected = PersonalizeEventsError(f"the call failed unexpectedly: {type(exc).__name__}: {exc}")
+            unexpected.__cause__ = exc
+            failures.append(BatchFailure(tuple(chunk), unexpected, position))
         finally:
             slots.release()
 
     async def launch(chunk: list[R], position: int) -> None:
-        nonlocal checked_fixed
-        if not checked_fixed:
-            op.request(**fixed, **{field: chunk})  # a bad tracking id or ARN fails before any I/O
-            checked_fixed = True
+        nonlocal first_request
+        if first_request is not None:
+            request, first_request = first_request, None
+        else:
+            request = op.request(**fixed, **{field: chunk})  # the first one checks the fixed members, before I/O
         await slots.acquire()
         if limiter is not None:
             try:
@@ -291,27 +338,38 @@ async def run_batched(
             except BaseException:
                 slots.release()
                 raise
-        task = asyncio.create_task(send(chunk, position))
+        task = asyncio.create_task(send(request, chunk, position))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
+    chunk: list[R] = []
+    start = 0
     try:
-        chunk: list[R] = []
-        start = 0
         index = -1
-        async for record in _aiter(records):
-            index += 1
-            try:
-                _check_record(op, record, f"{field}[{index}]")
-            except ValidationError as error:
-                failures.append(BatchFailure((record,), error, index))
-                continue
-            if not chunk:
-                start = index
-            chunk.append(record)
-            if len(chunk) == size:
-                await launch(chunk, start)
-                chunk = []
+        try:
+            async for record in _aiter(records):
+                index += 1
+                if not checked:
+                    try:
+                        _check_record(op, record, f"{field}[{index}]")
+                    except ValidationError as error:
+                        failures.append(BatchFailure((record,), error, index))
+                        continue
+                if not chunk:
+                    start = index
+                chunk.append(record)
+                if len(chunk) == size:
+                    full, chunk = chunk, []
+                    await launch(full, start)
+        except (ValidationError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # the input failed: finish what was started, then say what was done
+            while tasks:
+                await asyncio.gather(*tasks)
+            if chunk:
+                reason = PersonalizeEventsError(f"not sent: the input failed ({type(exc).__name__})")
+                failures.append(BatchFailure(tuple(chunk), reason, start))
+            raise BatchIncompleteError(_result(counts, failures), exc) from exc
         if chunk:
             await launch(chunk, start)
         while tasks:
@@ -321,5 +379,9 @@ async def run_batched(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+    return _result(counts, failures)
+
+
+def _result(counts: dict[str, int], failures: list[BatchFailure[R]]) -> BatchResult[R]:
     failures.sort(key=lambda f: f.position)
     return BatchResult(sent=counts["sent"], calls=counts["calls"], failures=tuple(failures))

@@ -16,11 +16,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _operations as ops
 from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
+from ._chain import default_provider
 from ._config import ClientConfig
-from ._credentials import CredentialProvider, Credentials, StaticProvider, default_provider, resolve_region
+from ._credentials import CredentialProvider, Credentials, StaticProvider
 from ._endpoints import endpoint_for, host_header, is_loopback_host
 from ._json import dumps_wire, float_agrees
-from ._recorder import EventRecorder
+from ._recorder import DropCallback, EventRecorder, FailureCallback, Overflow
+from ._region import resolve_region
 from ._retry import RetryBudget, RetryPolicy
 from ._shapes import (
     Action,
@@ -36,11 +38,13 @@ from ._shapes import (
 )
 from ._version import __version__
 from .errors import (
+    ClientStateError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     InvalidResponseError,
     PersonalizeEventsError,
+    PoolTimeoutError,
     ReadTimeoutError,
     TransportError,
     ValidationError,
@@ -150,6 +154,9 @@ class PersonalizeEventsClient:
         self._owns_session = session is None
         self._state = _UNOPENED
         self._setup_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._endpoint_url_for: dict[str, str] = {}
         self._endpoint: str | None = None
         self._region: str | None = None
         self._signer: Signer | None = None
@@ -162,13 +169,13 @@ class PersonalizeEventsClient:
             sock_connect=self._config.connect_timeout,
             sock_read=self._config.read_timeout,
         )
-        self.retry_policy = RetryPolicy(
+        self.retry_policy: RetryPolicy = RetryPolicy(
             max_attempts=self._config.max_attempts,
             backoff_base=self._config.backoff_base,
             backoff_max=self._config.backoff_max,
             budget=RetryBudget(self._config.retry_budget),
         )
-        """The retry policy; its ``random`` and ``sleep`` may be replaced (tests do)."""
+        """The retry policy every call and the recorder share; its ``random`` and ``sleep`` may be replaced."""
 
     def __repr__(self) -> str:
         return f"PersonalizeEventsClient(region={self.region!r}, endpoint={self.endpoint_url!r}, state={self._state})"
@@ -203,15 +210,26 @@ class PersonalizeEventsClient:
     async def open(self) -> None:
         """Resolve the region and endpoint and create the HTTP session; called by ``async with``.
 
-        Raises ``NoRegionError`` when no region can be found.
+        Raises ``NoRegionError`` when no region can be found, and
+        ``ClientStateError`` when the client is closed or was opened in another
+        event loop.
         """
         if self._state == _CLOSED:
-            raise RuntimeError("this PersonalizeEventsClient is closed; create a new one")
-        if self._signer is not None and self._session is not None:
+            raise ClientStateError("this PersonalizeEventsClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            raise ClientStateError(
+                "this PersonalizeEventsClient was opened in another event loop; make one client per loop"
+            )
+        if self._state == _OPENED:
             return
         if self._setup_lock is None:
             self._setup_lock = asyncio.Lock()
         async with self._setup_lock:
+            if self._state != _UNOPENED:
+                if self._state == _CLOSED:
+                    raise ClientStateError("this PersonalizeEventsClient is closed; create a new one")
+                return
             if self._signer is None:
                 await self._resolve_endpoint()
             if self._session is None:
@@ -219,6 +237,8 @@ class PersonalizeEventsClient:
                     connector=aiohttp.TCPConnector(limit=self._config.max_connections),
                     timeout=self._timeout,
                 )
+            self._slots = asyncio.Semaphore(self._config.max_connections)
+            self._loop = loop
             self._state = _OPENED
 
     async def _resolve_endpoint(self) -> None:
@@ -233,6 +253,7 @@ class PersonalizeEventsClient:
             log.warning("endpoint %s uses plain http: requests and their records travel unencrypted", endpoint)
         self._region = region
         self._endpoint = endpoint
+        self._endpoint_url_for = {op.name: endpoint + op.path for op in ops.OPERATIONS}
         # imported here, not at package import: aws-requests-auth brings in `requests` (tens of ms),
         # which only a client that actually sends needs
         from ._signing import Signer
@@ -389,51 +410,97 @@ class PersonalizeEventsClient:
             requests_per_second=requests_per_second,
         )
 
-    def event_recorder(self, *, tracking_id: str, **options: Any) -> EventRecorder:
+    def event_recorder(
+        self,
+        *,
+        tracking_id: str,
+        flush_interval: float = 1.0,
+        max_queue_size: int = 10_000,
+        overflow: Overflow = "drop_newest",
+        max_concurrency: int = 8,
+        on_failure: FailureCallback | None = None,
+        on_drop: DropCallback | None = None,
+        close_timeout: float = 30.0,
+    ) -> EventRecorder:
         """Return an ``EventRecorder`` that buffers events and sends them in the background.
 
-        Use it as an async context manager (or call ``close()``); ``options``
-        are ``EventRecorder``'s keyword arguments (``flush_interval``,
-        ``max_queue_size``, ``overflow``, ``max_concurrency``, ``on_failure``,
-        ``on_drop``, ...).
+        Use it as an async context manager (or call ``close()``); the keyword
+        arguments are ``EventRecorder``'s (see there). The recorder sends with
+        this client's ``put_events`` and shares its retry policy and budget.
         """
-        return EventRecorder(self, tracking_id=tracking_id, **options)
+        return EventRecorder(
+            self,
+            tracking_id=tracking_id,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            overflow=overflow,
+            max_concurrency=max_concurrency,
+            on_failure=on_failure,
+            on_drop=on_drop,
+            close_timeout=close_timeout,
+        )
 
     async def _invoke(self, op: ops.Operation, request: Any) -> ResponseMetadata:
-        """Send one validated request, retrying per the policy; the one path every call takes."""
-        if self._state != _OPENED or self._signer is None or self._session is None:
+        """Send one validated request, retrying per the policy; the one path every call takes.
+
+        The body is encoded once; each attempt signs it afresh (credentials may
+        have been refreshed) and waits for a connection slot before its
+        ``attempt_timeout`` starts.
+        """
+        if self._state != _OPENED:
             await self.open()
-        assert self._endpoint is not None
-        body = dumps_wire(to_wire(request), _floats_agree(request))
-        url = self._endpoint + op.path
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            raise ClientStateError(
+                "this PersonalizeEventsClient was opened in another event loop; make one client per loop"
+            )
+        records = getattr(request, op.record_field)
+        agree = all(float_agrees(getattr(r, name)) for name in op.record_floats for r in records)
+        body = dumps_wire(to_wire(request), agree)
+        url = self._endpoint_url_for[op.name]
         policy = self.retry_policy
-        attempt = 0
-        retry_cost = 0
+        token = policy.first_token()
         while True:
-            attempt += 1
             try:
-                meta = await self._send(op, url, body, attempt)
+                meta = await self._attempt(op, url, body, token.attempt)
             except PersonalizeEventsError as error:
-                if not policy.should_retry(attempt, error):
-                    error.attempts = attempt
+                following = policy.retry_token(token, error)
+                if following is None:
+                    error.attempts = token.attempt
                     raise
-                retry_cost = policy.budget.cost(error)
-                delay = policy.delay(attempt, error)
-                log.debug("%s attempt %d failed (%s); retrying in %.3fs", op.name, attempt, _code_of(error), delay)
-                await policy.sleep(delay)
+                log.debug(
+                    "%s attempt %d failed (%s); retrying in %.3fs",
+                    op.name,
+                    token.attempt,
+                    _code_of(error),
+                    following.delay,
+                )
+                token = following
+                await policy.sleep(token.delay)
                 continue
-            policy.budget.refund(retry_cost)
+            policy.record_success(token)
             return meta
 
-    async def _send(self, op: ops.Operation, url: str, body: bytes, attempt: int) -> ResponseMetadata:
+    async def _attempt(self, op: ops.Operation, url: str, body: bytes, attempt: int) -> ResponseMetadata:
         credentials = await self._provider.resolve()
         session = self._session
         signer = self._signer
-        if session is None or signer is None:
-            raise RuntimeError("this PersonalizeEventsClient is closed; create a new one")
+        slots = self._slots
+        if session is None or signer is None or slots is None:
+            raise ClientStateError("this PersonalizeEventsClient is closed; create a new one")
         headers = dict(self._base_headers)
         headers.update(signer.headers("POST", url, body, credentials))
         limit = self._config.max_response_bytes
+        if slots.locked():  # every connection is busy: wait for one, which is not the service's time
+            try:
+                await asyncio.wait_for(slots.acquire(), self._config.pool_timeout)
+            except asyncio.TimeoutError:
+                raise PoolTimeoutError(
+                    f"no pooled connection came free within {self._config.pool_timeout:g}s "
+                    f"(max_connections={self._config.max_connections}); the request was not sent"
+                ) from None
+        else:
+            await slots.acquire()
         try:
             # never follow redirects: they would carry the session token to another host, and a
             # 301/302 turns the POST into a GET whose 200 would be taken for a delivered batch
@@ -449,6 +516,10 @@ class PersonalizeEventsClient:
             error = _translate(exc)
             log.debug("%s attempt %d: %s", op.name, attempt, error)
             raise error from exc
+        except RuntimeError as exc:  # aiohttp's "Session is closed" and the like: the client was closed meanwhile
+            raise ClientStateError(f"the call could not be made: {exc}") from exc
+        finally:
+            slots.release()
         request_id = response_headers.get("x-amzn-RequestId")
         if status == 200:
             _check_success_body(payload)
@@ -457,17 +528,6 @@ class PersonalizeEventsClient:
         service_error = parse_error(status, response_headers, payload)
         log.debug("%s attempt %d: %s", op.name, attempt, service_error)
         raise service_error
-
-
-def _floats_agree(request: Any) -> bool:
-    """True unless an event value is a float that orjson and the stdlib would write differently.
-
-    The other floats of a body (``sentAt``, ``timestamp``) are epoch seconds
-    rounded to milliseconds, never below 1e-4 unless zero.
-    """
-    if type(request) is PutEventsRequest:
-        return all(float_agrees(event.event_value) for event in request.event_list)
-    return True
 
 
 def _code_of(error: PersonalizeEventsError) -> str:

@@ -14,6 +14,7 @@ import attrs
 
 from . import _limits as L
 from . import _shapes as S
+from ._naming import snake
 
 __all__ = ["BY_NAME", "OPERATIONS", "Operation"]
 
@@ -28,8 +29,9 @@ class Operation:
     camelCase), ``record`` the record shape, ``resource_field`` the member
     naming the tracker or dataset, ``records_per_call`` the service's maximum,
     ``rate`` the service's default requests per second per dataset group
-    (None when the batching helpers should not pace it), and ``errors`` the
-    modelled error codes.
+    (None when the batching helpers should not pace it), and
+    ``record_floats`` the record members holding a float that a fast JSON
+    encoder might write differently from the stdlib (checked before using it).
     """
 
     name: str
@@ -40,27 +42,20 @@ class Operation:
     record: type[Any]
     resource_field: str
     resource_wire: str
-    errors: tuple[str, ...]
     records_per_call: int = L.RECORDS_PER_CALL
     rate: float | None = None
+    record_floats: tuple[str, ...] = ()
 
     @property
     def snake_name(self) -> str:
         """The Python method name, e.g. ``put_events``."""
-        out: list[str] = []
-        for ch in self.name:
-            if ch.isupper() and out:
-                out.append("_")
-            out.append(ch.lower())
-        return "".join(out)
+        return snake(self.name)
 
     @property
     def cli_name(self) -> str:
         """The command line sub-command, e.g. ``put-events``."""
         return self.snake_name.replace("_", "-")
 
-
-_DATASET_ERRORS: Final = ("InvalidInputException", "ResourceNotFoundException", "ResourceInUseException")
 
 PUT_EVENTS: Final = Operation(
     name="PutEvents",
@@ -71,7 +66,7 @@ PUT_EVENTS: Final = Operation(
     record=S.Event,
     resource_field="tracking_id",
     resource_wire="trackingId",
-    errors=("InvalidInputException",),
+    record_floats=("event_value",),
 )
 PUT_ITEMS: Final = Operation(
     name="PutItems",
@@ -82,7 +77,6 @@ PUT_ITEMS: Final = Operation(
     record=S.Item,
     resource_field="dataset_arn",
     resource_wire="datasetArn",
-    errors=_DATASET_ERRORS,
     rate=L.PUT_ITEMS_RATE,
 )
 PUT_USERS: Final = Operation(
@@ -94,7 +88,6 @@ PUT_USERS: Final = Operation(
     record=S.User,
     resource_field="dataset_arn",
     resource_wire="datasetArn",
-    errors=_DATASET_ERRORS,
     rate=L.PUT_USERS_RATE,
 )
 PUT_ACTIONS: Final = Operation(
@@ -106,7 +99,6 @@ PUT_ACTIONS: Final = Operation(
     record=S.Action,
     resource_field="dataset_arn",
     resource_wire="datasetArn",
-    errors=_DATASET_ERRORS,
 )
 PUT_ACTION_INTERACTIONS: Final = Operation(
     name="PutActionInteractions",
@@ -117,7 +109,6 @@ PUT_ACTION_INTERACTIONS: Final = Operation(
     record=S.ActionInteraction,
     resource_field="tracking_id",
     resource_wire="trackingId",
-    errors=_DATASET_ERRORS,
 )
 
 OPERATIONS: Final = (PUT_EVENTS, PUT_ITEMS, PUT_USERS, PUT_ACTIONS, PUT_ACTION_INTERACTIONS)

@@ -6,11 +6,13 @@ The tree::
     ├── ValidationError            bad input, raised before any I/O (also a ValueError)
     ├── NoRegionError              no region given or found (also a ValueError)
     ├── NoCredentialsError         no credential source gave credentials
+    ├── ClientStateError           a closed client, or one used from another event loop (also a RuntimeError)
     ├── TransportError             the request did not get a service answer
     │   ├── EndpointConnectionError    could not connect
     │   ├── ConnectTimeoutError        connecting took longer than connect_timeout
     │   ├── ReadTimeoutError           the answer took longer than read_timeout
     │   ├── ConnectionClosedError      the connection dropped before a full answer
+    │   ├── PoolTimeoutError           no pooled connection came free in time; nothing was sent
     │   └── InvalidResponseError       an answer that is not the service's (garbage, too large)
     └── ServiceError(code, message, http_status, request_id)
         ├── InvalidInputException      400, modelled
@@ -32,6 +34,7 @@ from typing import ClassVar, Final
 
 __all__ = [
     "AccessDeniedException",
+    "ClientStateError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "EndpointConnectionError",
@@ -40,6 +43,7 @@ __all__ = [
     "NoCredentialsError",
     "NoRegionError",
     "PersonalizeEventsError",
+    "PoolTimeoutError",
     "ReadTimeoutError",
     "ResourceInUseException",
     "ResourceNotFoundException",
@@ -116,6 +120,14 @@ class NoCredentialsError(PersonalizeEventsError):
         super().__init__(text)
 
 
+class ClientStateError(PersonalizeEventsError, RuntimeError):
+    """The client cannot make this call in its state: it is closed, or it opened in another event loop.
+
+    A client (and its HTTP session) belongs to the event loop it first ran in;
+    make one client per loop. Nothing was sent.
+    """
+
+
 class TransportError(PersonalizeEventsError):
     """The request got no answer from the service: connection failure or timeout.
 
@@ -140,6 +152,16 @@ class ReadTimeoutError(TransportError):
 
 class ConnectionClosedError(TransportError):
     """The connection was closed before a complete answer arrived."""
+
+
+class PoolTimeoutError(TransportError):
+    """No pooled connection came free within ``ClientConfig.pool_timeout``; the request was not sent.
+
+    A wait for the pool is not a service timeout: it is not retried and does
+    not spend the retry budget, and the records were certainly not stored.
+    """
+
+    retryable = False
 
 
 class InvalidResponseError(TransportError):

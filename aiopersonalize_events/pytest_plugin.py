@@ -11,6 +11,10 @@ point), it gives every test suite:
 - ``personalize_client``: a ``PersonalizeEventsClient`` bound to that
   emulator (region ``us-east-1``, credentials ``AKIDTEST``/``test-secret``),
   opened before and closed after the test.
+- ``personalize_no_retry_waits``: turns the package's testing switch on for
+  the test (``aiopersonalize_events.set_testing``): retries and recorder
+  re-sends happen without backoff waits; attempts, budget and counters stay
+  as in production.
 
 The async fixtures need pytest-asyncio; without it they fail with a message
 saying so, and nothing else in a test suite is affected. The emulator is
@@ -19,7 +23,7 @@ imported only when a fixture is used.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -35,6 +39,7 @@ __all__ = [
     "personalize_client",
     "personalize_emulator",
     "personalize_emulator_options",
+    "personalize_no_retry_waits",
 ]
 
 TEST_ACCESS_KEY_ID: Final = "AKIDTEST"
@@ -88,3 +93,16 @@ except ImportError:  # pragma: no cover - only without pytest-asyncio; a suite t
 else:
     personalize_emulator = pytest_asyncio.fixture(name="personalize_emulator")(_personalize_emulator)
     personalize_client = pytest_asyncio.fixture(name="personalize_client")(_personalize_client)
+
+
+@pytest.fixture
+def personalize_no_retry_waits() -> Iterator[None]:
+    """For the test: no backoff waits between retries (``set_testing(True)``), switched back off after."""
+    from ._retry import is_testing, set_testing
+
+    before = is_testing()
+    set_testing(True)
+    try:
+        yield
+    finally:
+        set_testing(before)

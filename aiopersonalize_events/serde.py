@@ -18,18 +18,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
-from cattrs import Converter
 from cattrs.errors import ForbiddenExtraKeysError
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, override
 
 from . import _shapes
+from ._naming import camel
+from ._wire import converter, to_wire
 from .errors import ValidationError
 
 __all__ = ["converter", "from_wire", "to_wire"]
 
 _S = TypeVar("_S")
 
-_TIMESTAMP_FIELDS: Final = frozenset({"sent_at", "timestamp"})
 _RECORD_TUPLES: Final = {
     "event_list": _shapes.Event,
     "items": _shapes.Item,
@@ -39,45 +39,8 @@ _RECORD_TUPLES: Final = {
 }
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def _epoch(value: float) -> int | float:
-    whole = int(value)
-    return whole if whole == value else value
-
-
 def _passthrough(value: Any, _: Any) -> Any:
     return value
-
-
-converter: Final = Converter(forbid_extra_keys=True, detailed_validation=False)
-"""The package's cattrs converter; use ``to_wire``/``from_wire`` rather than this directly."""
-
-
-def _unstructure_factory(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
-    overrides: dict[str, Any] = {}
-    for field in attrs.fields(cls):
-        kwargs: dict[str, Any] = {"rename": _camel(field.name), "omit_if_default": field.default is None}
-        if field.name in _TIMESTAMP_FIELDS:
-            kwargs["unstruct_hook"] = _epoch
-        elif field.name in _RECORD_TUPLES:
-            record_cls = _RECORD_TUPLES[field.name]
-            kwargs["unstruct_hook"] = _list_unstructurer(record_cls)
-        elif field.name == "impression":
-            kwargs["unstruct_hook"] = list
-        overrides[field.name] = override(**kwargs)
-    return make_dict_unstructure_fn(cls, converter, **overrides)
-
-
-def _list_unstructurer(record_cls: type[Any]) -> Callable[[Any], list[Any]]:
-    def unstructure(records: Any) -> list[Any]:
-        fn = converter.get_unstructure_hook(record_cls)
-        return [fn(r) for r in records]
-
-    return unstructure
 
 
 def _with_path(name: str, hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -120,11 +83,10 @@ def _structure_factory(cls: type[Any]) -> Callable[[Any, Any], Any]:
             hook = _metric_attribution_hook
         else:
             hook = _passthrough  # the shape's own converters and validators check the value
-        overrides[field.name] = override(rename=_camel(field.name), struct_hook=_with_path(field.name, hook))
+        overrides[field.name] = override(rename=camel(field.name), struct_hook=_with_path(field.name, hook))
     return make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **overrides)
 
 
-converter.register_unstructure_hook_factory(attrs.has, _unstructure_factory)
 converter.register_structure_hook_factory(attrs.has, _structure_factory)
 
 _WIRE_NAMES: dict[type[Any], dict[str, str]] = {}
@@ -133,7 +95,7 @@ _WIRE_NAMES: dict[type[Any], dict[str, str]] = {}
 def _wire_names(cls: type[Any]) -> dict[str, str]:
     names = _WIRE_NAMES.get(cls)
     if names is None:
-        names = _WIRE_NAMES[cls] = {_camel(f.name): f.name for f in attrs.fields(cls)}
+        names = _WIRE_NAMES[cls] = {camel(f.name): f.name for f in attrs.fields(cls)}
     return names
 
 
@@ -153,17 +115,6 @@ def _structure_shape(data: Any, cls: type[_S]) -> _S:
     except TypeError as exc:
         # a required keyword missing from the constructor, or a wrong call shape
         raise ValidationError("", f"cannot build {cls.__name__}: {exc}") from None
-
-
-def to_wire(shape: Any) -> dict[str, Any]:
-    """Return the service's camelCase dict for a shape, with unset members omitted.
-
-    Timestamps become epoch seconds (an int when whole), ``properties`` the
-    JSON text the shape holds, sequences lists. The dict is ready for
-    ``json.dumps``; nothing is validated again.
-    """
-    result: dict[str, Any] = converter.unstructure(shape)
-    return result
 
 
 def from_wire(cls: type[_S], data: Mapping[str, Any]) -> _S:

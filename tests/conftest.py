@@ -57,3 +57,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def emulator(personalize_emulator: Emulator) -> Emulator:
     """The pytest plugin's running emulator (fresh for each test), under a short name."""
     return personalize_emulator
+
+
+@pytest.fixture
+def retry_testing(personalize_no_retry_waits: None) -> None:
+    """No backoff waits in this test (the plugin's testing switch)."""

@@ -31,8 +31,9 @@ from aiopersonalize_events.emulator import Emulator, Faults
 TRACKER = "tracker-1"
 
 
-async def _no_sleep(_: float) -> None:
-    await asyncio.sleep(0)
+@pytest.fixture(autouse=True)
+def _no_retry_waits(retry_testing: None) -> None:
+    """Every test here runs with the package's testing switch on: no backoff waits."""
 
 
 @pytest.fixture
@@ -43,7 +44,6 @@ async def client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
         credentials=Credentials("AKIDRECORDER", "recorder-secret"),
         config=ClientConfig(max_attempts=2, retry_budget=1_000_000),
     ) as c:
-        c.retry_policy.sleep = _no_sleep
         yield c
 
 
@@ -133,7 +133,6 @@ async def test_faults_every_event_stored_exactly_once(emulator: Emulator) -> Non
         credentials=Credentials("AKIDRECORDER", "recorder-secret"),
         config=ClientConfig(max_attempts=2, retry_budget=1_000_000),
     ) as client:
-        client.retry_policy.sleep = _no_sleep
         failures: list[Any] = []
         recorder = client.event_recorder(
             tracking_id=TRACKER,
@@ -141,7 +140,6 @@ async def test_faults_every_event_stored_exactly_once(emulator: Emulator) -> Non
             max_queue_size=100_000,
             on_failure=lambda events, error: failures.append((events, error)),
         )
-        recorder.sleep = _no_sleep
         async with recorder:
             for i in range(3000):
                 recorder.record(_event(i), session_id=f"session-{i % 97}")
@@ -286,7 +284,7 @@ async def test_record_after_close_is_dropped(client: PersonalizeEventsClient) ->
 
 
 async def test_invalid_input_raises_before_recording(client: PersonalizeEventsClient) -> None:
-    """A non-Event, a bad session id or an oversized event raises ValidationError and is not counted."""
+    """A non-Event, a bad session id or user id raises ValidationError and is not counted."""
     async with client.event_recorder(tracking_id=TRACKER) as recorder:
         with pytest.raises(ValidationError) as info:
             recorder.record({"eventType": "x"}, session_id="s")  # type: ignore[arg-type]
@@ -294,11 +292,27 @@ async def test_invalid_input_raises_before_recording(client: PersonalizeEventsCl
         with pytest.raises(ValidationError) as info:
             recorder.record(_event(1), session_id="")
         assert info.value.path == "session_id"
-        big = Event(event_type="x", sent_at=1, impression=["é" * 256] * 25)
         with pytest.raises(ValidationError) as info:
-            recorder.record(big, session_id="s")
-        assert "10240" in str(info.value)
+            recorder.record(_event(1), session_id="s", user_id="u" * 257)
+        assert info.value.path == "user_id"
         assert recorder.stats.recorded == 0
+
+
+@pytest.mark.parametrize("member", ["session_id", "user_id"])
+async def test_a_lone_surrogate_is_refused_by_record_not_hung_in_flush(
+    client: PersonalizeEventsClient, emulator: Emulator, member: str
+) -> None:
+    """record() refuses an id the request could not carry (a lone surrogate); flush() returns; nothing is lost."""
+    async with client.event_recorder(tracking_id=TRACKER) as recorder:
+        ids = {"session_id": "good", "user_id": None, member: "bad\ud800"}
+        with pytest.raises(ValidationError) as info:
+            recorder.record(_event(1), **ids)  # type: ignore[arg-type]
+        assert info.value.path == member
+        assert recorder.record(_event(2), session_id="good") is True
+        await asyncio.wait_for(recorder.flush(), 10)
+        assert recorder.stats.sent == 1
+        _check_invariant(recorder)
+    assert len(emulator.events(TRACKER)) == 1
 
 
 async def test_loop_survives_an_internal_error(

@@ -228,8 +228,6 @@ async def test_cancelling_the_task_that_owns_a_recorder_keeps_every_event_accoun
             flush_interval=0.01,
             max_queue_size=queue,
             max_concurrency=3,
-            retry_backoff_base=0.005,
-            retry_backoff_max=0.03,
             close_timeout=close_timeout,
             on_failure=lambda events, error: failed.extend(str(e.event_id) for e in events),
             on_drop=lambda event, reason: dropped.append(str(event.event_id)),

@@ -169,12 +169,10 @@ async def test_without_a_budget_the_same_outage_triples_the_load(emulator: Emula
 async def test_the_recorder_rides_out_an_outage_and_delivers_everything_after(emulator: Emulator) -> None:
     """Events recorded before and during an outage are all delivered, exactly once, after the service recovers."""
     failures: list[Any] = []
-    async with _client(emulator, max_attempts=2) as client:
+    async with _client(emulator, max_attempts=2, backoff_base=0.02, backoff_max=0.2) as client:
         recorder = client.event_recorder(
             tracking_id=TRACKER,
             flush_interval=0.02,
-            retry_backoff_base=0.02,
-            retry_backoff_max=0.2,
             on_failure=lambda events, error: failures.append(events),
         )
         async with recorder:
@@ -213,13 +211,11 @@ async def test_a_recorder_closed_during_an_outage_hands_every_event_to_on_failur
             assert event.event_id is not None
             failed[event.event_id] = failed.get(event.event_id, 0) + 1
 
-    async with _client(emulator, max_attempts=2) as client:
+    async with _client(emulator, max_attempts=2, backoff_base=0.05, backoff_max=0.2) as client:
         recorder = client.event_recorder(
             tracking_id=TRACKER,
             flush_interval=0.05,
             max_concurrency=4,
-            retry_backoff_base=0.05,
-            retry_backoff_max=0.2,
             on_failure=on_failure,
         )
         async with recorder:

@@ -34,7 +34,9 @@ from aiopersonalize_events import (
     ServiceError,
     ValidationError,
 )
-from aiopersonalize_events._credentials import EnvironmentProvider, StaticProvider, default_provider
+from aiopersonalize_events._chain import default_provider
+from aiopersonalize_events._credentials import StaticProvider
+from aiopersonalize_events._sources.environment import EnvironmentProvider
 from aiopersonalize_events.emulator import Emulator, Faults
 
 KEY_ID = "AKIDRELIABLESECRETS1"
@@ -186,8 +188,6 @@ async def test_no_secret_anywhere_while_everything_fails(
             recorder = client.event_recorder(
                 tracking_id=TRACKER,
                 flush_interval=0.01,
-                retry_backoff_base=0.01,
-                retry_backoff_max=0.05,
                 on_failure=lambda ev, err: failed_events.append(err),
             )
             async with recorder:

@@ -337,8 +337,6 @@ async def test_recorder_against_a_silent_server_fails_events_and_closes_in_time(
         recorder = client.event_recorder(
             tracking_id="t",
             flush_interval=0.05,
-            retry_backoff_base=0.01,
-            retry_backoff_max=0.05,
             on_failure=lambda events, error: failed.append(len(events)),
         )
         async with recorder:

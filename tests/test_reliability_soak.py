@@ -371,8 +371,6 @@ async def run_soak(emulator: EmulatorProcess, size: Size) -> dict[str, Any]:
                 flush_interval=0.05,
                 max_queue_size=size.max_queue_size,
                 max_concurrency=8,
-                retry_backoff_base=0.01,
-                retry_backoff_max=0.2,
                 on_failure=lambda events, error: failures.append((len(events), error)),
                 on_drop=lambda event, reason: drops.append(reason),
             )

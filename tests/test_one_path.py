@@ -1,0 +1,114 @@
+"""One path for every record: validated once where it is made, each request built once, each body encoded once.
+
+Counted on every path a record can take: a direct ``put_events``, the
+``*_batched`` helpers with a list and with an async stream, and the recorder
+(the command line's path is counted in ``test_cli_one_path.py``). Faults make
+the client retry, which must re-send the same body, not rebuild it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from aiopersonalize_events import ClientConfig, Credentials, Event, Item, PersonalizeEventsClient, _client, _shapes
+from aiopersonalize_events.emulator import Emulator, Faults
+
+TRACKER = "tracker-one-path"
+ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/dsg/ITEMS"
+
+
+def _counting(counts: Counter[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counts[name] += 1
+        return function(*args, **kwargs)
+
+    return counted
+
+
+@pytest.fixture
+def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts of record checks (Event/Item construction, properties encoding), requests built, bodies encoded."""
+    seen: Counter[str] = Counter()
+    monkeypatch.setattr(_shapes.Event, "__init__", _counting(seen, "Event", _shapes.Event.__init__))
+    monkeypatch.setattr(_shapes, "to_properties", _counting(seen, "properties", _shapes.to_properties))
+    monkeypatch.setattr(_shapes.Item, "__init__", _counting(seen, "Item", _shapes.Item.__init__))
+    for request in (_shapes.PutEventsRequest, _shapes.PutItemsRequest):
+        monkeypatch.setattr(request, "__init__", _counting(seen, request.__name__, request.__init__))
+    monkeypatch.setattr(_client, "dumps_wire", _counting(seen, "body", _client.dumps_wire))
+    return seen
+
+
+@pytest.fixture
+async def client(emulator: Emulator, retry_testing: None) -> AsyncIterator[PersonalizeEventsClient]:
+    emulator.faults = Faults(throttle=0.3, seed=5)  # retries: the same body is sent again
+    async with PersonalizeEventsClient(
+        region="us-east-1",
+        endpoint_url=emulator.endpoint_url,
+        credentials=Credentials("AKIDONE", "one-secret"),
+        config=ClientConfig(max_attempts=10, retry_budget=10**6),
+    ) as c:
+        yield c
+
+
+def _events(n: int) -> list[Event]:
+    now = datetime.now(timezone.utc)
+    return [
+        Event(event_type="click", sent_at=now, item_id=f"i{i}", properties={"page": "home", "n": i}) for i in range(n)
+    ]
+
+
+def _calls(emulator: Emulator, op: str) -> int:
+    return sum(n for (name, status), n in emulator.calls.items() if name == op and status == 200)
+
+
+def _attempts(emulator: Emulator, op: str) -> int:
+    return sum(n for (name, _), n in emulator.calls.items() if name == op)
+
+
+async def test_direct_call(client: PersonalizeEventsClient, emulator: Emulator, counts: Counter[str]) -> None:
+    """put_events: each event checked once (when made), one request, one body, however many attempts."""
+    for _ in range(8):
+        await client.put_events(tracking_id=TRACKER, session_id="s", event_list=_events(10))
+    assert _attempts(emulator, "PutEvents") > 8  # some calls were retried
+    assert counts == {"Event": 80, "properties": 80, "PutEventsRequest": 8, "body": 8}
+
+
+async def test_batched_list(client: PersonalizeEventsClient, emulator: Emulator, counts: Counter[str]) -> None:
+    """put_events_batched with a list of 95: 95 checks, 10 requests, 10 bodies."""
+    events = _events(95)
+    result = await client.put_events_batched(tracking_id=TRACKER, session_id="s", event_list=events)
+    assert (result.sent, result.calls, result.failures) == (95, 10, ())
+    assert _calls(emulator, "PutEvents") == 10
+    assert counts == {"Event": 95, "properties": 95, "PutEventsRequest": 10, "body": 10}
+
+
+async def test_batched_stream(client: PersonalizeEventsClient, emulator: Emulator, counts: Counter[str]) -> None:
+    """put_items_batched with an async stream of 33 items: 33 checks, 4 requests, 4 bodies."""
+
+    async def stream() -> AsyncIterator[Item]:
+        for i in range(33):
+            yield Item(item_id=f"sku-{i}", properties={"GENRE": "drama"})
+
+    result = await client.put_items_batched(dataset_arn=ARN, items=stream(), requests_per_second=None)
+    assert (result.sent, result.calls) == (33, 4)
+    assert len(emulator.items(ARN)) == 33
+    assert counts == {"Item": 33, "properties": 33, "PutItemsRequest": 4, "body": 4}
+
+
+async def test_recorder(client: PersonalizeEventsClient, emulator: Emulator, counts: Counter[str]) -> None:
+    """The recorder: 40 events of 2 sessions, checked once each; one request and one body per call."""
+    async with client.event_recorder(tracking_id=TRACKER, flush_interval=60) as recorder:
+        for i, event in enumerate(_events(40)):
+            assert recorder.record(event, session_id=f"s{i % 2}")
+        await recorder.flush()
+    assert recorder.stats.sent == 40
+    calls = _calls(emulator, "PutEvents")
+    assert calls == 4
+    assert counts == {"Event": 40, "properties": 40, "PutEventsRequest": calls, "body": calls}

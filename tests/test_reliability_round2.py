@@ -239,7 +239,8 @@ async def test_record_from_a_thread_after_close_is_refused_and_counted(emulator:
                 break
             await asyncio.sleep(0.01)
     assert accepted is True or accepted is False
-    assert reasons and reasons[0].startswith("closed")
+    assert reasons
+    assert reasons[0].startswith("closed")
     s = recorder.stats
     assert (s.recorded, s.dropped, s.pending) == (1, 1, 0)
 
@@ -369,7 +370,8 @@ async def test_a_pool_timeout_fails_without_sending_or_spending_the_budget(emula
         )
         budget = client.retry_policy.budget.tokens
     failed = [r for r in results if isinstance(r, BaseException)]
-    assert failed and all(isinstance(r, PoolTimeoutError) and r.attempts == 1 for r in failed)
+    assert failed
+    assert all(isinstance(r, PoolTimeoutError) and r.attempts == 1 for r in failed)
     stored = {e["eventId"] for e in emulator.events(TRACKER)}
     assert len(stored) == 5 - len(failed)
     assert budget >= client.config.retry_budget - 0  # a pool timeout costs no token
@@ -381,7 +383,7 @@ async def test_a_pool_timeout_fails_without_sending_or_spending_the_budget(emula
 async def test_recorder_resends_spend_the_clients_budget_then_probe(
     server: ScriptedServer, retry_testing: None
 ) -> None:
-    """Three 503s with max_attempts=1 and a 12-token budget: two paid re-sends (5 each), then a free probe gets through."""
+    """Three 503s, max_attempts=1, a 12-token budget: two paid re-sends (5 each), then a free probe gets through."""
     server.error("ServiceUnavailableException", 503, times=3)
     client = make_client(server, config=ClientConfig(max_attempts=1, retry_budget=12))
     async with client, client.event_recorder(tracking_id=TRACKER, flush_interval=0.02) as recorder:

@@ -58,10 +58,11 @@ class Console:
             except ImportError:
                 module = None
             if module is not None:
-                module.tqdm.monitor_interval = 0  # no monitor thread
-                self._tqdm = module.tqdm
+                # our own subclass: no monitor thread, and tqdm's class is left as it is
+                bar_class: Any = type("_QuietTqdm", (module.tqdm,), {"monitor_interval": 0})
+                self._tqdm = bar_class
                 try:
-                    self._bar = module.tqdm(
+                    self._bar = bar_class(
                         total=None, unit=f" {unit}", file=stream, dynamic_ncols=True, mininterval=0.2, leave=False
                     )
                 except (OSError, ValueError):

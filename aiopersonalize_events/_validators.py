@@ -13,12 +13,13 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any, Final, TypeVar
 
 from . import _limits as L
 from ._json import dumps as _dumps
+from ._json import dumps_flat as _dumps_flat
 from .errors import ValidationError
 
 __all__ = [
@@ -196,7 +197,7 @@ def to_properties(path: str, value: object, maximum: int, reserved: bool) -> str
             clash = True
         if clash:
             _check_keys(path, value, reserved)
-        text = _encode(path, value)
+        text = _encode(path, value, _dumps_flat)
     elif isinstance(value, str):
         text = value
         _check_depth(path, text)
@@ -210,7 +211,7 @@ def to_properties(path: str, value: object, maximum: int, reserved: bool) -> str
             _check_keys(path, parsed, reserved)
     elif isinstance(value, Mapping):
         _check_keys(path, value, reserved)
-        text = _encode(path, value)
+        text = _encode(path, value, _dumps)
     else:
         raise ValidationError(path, f"must be a mapping or a JSON object string, not {type(value).__name__}")
     n = len(text)
@@ -222,9 +223,9 @@ def to_properties(path: str, value: object, maximum: int, reserved: bool) -> str
     return text
 
 
-def _encode(path: str, value: Mapping[Any, Any]) -> str:
+def _encode(path: str, value: Any, dumps: Callable[[Any], str]) -> str:
     try:
-        text = _dumps(value)
+        text = dumps(value)
     except (ValueError, TypeError) as exc:  # NaN/inf, circular reference, a value JSON cannot hold
         raise ValidationError(path, f"cannot be encoded as JSON: {_reason(exc)}") from None
     except RecursionError:

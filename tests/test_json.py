@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from _scripted_server import ScriptedServer, make_client
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from aiopersonalize_events import _json
@@ -195,3 +195,27 @@ def test_only_public_json_api_is_used() -> None:
     assert "c_make_encoder" not in source
     assert "json.encoder" not in source
     assert "from json import encoder" not in source
+
+
+flat_values = st.one_of(
+    st.text(),
+    st.booleans(),
+    st.none(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@given(st.dictionaries(st.text(), flat_values, max_size=8))
+def test_dumps_flat_gives_the_stdlib_text_for_any_mapping(value: dict[str, Any]) -> None:
+    """dumps_flat (orjson on flat mappings when installed) writes exactly what json.dumps writes."""
+    assume(all(c < "\ud800" or c > "\udfff" for k, v in value.items() for c in k + (v if isinstance(v, str) else "")))
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert _json.dumps_flat(value) == expected
+
+
+@pytest.mark.parametrize("value", [1e-05, 2**64, -(2**63) - 1, 1e16, 1e-4, 0.0, -0.0, 123456789.123])
+def test_dumps_flat_edges(value: Any) -> None:
+    """Tiny floats and ints outside 64 bits fall back to the stdlib; the edges orjson takes match it."""
+    assert _json.dumps_flat({"v": value}) == json.dumps({"v": value}, separators=(",", ":"), ensure_ascii=False)

@@ -117,14 +117,31 @@ class _Batch:
         self.waiting_for_budget = False
 
 
-_EVENT_FIELDS: Final = tuple(a.name for a in attrs.fields(Event))
+def _make_copier() -> Callable[[Event, str], Event]:
+    """A function copying an Event with a new ``event_id``, member by member, without validating it again.
+
+    Generated once from the attrs fields (one statement per member, no loop),
+    since the recorder copies every event that arrives without an id.
+    """
+    lines = ["def copy_with_id(event, event_id):", "    new = new_event(Event)"]
+    for field in attrs.fields(Event):
+        value = "event_id" if field.name == "event_id" else f"event.{field.name}"
+        lines.append(f"    set_member(new, {field.name!r}, {value})")
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"Event": Event, "new_event": object.__new__, "set_member": object.__setattr__}
+    exec("\n".join(lines), namespace)
+    copier: Callable[[Event, str], Event] = namespace["copy_with_id"]
+    return copier
+
+
+_copy_with_id: Final = _make_copier()
 
 
 def _with_ids(events: list[Event]) -> list[Event]:
     """Give each event without an id a random UUID (version 4, as 32 hex digits).
 
-    The copies are made field by field, without validating the event again,
-    and the random bytes for the whole batch come from one ``os.urandom``.
+    The copies are made without validating the event again, and the random
+    bytes for the whole batch come from one ``os.urandom``.
     """
     missing = sum(1 for e in events if e.event_id is None)
     if not missing:
@@ -140,12 +157,8 @@ def _with_ids(events: list[Event]) -> list[Event]:
         if event.event_id is not None:
             out.append(event)
             continue
-        new = object.__new__(Event)
-        for name in _EVENT_FIELDS:
-            object.__setattr__(new, name, getattr(event, name))
-        object.__setattr__(new, "event_id", ids[32 * n : 32 * n + 32])
-        n += 1
-        out.append(new)
+        out.append(_copy_with_id(event, ids[n : n + 32]))
+        n += 32
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 from cattrs import Converter
+from cattrs.fns import identity
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from ._naming import camel
@@ -26,6 +27,9 @@ TIMESTAMP_FIELDS: Final = frozenset({"sent_at", "timestamp"})
 
 RECORD_FIELDS: Final = frozenset({"event_list", "items", "users", "actions", "action_interactions"})
 """Request members holding a tuple of records (shapes)."""
+
+NESTED_FIELDS: Final = frozenset({"metric_attribution"})
+"""Members holding another shape (unstructured by its own hook); every other member is a plain JSON value."""
 
 converter: Final = Converter(forbid_extra_keys=True, detailed_validation=False)
 """The package's cattrs converter; use ``to_wire``/``serde.from_wire`` rather than this directly."""
@@ -51,6 +55,8 @@ def _unstructure_factory(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
             kwargs["unstruct_hook"] = _records
         elif field.name == "impression":
             kwargs["unstruct_hook"] = list
+        elif field.name not in NESTED_FIELDS:
+            kwargs["unstruct_hook"] = identity  # str, float, int or None: cattrs then inlines the member
         overrides[field.name] = override(**kwargs)
     return make_dict_unstructure_fn(cls, converter, **overrides)
 

@@ -29,6 +29,7 @@ __all__ = [
     "WorkerSkipped",
     "child_env",
     "children",
+    "parse_result",
     "run_python",
     "run_worker",
 ]
@@ -174,7 +175,8 @@ class Stub:
         self.close()
 
 
-def _parse_result(out: bytes) -> dict[str, Any] | None:
+def parse_result(out: bytes) -> dict[str, Any] | None:
+    """The ``RESULT {json}`` a worker printed last, or None."""
     for line in reversed(out.decode(errors="replace").splitlines()):
         if line.startswith("RESULT "):
             result: dict[str, Any] = json.loads(line[7:])
@@ -206,7 +208,7 @@ def run_worker(
         if proc.poll() is None:
             children.stop(proc)
         children.forget(proc)
-    result = _parse_result(out)
+    result = parse_result(out)
     text = err.decode(errors="replace")
     if "SKIP: " in text:
         raise WorkerSkipped(text[text.index("SKIP: ") + 6 :].strip().splitlines()[0])

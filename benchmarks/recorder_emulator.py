@@ -81,7 +81,7 @@ async def _memory_per_event(m: int) -> float:
         await asyncio.Event().wait()
 
     client = PersonalizeEventsClient(region="us-east-1", credentials=Credentials("AKIDBENCH", "bench-secret"))
-    client._invoke = never  # type: ignore[method-assign]  # a send that never returns: everything stays queued
+    client._invoke = never  # type: ignore[method-assign, assignment]  # a send that never returns: everything stays queued
     recorder = client.event_recorder(tracking_id=TRACKER, max_queue_size=m + 1, flush_interval=3600)
     tracemalloc.start()
     base, _ = tracemalloc.get_traced_memory()

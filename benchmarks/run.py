@@ -1,4 +1,4 @@
-"""The benchmark suite: ``python -m benchmarks [--quick]`` from the repository root.
+"""The benchmark suite: ``python -m benchmarks [--quick] [--instructions]`` from the repository root.
 
 What it does, in order (each child process is ended when it finishes or the
 harness exits; nothing talks to anything but 127.0.0.1):
@@ -6,18 +6,24 @@ harness exits; nothing talks to anything but 127.0.0.1):
 1. stub: in a full run, times the raw-asyncio and the aiohttp.web stub under
    the floor client at c=64 (stub CPU µs per request) and keeps the cheaper;
 2. throughput: PutEvents with ten events per call, for each repetition, each
-   concurrency and each client (ours, aiobotocore, the raw aiohttp floor), a
-   fresh client process, interleaved (the client order rotates per
-   repetition); medians over repetitions, and ratios paired within a
-   repetition;
+   workload (``user``: the events built in each call as a user writes them,
+   the headline; ``prebuilt``: events built once and reused, lighter; see
+   ``benchmarks.worker``), each concurrency (16 and 64) and each client (ours,
+   aiobotocore, the raw aiohttp floor), a fresh client process, interleaved
+   (the client order rotates per repetition); CPU per call and calls/s,
+   medians over repetitions, and ratios paired within a repetition;
 3. start-up: cold ``import`` time in fresh processes (ours, its four
    dependencies together, aiobotocore, aiohttp alone) and the time from
-   process start to the first completed call;
-4. recorder: sustained events/s into the stub, memory per queued event
-   (tracemalloc) and µs per ``record()`` (skipped with a message while
-   ``client.event_recorder`` does not exist);
-5. profile of our client at c=16 (py-spy, else cProfile) and the per-stage
-   costs with measured alternatives (``benchmarks.stages``).
+   process start to the first completed call (user workload);
+4. recorder: sustained events/s into the stub on one core with the user's
+   events (built per ``record()`` from a properties dict and a datetime), CPU
+   per event, memory per queued event (tracemalloc) and µs per ``record()``;
+5. stage costs in place: each client sampled inside the real request loop
+   (user workload, c=16; ``benchmarks.hotpath``), beside our stages timed in
+   a tight loop with measured alternatives (``benchmarks.stages``);
+6. with ``--instructions``: instructions per call of ours and the floor under
+   callgrind, counting only the client process's timed section
+   (``benchmarks.instructions``; slow, so off by default).
 
 It prints a Markdown report on stdout and writes the raw figures to
 ``benchmarks/results/`` (``latest.json``, ``latest.md`` and a timestamped copy).
@@ -41,7 +47,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import hotpath
+from benchmarks import hotpath, instructions
 from benchmarks.procs import (
     BENCH_DIR,
     ROOT,
@@ -58,6 +64,7 @@ from benchmarks.report import fmt, median, paired_ratio, render, summarise_throu
 __all__ = ["IMPORTS", "Plan", "main", "run_suite"]
 
 CLIENTS = ("ours", "aiobotocore", "floor")
+WORKLOADS = ("user", "prebuilt", "floats")
 IMPORTS: dict[str, str] = {
     "aiopersonalize_events": "import aiopersonalize_events",
     "its four dependencies": "import aiohttp, aws_requests_auth.aws_auth, attrs, cattrs",
@@ -75,6 +82,10 @@ class Plan:
         self.reps: int = args.reps or (1 if args.quick else 3)
         self.duration: float = args.duration or (1.0 if args.quick else 2.5)
         self.levels: list[int] = [int(x) for x in args.concurrency.split(",")]
+        self.workloads: list[str] = [w.strip() for w in args.workloads.split(",") if w.strip()]
+        unknown = [w for w in self.workloads if w not in WORKLOADS]
+        if unknown:
+            raise SystemExit(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
         wanted = [c.strip() for c in args.clients.split(",") if c.strip()]
         self.skipped_clients: dict[str, str] = {}
         if "aiobotocore" in wanted and importlib.util.find_spec("aiobotocore") is None:
@@ -93,11 +104,14 @@ class Plan:
         self.import_reps: int = 5 if args.quick else 9
         self.recorder_reps: int = 1 if args.quick else 3
         self.recorder_duration: float = 1.5 if args.quick else 2.5
-        self.profile: bool = not args.no_profile
-        self.profile_duration: float = 2.0 if args.quick else 4.0
         self.recorder: bool = not args.no_recorder
         self.startup: bool = not args.no_startup
-        self.stages: bool = not args.no_profile
+        self.stages: bool = not args.no_stages
+        self.stage_duration: float = args.stage_duration or (3.0 if args.quick else 6.0)
+        self.stage_method: str = args.stage_method
+        self.stage_clients = [c for c in ("ours", "floor", "aiobotocore") if c in wanted]
+        self.instructions: bool = args.instructions
+        self.instruction_calls: int = args.instruction_calls or (500 if args.quick else 2000)
         self.results_dir = Path(args.results_dir) if args.results_dir else BENCH_DIR / "results"
 
     def warmup_calls(self, level: int) -> int:
@@ -191,7 +205,14 @@ def choose_stub(plan: Plan) -> tuple[str, list[dict[str, Any]]]:
                 before = stub.stats()
                 result = run_worker(
                     "throughput",
-                    {"client": "floor", "url": stub.url, "concurrency": 64, "duration": 1.5, "warmup": 256},
+                    {
+                        "client": "floor",
+                        "workload": "user",
+                        "url": stub.url,
+                        "concurrency": 64,
+                        "duration": 1.5,
+                        "warmup": 256,
+                    },
                     env=child_env(plan.package_root),
                 )
                 after = stub.stats()
@@ -219,53 +240,69 @@ def choose_stub(plan: Plan) -> tuple[str, list[dict[str, Any]]]:
 
 
 def run_throughput(plan: Plan, stub: Stub, warnings: list[str]) -> list[dict[str, Any]]:
-    """Every (repetition, concurrency, client) run, interleaved."""
+    """Every (repetition, workload, concurrency, client) run, interleaved."""
     runs = []
-    total = plan.reps * len(plan.levels) * len(plan.specs)
+    total = plan.reps * len(plan.workloads) * len(plan.levels) * len(plan.specs)
     done = 0
     for rep in range(plan.reps):
         order = _rotate(plan.specs, rep)
-        for level in plan.levels:
-            for label, client, env in order:
-                before = stub.stats()
-                params = {
-                    "client": client,
-                    "url": stub.url,
-                    "concurrency": level,
-                    "duration": plan.duration,
-                    "warmup": plan.warmup_calls(level),
-                }
-                result = run_worker("throughput", params, env=env, timeout=plan.duration + 180)
-                after = stub.stats()
-                done += 1
-                requests = after["requests"] - before["requests"]
-                stub_us = 1e6 * (after["cpu_s"] - before["cpu_s"]) / requests if requests else None
-                result.update(
-                    {
-                        "label": label,
-                        "rep": rep,
-                        "stub_requests": requests,
-                        "stub_us_per_request": stub_us,
-                        "stub_cpu_share": (stub_us or 0) * result["calls_per_s"] / 1e6,
-                    }
-                )
-                expected = result["warmup_calls"] + result["calls"] + result["errors"]
-                if result["errors"] or result["warmup_errors"]:
-                    warnings.append(f"{label} c={level} rep {rep}: {result['errors']} errors ({result['first_error']})")
-                elif requests != expected:
-                    warnings.append(
-                        f"{label} c={level} rep {rep}: stub saw {requests} requests, client made {expected}"
+        for workload in plan.workloads:
+            for level in plan.levels:
+                for label, client, env in order:
+                    runs.append(_throughput_run(plan, stub, warnings, rep, workload, level, label, client, env))
+                    done += 1
+                    result = runs[-1]
+                    log(
+                        f"[{done}/{total}] {workload:8s} {label:12s} c={level:<3d} {fmt(result['calls_per_s'])} "
+                        f"calls/s, {fmt(result['cpu_us_per_call'])} µs CPU/call, p99 {fmt(result['p99_ms'], 1)} ms"
                     )
-                if result["stub_cpu_share"] > 0.8:
-                    warnings.append(
-                        f"{label} c={level} rep {rep}: the stub was busy {result['stub_cpu_share']:.0%} of the time"
-                    )
-                runs.append(result)
-                log(
-                    f"[{done}/{total}] {label:12s} c={level:<3d} {fmt(result['calls_per_s'])} calls/s, "
-                    f"{fmt(result['cpu_s_per_1000_calls'], 3)} CPU s/1000 calls, p99 {fmt(result['p99_ms'], 1)} ms"
-                )
     return runs
+
+
+def _throughput_run(
+    plan: Plan,
+    stub: Stub,
+    warnings: list[str],
+    rep: int,
+    workload: str,
+    level: int,
+    label: str,
+    client: str,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    before = stub.stats()
+    params = {
+        "client": client,
+        "workload": workload,
+        "url": stub.url,
+        "concurrency": level,
+        "duration": plan.duration,
+        "warmup": plan.warmup_calls(level),
+    }
+    result = run_worker("throughput", params, env=env, timeout=plan.duration + 180)
+    after = stub.stats()
+    requests = after["requests"] - before["requests"]
+    stub_us = 1e6 * (after["cpu_s"] - before["cpu_s"]) / requests if requests else None
+    result.update(
+        {
+            "label": label,
+            "rep": rep,
+            "stub_requests": requests,
+            "stub_us_per_request": stub_us,
+            "stub_cpu_share": (stub_us or 0) * result["calls_per_s"] / 1e6,
+        }
+    )
+    where = f"{label} {workload} c={level} rep {rep}"
+    expected = result["warmup_calls"] + result["calls"] + result["errors"]
+    if result["errors"] or result["warmup_errors"]:
+        warnings.append(f"{where}: {result['errors']} errors ({result['first_error']})")
+    elif requests != expected:
+        warnings.append(f"{where}: stub saw {requests} requests, client made {expected}")
+    elif after["events"] - before["events"] != 10 * expected:
+        warnings.append(f"{where}: stub saw {after['events'] - before['events']} events, client sent {10 * expected}")
+    if result["stub_cpu_share"] > 0.8:
+        warnings.append(f"{where}: the stub was busy {result['stub_cpu_share']:.0%} of the time")
+    return result
 
 
 def run_imports(plan: Plan) -> dict[str, Any]:
@@ -341,7 +378,8 @@ def run_first_call(plan: Plan, stub: Stub) -> dict[str, Any]:
     for rep in range(plan.first_reps):
         for label, client, env in _rotate(plan.specs, rep):
             t0 = time.monotonic()
-            result = run_worker("first", {"client": client, "url": stub.url, "t0": repr(t0)}, env=env)
+            params = {"client": client, "workload": "user", "url": stub.url, "t0": repr(t0)}
+            result = run_worker("first", params, env=env)
             result.update({"label": label, "rep": rep})
             runs.append(result)
     summary: dict[str, Any] = {"runs": runs, "median": {}}
@@ -406,20 +444,24 @@ def run_recorder(plan: Plan, stub: Stub) -> dict[str, Any]:
 
 
 def _recorder_vs_floor(results: dict[str, Any]) -> float | None:
-    """The recorder's CPU per event over the floor's CPU per event (its CPU per call at c=16 over ten)."""
+    """The recorder's CPU per event over the floor's (its CPU per call at c=16, user workload, over ten)."""
     rec = results.get("recorder") or {}
     floor = next(
-        (r for r in results.get("throughput_summary", []) if r["label"] == "floor" and r["concurrency"] == 16), None
+        (
+            r
+            for r in results.get("throughput_summary", [])
+            if r["label"] == "floor" and r["concurrency"] == 16 and r["workload"] == "user"
+        ),
+        None,
     )
     built = rec.get("built") or {}
-    if not floor or not floor.get("cpu_s_per_1000_calls") or not built.get("cpu_us_per_event"):
+    if not floor or not floor.get("cpu_us_per_call") or not built.get("cpu_us_per_event"):
         return None
-    floor_us_per_event = float(floor["cpu_s_per_1000_calls"]) * 1000 / 10
-    return float(built["cpu_us_per_event"]) / floor_us_per_event
+    return float(built["cpu_us_per_event"]) / (float(floor["cpu_us_per_call"]) / 10)
 
 
 def run_stages(plan: Plan) -> dict[str, Any]:
-    """The per-stage costs of our put_events and the measured alternatives (``benchmarks.stages``)."""
+    """Our stages timed in a tight loop, with the measured alternatives (``benchmarks.stages``)."""
     code = "import sys; from benchmarks.stages import main; sys.exit(main({}))".format(
         "['--quick']" if plan.quick else "[]"
     )
@@ -429,6 +471,33 @@ def run_stages(plan: Plan) -> dict[str, Any]:
             result: dict[str, Any] = json.loads(line[7:])
             return result
     raise WorkerError("benchmarks.stages printed no result")
+
+
+def run_inplace(plan: Plan, stub: Stub, warnings: list[str]) -> list[dict[str, Any]]:
+    """Each client sampled inside the real request loop (user workload, c=16): µs per call by stage."""
+    out = []
+    env = child_env(plan.package_root)
+    for client in plan.stage_clients:
+        try:
+            profile = hotpath.profile_in_place(
+                stub.url, env, client, "user", plan.stage_duration, 16, plan.stage_method
+            )
+        except WorkerError as exc:
+            warnings.append(f"in-place profile of {client} failed: {exc}")
+            continue
+        if profile.get("note"):
+            warnings.append(f"in-place profile of {client}: {profile['note']}")
+        out.append(profile)
+        log(f"in place: {client}, {profile['samples']} samples, {fmt(profile['cpu_us_per_call'])} µs CPU/call")
+    return out
+
+
+def run_instructions(plan: Plan, stub: Stub) -> dict[str, Any]:
+    """Instructions per call of ours and the floor under callgrind (``benchmarks.instructions``)."""
+    clients = [c for c in ("ours", "floor") if c in plan.labels]
+    return instructions.run_counts(
+        stub.url, child_env(plan.package_root), clients, ["user"], plan.instruction_calls, log=log
+    )
 
 
 # -- the driver ------------------------------------------------------------------------------------------
@@ -456,6 +525,7 @@ def run_suite(plan: Plan, command: str = "python -m benchmarks") -> dict[str, An
             "reps": plan.reps,
             "duration": plan.duration,
             "levels": plan.levels,
+            "workloads": plan.workloads,
             "clients": plan.labels,
             "package_root": str(plan.package_root),
             "compare_root": plan.compare_root,
@@ -471,24 +541,20 @@ def run_suite(plan: Plan, command: str = "python -m benchmarks") -> dict[str, An
     with Stub(stub_kind, env=child_env(plan.package_root)) as stub:
         runs = run_throughput(plan, stub, warnings)
         results["throughput_runs"] = runs
-        results["throughput_summary"] = summarise_throughput(runs, plan.labels, plan.levels)
+        results["throughput_summary"] = summarise_throughput(runs, plan.labels, plan.levels, plan.workloads)
         if plan.startup:
             results["imports"] = _phase("import times", lambda: run_imports(plan), warnings)
             results["first_call"] = _phase("time to first call", lambda: run_first_call(plan, stub), warnings)
         if plan.recorder:
             results["recorder"] = _phase("recorder", lambda: run_recorder(plan, stub), warnings)
-        if plan.profile:
-            env = child_env(plan.package_root)
-            results["profile"] = _phase(
-                "profile", lambda: hotpath.profile_ours(stub.url, env, plan.profile_duration), warnings
-            )
-            results["profile_floor"] = _phase(
-                "profile of the floor",
-                lambda: hotpath.profile_ours(stub.url, env, plan.profile_duration, client="floor"),
-                warnings,
+        if plan.stages:
+            results["inplace"] = _phase("stage costs in place", lambda: run_inplace(plan, stub, warnings), warnings)
+        if plan.instructions:
+            results["instructions"] = _phase(
+                "instruction counts (callgrind)", lambda: run_instructions(plan, stub), warnings
             )
     if plan.stages:
-        results["stages"] = _phase("stages", lambda: run_stages(plan), warnings)
+        results["stages"] = _phase("stages in a tight loop", lambda: run_stages(plan), warnings)
     if results.get("recorder") and "skipped" not in results["recorder"]:
         results["recorder"]["cpu_per_event_vs_floor"] = _recorder_vs_floor(results)
     results["targets"] = targets(_measured(results))
@@ -498,12 +564,13 @@ def run_suite(plan: Plan, command: str = "python -m benchmarks") -> dict[str, An
 
 
 def _measured(results: dict[str, Any]) -> dict[str, float | None]:
-    by = {(r["label"], r["concurrency"]): r for r in results.get("throughput_summary", [])}
+    by = {(r["label"], r["concurrency"]): r for r in results.get("throughput_summary", []) if r["workload"] == "user"}
     rec = results.get("recorder") or {}
     return {
         "cpu_c16": (by.get(("ours", 16)) or {}).get("cpu_vs_floor"),
         "cpu_c64": (by.get(("ours", 64)) or {}).get("cpu_vs_floor"),
         "calls_c16": (by.get(("ours", 16)) or {}).get("calls_vs_aiobotocore"),
+        "calls_c64": (by.get(("ours", 64)) or {}).get("calls_vs_aiobotocore"),
         "import": (results.get("imports") or {}).get("ours_vs_deps_best"),
         "first_call": (results.get("first_call") or {}).get("ours_vs_floor_best"),
         "recorder_eps": (rec.get("built") or {}).get("events_per_s"),
@@ -533,7 +600,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="one repetition, shorter runs: about a minute")
     parser.add_argument("--reps", type=int, help="repetitions of the throughput matrix (default 3, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per timed throughput run (default 2.5, quick 1)")
-    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated concurrency levels")
+    parser.add_argument("--concurrency", default="16,64", help="comma-separated concurrency levels")
+    parser.add_argument(
+        "--workloads",
+        default="user,prebuilt",
+        help="comma-separated: user (events built per call, the headline), prebuilt (reused events), "
+        "floats (the first harness's)",
+    )
     parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated: ours,aiobotocore,floor")
     parser.add_argument("--stub", choices=("auto", "raw", "aiohttp"), default="auto")
     parser.add_argument("--package-root", help="measure the aiopersonalize_events found in this directory")
@@ -544,7 +617,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-startup", action="store_true", help="skip import and first-call timing")
     parser.add_argument("--no-recorder", action="store_true", help="skip the recorder benchmarks")
-    parser.add_argument("--no-profile", action="store_true", help="skip the profile and the stage costs")
+    parser.add_argument("--no-stages", action="store_true", help="skip the stage costs (in place and tight loop)")
+    parser.add_argument("--stage-duration", type=float, help="seconds per in-place profile (default 6, quick 3)")
+    parser.add_argument(
+        "--stage-method",
+        choices=("sigprof", "py-spy"),
+        default="sigprof",
+        help="in-place sampler: the worker's own SIGPROF sampler on CPU time (default) or py-spy (wall time)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per call of ours and the floor under callgrind (slow: minutes)",
+    )
+    parser.add_argument("--instruction-calls", type=int, help="calls counted per client (default 2000, quick 500)")
     parser.add_argument("--results-dir", help="where to write the JSON (default benchmarks/results)")
     return parser
 

@@ -2,14 +2,18 @@
 
 Modes (each prints one ``RESULT {json}`` line on stdout and exits):
 
-``throughput client=ours|aiobotocore|floor url=... concurrency=N duration=S max_calls=M warmup=W``
+``throughput client=ours|aiobotocore|floor workload=user|prebuilt|floats url=... concurrency=N duration=S
+max_calls=M warmup=W``
     ``concurrency`` tasks loop on PutEvents calls of ten events until
     ``duration`` seconds pass or ``max_calls`` calls were made (after
     ``warmup`` untimed calls); reports calls, wall and CPU seconds of this
     process over the timed section, latency percentiles and peak RSS.
-    ``hold=1`` waits for a line on stdin after the warm-up (so a profiler can
-    attach); ``cprofile=PATH`` profiles the timed section with cProfile.
-``first client=... url=... t0=MONOTONIC``
+    ``sample=PATH`` samples the timed section's Python stacks on process CPU
+    time (``SIGPROF``, ``sample_hz`` per CPU second) and writes them to PATH
+    in py-spy's raw (collapsed) format. ``callgrind=1`` runs the timed section
+    inside ``operator.call`` so that ``valgrind --tool=callgrind
+    --collect-atstart=no --toggle-collect=_operator_call`` counts it alone.
+``first client=... workload=... url=... t0=MONOTONIC``
     imports the client, makes one call and reports the seconds since ``t0``
     (the parent's ``time.monotonic()`` just before it started this process).
 ``recorder url=... duration=S max_events=N prebuilt=0|1``
@@ -19,6 +23,31 @@ Modes (each prints one ``RESULT {json}`` line on stdout and exits):
     bytes of memory (tracemalloc) per event queued in the recorder.
 ``recmicro url=... events=N repeats=R``
     microseconds per ``record()`` call, median of ``repeats``.
+
+The workloads (``workload=``), the same ten events per call for every client:
+
+``user`` (the headline)
+    each call builds its ten events as a user writes them: ours ten
+    ``Event(...)`` from a ``properties`` dict and ``datetime.now(timezone.utc)``;
+    aiobotocore ten dicts with ``properties`` as ``json.dumps(...)`` and
+    ``sentAt`` the datetime, as a boto3 user writes them; the floor the same
+    dicts with ``sentAt`` as epoch seconds (``time.time()``), one compact JSON
+    body and SigV4 signing by hand (stdlib ``hashlib``/``hmac``, the signing
+    key cached per day): the least a client can do for the same call.
+``prebuilt`` (lighter)
+    ten events built once and reused by every call (ours ``Event`` objects,
+    aiobotocore dicts); the floor posts one constant pre-built body with
+    constant headers, no signing and no serialising (the floor of the first
+    harness).
+``floats``
+    the first harness's workload: ours and aiobotocore build the events per
+    call from ``time.time()`` floats (our float fast path); the floor as in
+    ``prebuilt``.
+
+The user code of a call is the function ``build_events`` and the call itself
+``user_call``, and the timed section runs inside ``_timed_section``: the
+in-place stage profile (``benchmarks.hotpath``) finds the stages by these
+names.
 
 Only the standard library is imported at the top, so that the import and
 first-call figures measure the client library and nothing of the harness.
@@ -34,6 +63,7 @@ _START = time.monotonic()
 import asyncio  # noqa: E402  (after _START on purpose; every client imports it anyway)
 import json  # noqa: E402
 from collections.abc import Awaitable, Callable, Coroutine  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 from typing import Any  # noqa: E402
 
 TRACKING_ID = "bench-tracking-0000"
@@ -44,6 +74,7 @@ EVENTS_PER_CALL = 10
 FLUSH_TIMEOUT = 60.0  # a recorder that cannot drain fails the run instead of hanging it
 SESSIONS = [f"session-{i:04d}" for i in range(64)]
 ITEMS = [f"item-{i:06d}" for i in range(100)]
+WORKLOADS = ("user", "prebuilt", "floats")
 # each event's properties encode to about 50 bytes: {"device":"mobile","page":"product","position":3}
 
 Call = Callable[[int], Awaitable[Any]]
@@ -57,10 +88,16 @@ class Workload:
         self.close = close
 
 
-async def make_ours(url: str, concurrency: int) -> Workload:
-    """Our client, used as a user would: shapes built per call, one client reused."""
+def _check_workload(workload: str) -> None:
+    if workload not in WORKLOADS:
+        raise SystemExit(f"unknown workload {workload!r}; one of {', '.join(WORKLOADS)}")
+
+
+async def make_ours(url: str, concurrency: int, workload: str = "user") -> Workload:
+    """Our client, used as a user would: one client reused, the call's events built per ``workload``."""
     from aiopersonalize_events import ClientConfig, Credentials, Event, PersonalizeEventsClient
 
+    _check_workload(workload)
     client = PersonalizeEventsClient(
         region=REGION,
         endpoint_url=url,
@@ -68,32 +105,59 @@ async def make_ours(url: str, concurrency: int) -> Workload:
         config=ClientConfig(max_connections=concurrency),
     )
     await client.__aenter__()
-    now = time.time
-    put_events = client.put_events
+    now = datetime.now
+    utc = timezone.utc
+    clock = time.time
 
-    async def call(n: int) -> Any:
-        events = [
-            Event(
-                event_type="click",
-                item_id=ITEMS[(n + k) % 100],
-                sent_at=now(),
-                properties={"device": "mobile", "page": "product", "position": k},
-            )
-            for k in range(EVENTS_PER_CALL)
-        ]
-        return await put_events(tracking_id=TRACKING_ID, session_id=SESSIONS[n % 64], event_list=events)
+    if workload == "floats":
+
+        def build_events(n: int) -> list[Any]:
+            return [
+                Event(
+                    event_type="click",
+                    item_id=ITEMS[(n + k) % 100],
+                    sent_at=clock(),
+                    properties={"device": "mobile", "page": "product", "position": k},
+                )
+                for k in range(EVENTS_PER_CALL)
+            ]
+    else:
+
+        def build_events(n: int) -> list[Any]:
+            return [
+                Event(
+                    event_type="click",
+                    sent_at=now(utc),
+                    item_id=ITEMS[(n + k) % 100],
+                    properties={"device": "mobile", "page": "product", "position": k},
+                )
+                for k in range(EVENTS_PER_CALL)
+            ]
+
+    put_events = client.put_events
+    if workload == "prebuilt":
+        prebuilt = build_events(0)
+
+        async def user_call(n: int) -> Any:
+            return await put_events(tracking_id=TRACKING_ID, session_id=SESSIONS[n % 64], event_list=prebuilt)
+    else:
+
+        async def user_call(n: int) -> Any:
+            events = build_events(n)
+            return await put_events(tracking_id=TRACKING_ID, session_id=SESSIONS[n % 64], event_list=events)
 
     async def close() -> None:
         await client.__aexit__(None, None, None)
 
-    return Workload(call, close)
+    return Workload(user_call, close)
 
 
-async def make_aiobotocore(url: str, concurrency: int) -> Workload:
+async def make_aiobotocore(url: str, concurrency: int, workload: str = "user") -> Workload:
     """aiobotocore: one session, one client reused, its pool sized to the concurrency."""
     from aiobotocore.config import AioConfig  # type: ignore[import-untyped, unused-ignore]
     from aiobotocore.session import get_session  # type: ignore[import-untyped, unused-ignore]
 
+    _check_workload(workload)
     session = get_session()
     context = session.create_client(
         "personalize-events",
@@ -104,30 +168,102 @@ async def make_aiobotocore(url: str, concurrency: int) -> Workload:
         config=AioConfig(max_pool_connections=concurrency),
     )
     client = await context.__aenter__()
-    now = time.time
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    put_events = client.put_events
+    now = datetime.now
+    utc = timezone.utc
+    dumps = json.dumps
 
-    async def call(n: int) -> Any:
-        events = [
-            {
-                "eventType": "click",
-                "itemId": ITEMS[(n + k) % 100],
-                "sentAt": now(),
-                "properties": dumps({"device": "mobile", "page": "product", "position": k}),
-            }
-            for k in range(EVENTS_PER_CALL)
-        ]
-        return await put_events(trackingId=TRACKING_ID, sessionId=SESSIONS[n % 64], eventList=events)
+    if workload == "floats":
+        clock = time.time
+        compact = json.JSONEncoder(separators=(",", ":")).encode
+
+        def build_events(n: int) -> list[dict[str, Any]]:
+            return [
+                {
+                    "eventType": "click",
+                    "itemId": ITEMS[(n + k) % 100],
+                    "sentAt": clock(),
+                    "properties": compact({"device": "mobile", "page": "product", "position": k}),
+                }
+                for k in range(EVENTS_PER_CALL)
+            ]
+    else:
+
+        def build_events(n: int) -> list[dict[str, Any]]:
+            return [
+                {
+                    "eventType": "click",
+                    "sentAt": now(utc),
+                    "itemId": ITEMS[(n + k) % 100],
+                    "properties": dumps({"device": "mobile", "page": "product", "position": k}),
+                }
+                for k in range(EVENTS_PER_CALL)
+            ]
+
+    put_events = client.put_events
+    if workload == "prebuilt":
+        prebuilt = build_events(0)
+
+        async def user_call(n: int) -> Any:
+            return await put_events(trackingId=TRACKING_ID, sessionId=SESSIONS[n % 64], eventList=prebuilt)
+    else:
+
+        async def user_call(n: int) -> Any:
+            events = build_events(n)
+            return await put_events(trackingId=TRACKING_ID, sessionId=SESSIONS[n % 64], eventList=events)
 
     async def close() -> None:
         await context.__aexit__(None, None, None)
 
-    return Workload(call, close)
+    return Workload(user_call, close)
+
+
+class FloorSigner:
+    """SigV4 for the floor, as a hand-written client would do it: stdlib only, the signing key cached per day.
+
+    Signs ``host`` and ``x-amz-date`` over the body's SHA-256, for one host,
+    path, region and service; ``sigv4_headers(body, now)`` returns the
+    request's headers (content type included).
+    """
+
+    def __init__(self, host: str, path: str, region: str = REGION, service: str = "personalize") -> None:
+        import hashlib
+        import hmac
+
+        self._sha256 = hashlib.sha256
+        self._hmac = hmac.digest
+        self._head = f"POST\n{path}\n\nhost:{host}\nx-amz-date:"
+        self._scope_tail = f"/{region}/{service}/aws4_request"
+        self._parts = (region.encode(), service.encode(), b"aws4_request")
+        self._credential = f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/"
+        self._key: tuple[str, bytes] = ("", b"")
+
+    def _signing_key(self, day: str) -> bytes:
+        if self._key[0] != day:
+            key = self._hmac(("AWS4" + SECRET_KEY).encode(), day.encode(), "sha256")
+            for part in self._parts:
+                key = self._hmac(key, part, "sha256")
+            self._key = (day, key)
+        return self._key[1]
+
+    def sigv4_headers(self, body: bytes, now: float) -> dict[str, str]:
+        """The signed headers of one request at ``now`` (epoch seconds)."""
+        amzdate = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        day = amzdate[:8]
+        payload_hash = self._sha256(body).hexdigest()
+        canonical = f"{self._head}{amzdate}\n\nhost;x-amz-date\n{payload_hash}"
+        scope = day + self._scope_tail
+        to_sign = f"AWS4-HMAC-SHA256\n{amzdate}\n{scope}\n{self._sha256(canonical.encode()).hexdigest()}"
+        signature = self._hmac(self._signing_key(day), to_sign.encode(), "sha256").hex()
+        return {
+            "Content-Type": "application/json",
+            "x-amz-date": amzdate,
+            "x-amz-content-sha256": payload_hash,
+            "Authorization": f"{self._credential}{scope}, SignedHeaders=host;x-amz-date, Signature={signature}",
+        }
 
 
 def floor_request() -> tuple[bytes, dict[str, str]]:
-    """The constant body and headers of the floor: one PutEvents call's bytes, as a signed call's headers look."""
+    """The constant body and headers of the pre-built floor: one call's bytes, as a signed call's headers look."""
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     body = {
         "trackingId": TRACKING_ID,
@@ -155,28 +291,61 @@ def floor_request() -> tuple[bytes, dict[str, str]]:
     return dumps(body).encode(), headers
 
 
-async def make_floor(url: str, concurrency: int) -> Workload:
-    """The raw aiohttp floor: one session, a constant pre-built body and headers, no signing, no serialising."""
+async def make_floor(url: str, concurrency: int, workload: str = "user") -> Workload:
+    """The raw aiohttp floor: one session; the user's dicts, one JSON body and SigV4, or constant bytes (prebuilt)."""
     import aiohttp
 
+    _check_workload(workload)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
-    body, headers = floor_request()
     target = url + "/events"
     post = session.post
 
-    async def call(n: int) -> Any:
-        async with post(target, data=body, headers=headers) as response:
-            await response.read()
-            if response.status != 200:
-                raise RuntimeError(f"HTTP {response.status}")
+    if workload == "user":
+        from urllib.parse import urlsplit
+
+        signer = FloorSigner(urlsplit(target).netloc, "/events")
+        sigv4_headers = signer.sigv4_headers
+        dumps = json.dumps
+        encode = json.JSONEncoder(separators=(",", ":")).encode
+        clock = time.time
+
+        def build_events(n: int) -> list[dict[str, Any]]:
+            return [
+                {
+                    "eventType": "click",
+                    "sentAt": clock(),
+                    "itemId": ITEMS[(n + k) % 100],
+                    "properties": dumps({"device": "mobile", "page": "product", "position": k}),
+                }
+                for k in range(EVENTS_PER_CALL)
+            ]
+
+        def encode_body(session_id: str, events: list[dict[str, Any]]) -> bytes:
+            return encode({"trackingId": TRACKING_ID, "sessionId": session_id, "eventList": events}).encode()
+
+        async def user_call(n: int) -> Any:
+            events = build_events(n)
+            body = encode_body(SESSIONS[n % 64], events)
+            async with post(target, data=body, headers=sigv4_headers(body, clock())) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+    else:
+        body, headers = floor_request()
+
+        async def user_call(n: int) -> Any:
+            async with post(target, data=body, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
 
     async def close() -> None:
         await session.close()
 
-    return Workload(call, close)
+    return Workload(user_call, close)
 
 
-MAKERS: dict[str, Callable[[str, int], Awaitable[Workload]]] = {
+MAKERS: dict[str, Callable[[str, int, str], Awaitable[Workload]]] = {
     "ours": make_ours,
     "aiobotocore": make_aiobotocore,
     "floor": make_floor,
@@ -232,49 +401,123 @@ def _max_rss_kb() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-async def throughput(args: dict[str, str]) -> dict[str, Any]:
+class StackSampler:
+    """Samples the main thread's Python stack every ``1/hz`` seconds of process CPU time (``SIGPROF``).
+
+    The profiler of last resort when py-spy is not installed: no thread and no
+    tracing hook, so the code runs as it does unprofiled (each sample costs a
+    few microseconds). A sample is taken at the next bytecode boundary after
+    the timer fires, so time in a C function counts to its Python caller.
+    ``collapsed()`` gives py-spy's raw format: ``frame;frame;...;leaf count``
+    lines, root first, each frame ``function (path:first line)``.
+    """
+
+    def __init__(self, hz: float = 1000.0) -> None:
+        self.hz = hz
+        self.counts: dict[tuple[Any, ...], int] = {}
+        self._previous: Any = None
+
+    def _sample(self, _signum: int, frame: Any) -> None:
+        codes = []
+        while frame is not None:
+            codes.append(frame.f_code)
+            frame = frame.f_back
+        key = tuple(codes)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def start(self) -> None:
+        import signal
+
+        self._previous = signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, 1.0 / self.hz, 1.0 / self.hz)
+
+    def stop(self) -> None:
+        import signal
+
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        signal.signal(signal.SIGPROF, self._previous or signal.SIG_DFL)
+
+    def collapsed(self) -> str:
+        prefixes = sorted((p.rstrip("/") + "/" for p in sys.path if p), key=len, reverse=True)
+
+        def short(path: str) -> str:
+            for prefix in prefixes:
+                if path.startswith(prefix):
+                    return path[len(prefix) :]
+            return path
+
+        names: dict[Any, str] = {}
+        lines = []
+        for codes, count in self.counts.items():
+            frames = []
+            for code in reversed(codes):
+                name = names.get(code)
+                if name is None:
+                    function = getattr(code, "co_qualname", code.co_name)  # Python 3.11+, as py-spy shows it
+                    name = names[code] = f"{function} ({short(code.co_filename)}:{code.co_firstlineno})"
+                frames.append(name)
+            lines.append(f"{';'.join(frames)} {count}")
+        return "\n".join(lines) + "\n"
+
+
+def _timed_section(loop: asyncio.AbstractEventLoop, timed: _Drive, concurrency: int) -> None:
+    """The measured part of a throughput run (profiles and instruction counts keep only what runs in here)."""
+    loop.run_until_complete(timed.run(concurrency))
+
+
+def throughput(args: dict[str, str]) -> dict[str, Any]:
     """The throughput mode (see the module docstring)."""
     import gc
 
     client = args["client"]
+    workload_name = args.get("workload", "user")
     concurrency = int(args["concurrency"])
     duration = float(args.get("duration", "2"))
     max_calls = int(args.get("max_calls", "1000000"))
     warmup = int(args.get("warmup", "0"))
-    workload = await MAKERS[client](args["url"], concurrency)
+    sampler = StackSampler(float(args.get("sample_hz", "1000"))) if args.get("sample") else None
+    callgrind = args.get("callgrind") == "1"
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
-        warm = _Drive(workload.call, warmup, None, None)
-        await warm.run(concurrency)
-        if args.get("hold") == "1":
-            print("HOLD", flush=True)
-            sys.stdin.readline()
-        profiler = None
-        if args.get("cprofile"):
-            import cProfile
+        workload = loop.run_until_complete(MAKERS[client](args["url"], concurrency, workload_name))
+        try:
+            warm = _Drive(workload.call, warmup, None, None)
+            loop.run_until_complete(warm.run(concurrency))
+            gc.collect()
+            latencies: list[float] = []
+            timed = _Drive(workload.call, max_calls, None, latencies)
+            cpu0 = time.process_time()
+            wall0 = time.perf_counter()
+            timed.deadline = wall0 + duration
+            if sampler is not None:
+                sampler.start()
+            if callgrind:
+                import operator
 
-            profiler = cProfile.Profile()
-        gc.collect()
-        latencies: list[float] = []
-        timed = _Drive(workload.call, max_calls, None, latencies)
-        cpu0 = time.process_time()
-        wall0 = time.perf_counter()
-        timed.deadline = wall0 + duration
-        if profiler is not None:
-            profiler.enable()
-        await timed.run(concurrency)
-        if profiler is not None:
-            profiler.disable()
-        wall = time.perf_counter() - wall0
-        cpu = time.process_time() - cpu0
-        if profiler is not None:
-            profiler.dump_stats(args["cprofile"])
+                operator.call(_timed_section, loop, timed, concurrency)  # type: ignore[attr-defined, unused-ignore]
+            else:
+                _timed_section(loop, timed, concurrency)
+            if sampler is not None:
+                sampler.stop()
+            wall = time.perf_counter() - wall0
+            cpu = time.process_time() - cpu0
+        finally:
+            loop.run_until_complete(workload.close())
+        loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
-        await workload.close()
+        asyncio.set_event_loop(None)
+        loop.close()
+    if sampler is not None:
+        from pathlib import Path
+
+        Path(args["sample"]).write_text(sampler.collapsed())
     latencies.sort()
     calls = timed.done
     return {
         "mode": "throughput",
         "client": client,
+        "workload": workload_name,
         "concurrency": concurrency,
         "warmup_calls": warm.issued,
         "warmup_errors": warm.errors,
@@ -287,9 +530,11 @@ async def throughput(args: dict[str, str]) -> dict[str, Any]:
         "calls_per_s": calls / wall if wall else 0.0,
         "events_per_s": calls * EVENTS_PER_CALL / wall if wall else 0.0,
         "cpu_s_per_1000_calls": 1000.0 * cpu / calls if calls else float("nan"),
+        "cpu_us_per_call": 1e6 * cpu / calls if calls else float("nan"),
         "p50_ms": 1000.0 * _percentile(latencies, 0.50),
         "p99_ms": 1000.0 * _percentile(latencies, 0.99),
         "max_rss_kb": _max_rss_kb(),
+        "samples": sum(sampler.counts.values()) if sampler is not None else None,
     }
 
 
@@ -297,7 +542,7 @@ async def first(args: dict[str, str]) -> dict[str, Any]:
     """The first-call mode: import, build the client, make one call."""
     t0 = float(args["t0"])
     started = time.monotonic()
-    workload = await MAKERS[args["client"]](args["url"], 1)
+    workload = await MAKERS[args["client"]](args["url"], 1, args.get("workload", "user"))
     ready = time.monotonic()
     try:
         await workload.call(0)
@@ -333,15 +578,17 @@ async def _ours_client(url: str) -> Any:
 
 
 def _event_factory() -> Callable[[int], Any]:
+    """The user's event: built from a ``properties`` dict and ``datetime.now(timezone.utc)``."""
     from aiopersonalize_events import Event
 
-    now = time.time
+    now = datetime.now
+    utc = timezone.utc
 
     def build(n: int) -> Any:
         return Event(
             event_type="click",
+            sent_at=now(utc),
             item_id=ITEMS[n % 100],
-            sent_at=now(),
             properties={"device": "mobile", "page": "product", "position": n % 10},
         )
 
@@ -493,7 +740,6 @@ async def recmicro(args: dict[str, str]) -> dict[str, Any]:
 
 
 MODES: dict[str, Callable[[dict[str, str]], Coroutine[Any, Any, dict[str, Any]]]] = {
-    "throughput": throughput,
     "first": first,
     "recorder": recorder,
     "recmem": recmem,
@@ -503,8 +749,8 @@ MODES: dict[str, Callable[[dict[str, str]], Coroutine[Any, Any, dict[str, Any]]]
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     """``MODE key=value ...`` to (mode, {key: value})."""
-    if not argv or argv[0] not in MODES:
-        raise SystemExit(f"usage: worker.py {{{'|'.join(MODES)}}} key=value ...")
+    if not argv or (argv[0] not in MODES and argv[0] != "throughput"):
+        raise SystemExit(f"usage: worker.py {{throughput|{'|'.join(MODES)}}} key=value ...")
     pairs = {}
     for item in argv[1:]:
         key, sep, value = item.partition("=")
@@ -518,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one mode and print ``RESULT {json}``."""
     mode, args = parse(sys.argv[1:] if argv is None else argv)
     try:
-        result = asyncio.run(MODES[mode](args))
+        result = throughput(args) if mode == "throughput" else asyncio.run(MODES[mode](args))
     except KeyboardInterrupt:
         return 130
     print("RESULT " + json.dumps(result), flush=True)

@@ -1,8 +1,8 @@
 """Reading what credential sources answer: ISO 8601 time stamps, JSON credential documents, token files.
 
 Also ``redact``, which makes a short, safe excerpt of foreign text (a
-process's stderr, an STS error message) for our messages. This is the
-package's one ISO 8601 parser.
+process's stderr, an STS error message) for our messages. Time stamps go
+through the package's one ISO 8601 parser, ``_validators.parse_iso8601``.
 """
 
 from __future__ import annotations
@@ -11,34 +11,22 @@ import asyncio
 import json
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Final
 
 from .._credentials import Credentials, SourceFailed
+from .._validators import parse_iso8601
 
 __all__ = ["json_credentials", "parse_timestamp", "read_text", "redact"]
-
-_TIMESTAMP: Final = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})?$"
-)
 
 
 def parse_timestamp(text: str) -> datetime:
     """Parse an ISO 8601 time stamp as AWS writes them (``2024-05-01T12:00:00Z``, fractions, offsets).
 
-    A time stamp without an offset is taken as UTC. Raises ``ValueError``.
+    A time stamp without an offset is taken as UTC. Raises ``ValueError``
+    (the package's one ISO-8601 parser, ``_validators.parse_iso8601``).
     """
-    match = _TIMESTAMP.match(text.strip())
-    if match is None:
-        raise ValueError("not an ISO 8601 time stamp")
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    tz = timezone.utc
-    if zone and zone not in ("Z", "z"):
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz)
+    return parse_iso8601("", text)
 
 
 _LONG_RUN: Final = re.compile(r"[A-Za-z0-9/+=_\-]{16,}")

@@ -1,0 +1,194 @@
+"""Packaging as the ecosystem expects: license, metadata, the sdist and the wheel, the changelog, one version."""
+
+from __future__ import annotations
+
+import email.parser
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from aiopersonalize_events import __version__
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+
+
+def _pyproject() -> dict[str, object]:
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        return tomllib.load(handle)
+
+
+def _tracked(*folders: str) -> set[str]:
+    """Files git tracks under ``folders`` (what a clone has), relative to the root."""
+    result = subprocess.run(
+        ["git", "ls-files", "--", *folders], capture_output=True, text=True, cwd=ROOT, check=False, timeout=30
+    )
+    if result.returncode != 0:
+        pytest.skip("not a git checkout (an unpacked sdist): nothing to compare with")
+    return {line for line in result.stdout.splitlines() if (ROOT / line).is_file()}
+
+
+def test_license_file_is_apache_2() -> None:
+    """LICENSE holds the Apache License 2.0 the metadata declares."""
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in text
+    assert "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_pyproject_declares_license_as_spdx_with_files_urls_and_classifiers() -> None:
+    """license is an SPDX string with license-files; urls and per-version classifiers are declared."""
+    project = _pyproject()["project"]
+    assert isinstance(project, dict)
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    assert {"Repository", "Changelog", "Issues"} <= set(project["urls"])
+    assert all(url.startswith("https://") for url in project["urls"].values())
+    classifiers = set(project["classifiers"])
+    for version in PYTHONS:
+        assert f"Programming Language :: Python :: {version}" in classifiers
+    # PEP 639: with a license expression, setuptools refuses "License ::" classifiers
+    assert not any(c.startswith("License ::") for c in classifiers)
+    assert project["requires-python"] == f">={PYTHONS[0]}"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """The sdist and the wheel, built from this tree as a release would be (``python -m build``)."""
+    pytest.importorskip("build")
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (sdist,) = out.glob("*.tar.gz")
+    (wheel,) = out.glob("*.whl")
+    return sdist, wheel, result.stdout + result.stderr
+
+
+def test_build_gives_no_license_deprecation_warning(built: tuple[Path, Path, str]) -> None:
+    """Building warns about nothing in the license declaration (the TOML table form is deprecated)."""
+    log = built[2]
+    assert "License classifiers are deprecated" not in log
+    assert "`project.license` as a TOML table is deprecated" not in log
+
+
+def test_wheel_has_license_metadata_and_only_the_package(built: tuple[Path, Path, str]) -> None:
+    """The wheel carries LICENSE, the SPDX expression, urls, classifiers, py.typed and every module; no tests."""
+    with zipfile.ZipFile(built[1]) as wheel:
+        names = set(wheel.namelist())
+        (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = email.parser.Parser().parsestr(wheel.read(metadata_name).decode("utf-8"))
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert metadata["Version"] == __version__
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    urls = {value.split(",", 1)[0] for value in metadata.get_all("Project-URL")}
+    assert {"Repository", "Changelog", "Issues"} <= urls
+    classifiers = set(metadata.get_all("Classifier"))
+    assert {f"Programming Language :: Python :: {v}" for v in PYTHONS} <= classifiers
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "aiopersonalize_events").rglob("*.py")}
+    assert modules <= names
+    assert "aiopersonalize_events/py.typed" in names
+    assert not any(n.startswith(("tests/", "examples/", "benchmarks/")) for n in names)
+
+
+def test_sdist_is_testable_on_its_own(built: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """The sdist holds the license, changelog, tests and the examples and benchmarks they run; its suite collects."""
+    with tarfile.open(built[0]) as sdist:
+        members = sdist.getnames()
+        top = members[0].split("/", 1)[0]
+        names = {m.split("/", 1)[1] for m in members if "/" in m}
+        sdist.extractall(tmp_path, filter="data")
+    assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "PKG-INFO"} <= names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    missing = _tracked("tests", "examples", "benchmarks", "aiopersonalize_events") - names
+    assert not missing, f"tracked files not in the sdist: {sorted(missing)}"
+    unpacked = tmp_path / top
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        cwd=unpacked,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "error" not in result.stdout.lower().split("\n")[-2], result.stdout[-2000:]
+
+
+def test_changelog_keeps_a_changelog_with_the_version_dated() -> None:
+    """CHANGELOG: [Unreleased] first, then dated releases, the newest being the package's version."""
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert headings[0] == "[Unreleased]"
+    releases = headings[1:]
+    assert releases, "no released version"
+    for heading in releases:
+        assert re.fullmatch(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}", heading), heading
+    assert releases[0].startswith(f"[{__version__}] - ")
+
+
+def test_version_comes_from_one_place() -> None:
+    """The version is written once, in _version.py; pyproject reads it, the metadata and --version agree."""
+    from importlib.metadata import version
+
+    project = _pyproject()["project"]
+    assert isinstance(project, dict)
+    assert "version" not in project
+    assert project["dynamic"] == ["version"]
+    setuptools_conf = _pyproject()["tool"]["setuptools"]  # type: ignore[index]
+    assert setuptools_conf["dynamic"]["version"] == {"attr": "aiopersonalize_events._version.__version__"}
+    assert version("aiopersonalize-events") == __version__
+    literal = re.compile(rf"""["']{re.escape(__version__)}["']""")
+    package = (ROOT / "aiopersonalize_events").rglob("*.py")
+    holders = [str(p.relative_to(ROOT)) for p in package if literal.search(p.read_text(encoding="utf-8"))]
+    assert holders == ["aiopersonalize_events/_version.py"]
+    out = subprocess.run(
+        [sys.executable, "-m", "aiopersonalize_events", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == f"aiopersonalize-events {__version__}"
+
+
+def _section(text: str, title: str) -> str:
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, flags=re.M | re.S)
+    assert match, title
+    return match.group(1)
+
+
+def test_readme_says_what_installing_brings() -> None:
+    """The Install section names every runtime dependency, and requests (which aws-requests-auth pulls in)."""
+    from importlib.metadata import requires
+
+    install = _section((ROOT / "README.md").read_text(encoding="utf-8"), "Install")
+    project = _pyproject()["project"]
+    assert isinstance(project, dict)
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0]
+        assert f"`{name}`" in install, name
+    signer_needs = [r.split(";")[0] for r in requires("aws-requests-auth") or []]
+    assert any(r.startswith("requests") for r in signer_needs)
+    assert "`requests`" in install
+
+
+def test_readme_links_work_from_a_pypi_page() -> None:
+    """Every link in the README is absolute (a relative one breaks on PyPI); no link to a file not in the repo."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, flags=re.M)
+    assert targets, "the README links somewhere"
+    for target in targets:
+        assert target.startswith(("https://", "http://")), f"relative link {target!r}"

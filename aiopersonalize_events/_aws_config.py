@@ -25,9 +25,11 @@ import attrs
 __all__ = [
     "AwsFiles",
     "ConfigFileError",
+    "load_config",
     "load_files",
     "profile_name",
     "read_files",
+    "service_settings",
 ]
 
 Profiles = Mapping[str, Mapping[str, str]]
@@ -63,6 +65,21 @@ def _parse(path: str) -> dict[str, dict[str, str]]:
     return {name: dict(parser.items(name)) for name in parser.sections()}
 
 
+def _config_services(sections: Mapping[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The ``[services NAME]`` sections of the config file, by NAME."""
+    services: dict[str, dict[str, str]] = {}
+    for section, values in sections.items():
+        if not section.startswith("services"):
+            continue
+        try:
+            parts = shlex.split(section)
+        except ValueError:
+            continue
+        if len(parts) == 2 and parts[0] == "services":
+            services.setdefault(parts[1], {}).update(values)
+    return services
+
+
 def _config_profiles(sections: Mapping[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     profiles: dict[str, dict[str, str]] = {}
     for section, values in sections.items():
@@ -88,6 +105,7 @@ class AwsFiles:
     config_path: str
     credentials: Profiles = attrs.field(repr=False, factory=dict)
     config: Profiles = attrs.field(repr=False, factory=dict)
+    services: Profiles = attrs.field(repr=False, factory=dict)
 
     @property
     def where(self) -> str:
@@ -108,9 +126,32 @@ class AwsFiles:
         """The profile's ``region`` setting, or None when it has none."""
         return self.merged(profile).get("region", "").strip() or None
 
+    def service_setting(self, profile: str, service: str, key: str) -> str | None:
+        """``key`` of ``service`` in the ``[services NAME]`` section the profile's ``services`` names, or None.
+
+        A service's settings are a nested block, as the AWS SDKs write them::
+
+            [services local]
+            personalize_events =
+              endpoint_url = http://127.0.0.1:4566
+        """
+        name = self.config.get(profile, {}).get("services", "").strip()
+        block = self.services.get(name, {}).get(service) if name else None
+        return service_settings(block).get(key) if block else None
+
     def profile_names(self) -> list[str]:
         """Every profile either file defines, sorted."""
         return sorted(set(self.credentials) | set(self.config))
+
+
+def service_settings(block: str) -> dict[str, str]:
+    """The ``key = value`` lines of a nested block (a service's settings), keys lower-cased, values stripped."""
+    settings: dict[str, str] = {}
+    for line in block.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            settings[key.strip().lower()] = value.strip()
+    return settings
 
 
 def read_files(environ: Mapping[str, str]) -> AwsFiles:
@@ -118,19 +159,30 @@ def read_files(environ: Mapping[str, str]) -> AwsFiles:
 
     Raises ``ConfigFileError`` when a file exists but cannot be read or parsed.
     """
+    return _read(environ, with_credentials=True)
+
+
+def _read(environ: Mapping[str, str], *, with_credentials: bool) -> AwsFiles:
     credentials_path = _path(environ, "AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")
     config_path = _path(environ, "AWS_CONFIG_FILE", "~/.aws/config")
+    sections = _parse(config_path)
     return AwsFiles(
         credentials_path=credentials_path,
         config_path=config_path,
-        credentials=_parse(credentials_path),
-        config=_config_profiles(_parse(config_path)),
+        credentials=_parse(credentials_path) if with_credentials else {},
+        config=_config_profiles(sections),
+        services=_config_services(sections),
     )
 
 
 async def load_files(environ: Mapping[str, str]) -> AwsFiles:
     """``read_files`` in a worker thread, so the event loop never waits on the disk."""
     return await asyncio.to_thread(read_files, dict(environ))
+
+
+async def load_config(environ: Mapping[str, str]) -> AwsFiles:
+    """The config file alone (the credentials file, which holds secrets, is left unread), in a worker thread."""
+    return await asyncio.to_thread(_read, dict(environ), with_credentials=False)
 
 
 def profile_name(explicit: str | None, environ: Mapping[str, str]) -> tuple[str, bool]:

@@ -19,7 +19,7 @@ from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
 from ._chain import default_provider
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, StaticProvider
-from ._endpoints import endpoint_for, host_header, is_loopback_host
+from ._endpoints import configured_endpoint, endpoint_for, host_header, is_loopback_host
 from ._json import dumps_wire, float_agrees
 from ._recorder import DropCallback, EventRecorder, FailureCallback, Overflow
 from ._region import resolve_region
@@ -245,8 +245,11 @@ class PersonalizeEventsClient:
         region = self._region_arg
         if region is None:
             region = await resolve_region(None, self._profile)
-        endpoint = self._endpoint_arg or endpoint_for(
-            region, fips=self._config.use_fips_endpoint, dualstack=self._config.use_dualstack_endpoint
+        # endpoint_url=, else AWS_ENDPOINT_URL_PERSONALIZE_EVENTS, AWS_ENDPOINT_URL, the config file; else the region's
+        endpoint = (
+            self._endpoint_arg
+            or await configured_endpoint(self._profile)
+            or endpoint_for(region, fips=self._config.use_fips_endpoint, dualstack=self._config.use_dualstack_endpoint)
         )
         parts = urlsplit(endpoint)
         if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Final, Literal, get_args
 
 import attrs
 
 from ._validators import check_positive_int
 from .errors import ValidationError
 
-__all__ = ["ClientConfig"]
+__all__ = ["ClientConfig", "RetryMode"]
+
+RetryMode = Literal["standard", "adaptive", "legacy"]
+"""The AWS SDKs' retry modes; see ``ClientConfig.retry_mode`` for what each means here."""
+
+_RETRY_MODES: Final[tuple[str, ...]] = get_args(RetryMode)
+_DEFAULT_MAX_ATTEMPTS: Final = 3
+
+
+def _max_attempts_from_env() -> int:
+    """``AWS_MAX_ATTEMPTS`` (the AWS SDKs' setting, the first try included) when set, else 3."""
+    text = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    if not text:
+        return _DEFAULT_MAX_ATTEMPTS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValidationError("AWS_MAX_ATTEMPTS", "must be a whole number of at least 1 (attempts, the first included)")
+    return value
+
+
+def _retry_mode_from_env() -> RetryMode:
+    """``AWS_RETRY_MODE`` when set (standard, adaptive or legacy, in any case), else standard."""
+    text = os.environ.get("AWS_RETRY_MODE", "").strip().lower()
+    if not text:
+        return "standard"
+    for mode in _RETRY_MODES:
+        if text == mode:
+            return mode  # type: ignore[return-value]  # one of the Literal's own values
+    raise ValidationError("AWS_RETRY_MODE", f"must be one of {', '.join(_RETRY_MODES)}")
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -24,6 +56,11 @@ def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: 
 
 def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     check_positive_int(attribute.name, value)
+
+
+def _retry_mode(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in _RETRY_MODES:
+        raise ValidationError(attribute.name, f"must be one of {', '.join(_RETRY_MODES)}")
 
 
 def _header_text(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -58,9 +95,21 @@ class ClientConfig:
     ``use_dualstack_endpoint`` pick those endpoint variants;
     ``user_agent_extra`` is appended to the ``User-Agent``;
     ``max_response_bytes`` caps how much of an answer is read.
+
+    As in the AWS SDKs, ``max_attempts`` not given is ``AWS_MAX_ATTEMPTS``
+    when that is set (else 3), and ``retry_mode`` not given is
+    ``AWS_RETRY_MODE`` (else ``"standard"``); both are read when the
+    ``ClientConfig`` is made, and an argument always wins. Every mode uses
+    this package's one retry engine: ``"standard"`` is it as described above
+    (the SDKs' standard mode: capped exponential backoff with full jitter and
+    the retry budget); ``"legacy"`` is taken as ``"standard"`` (the retry
+    budget stays on); ``"adaptive"`` is also taken as ``"standard"``: there is
+    no client-side rate limiter that slows down after throttling, so pace
+    sending with ``requests_per_second`` (the ``*_batched`` helpers) instead.
+    The shared config file's ``max_attempts`` and ``retry_mode`` are not read.
     """
 
-    max_attempts: int = attrs.field(default=3, validator=_at_least_one)
+    max_attempts: int = attrs.field(factory=_max_attempts_from_env, validator=_at_least_one)
     backoff_base: float = attrs.field(default=0.1, validator=_positive)
     backoff_max: float = attrs.field(default=20.0, validator=_positive)
     connect_timeout: float = attrs.field(default=5.0, validator=_positive)
@@ -73,3 +122,4 @@ class ClientConfig:
     use_dualstack_endpoint: bool = False
     retry_budget: int = attrs.field(default=500, validator=_at_least_one)
     max_response_bytes: int = attrs.field(default=1024 * 1024, validator=_at_least_one)
+    retry_mode: RetryMode = attrs.field(factory=_retry_mode_from_env, validator=_retry_mode)

@@ -17,12 +17,12 @@ int, finite float, list, dict and None, and orjson differs from the stdlib
 only on floats below 1e-4 in size (``0.00001`` for ``1e-05``), which the
 caller rules out with ``float_agrees``.
 
-``dumps_flat(mapping)`` encodes a ``properties`` mapping: with orjson, a
+``flat_text(mapping)`` encodes a ``properties`` mapping: with orjson, a
 *flat* dict (str keys; values str, bool, None, a 64-bit int, or a float that
 ``float_agrees``) goes through orjson, which writes such values exactly as
 the stdlib does (checked for every code point and the float edges in
-``tests/test_json.py``); anything else, nested values included, goes through
-``dumps``. The one-pass check costs less than a third of what orjson saves on
+``tests/test_json.py``); for anything else, nested values included, it
+answers None and ``dumps`` does it. The one-pass check costs less than a third of what orjson saves on
 the flat mappings the README's examples (and most events) carry.
 """
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-__all__ = ["HAVE_ORJSON", "dumps", "dumps_flat", "dumps_wire", "float_agrees"]
+__all__ = ["HAVE_ORJSON", "dumps", "flat_text", "dumps_wire", "float_agrees"]
 
 try:  # optional: the "fast" extra
     import orjson as _orjson
@@ -65,10 +65,15 @@ _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
 
 
-def dumps_flat(value: dict[str, Any]) -> str:
-    """Compact JSON text of a dict with str keys, as ``dumps`` gives it; through orjson when that is the same text."""
+def flat_text(value: dict[str, Any]) -> str | None:
+    """Compact JSON text of a flat dict with str keys through orjson, or None where ``dumps`` must do it.
+
+    None without orjson, or when a value is not a str, bool, None, 64-bit
+    int or float that ``float_agrees`` (a nested value, a subclass, a tiny or
+    non-finite float, a huge int). A flat dict has no nesting to check.
+    """
     if _orjson is None:
-        return _ENCODE(value)
+        return None
     for item in value.values():
         kind = type(item)
         if kind is str or kind is bool or item is None:
@@ -78,8 +83,11 @@ def dumps_flat(value: dict[str, Any]) -> str:
                 continue
         elif kind is float and (item == 0.0 or 1e-4 <= abs(item) < _INF):
             continue
-        return _ENCODE(value)  # nested, a subclass, a tiny or non-finite float, a huge int: the stdlib decides
-    text: str = _orjson.dumps(value).decode()
+        return None
+    try:
+        text: str = _orjson.dumps(value).decode()
+    except TypeError:  # a lone surrogate, which orjson refuses: the stdlib's text is then checked and refused
+        return None
     return text
 
 

@@ -66,9 +66,6 @@ def _hidden(value: object) -> str:
     return "None" if value is None else "'***'"
 
 
-# attrs' frozen classes refuse normal assignment; construction uses this.
-_set = object.__setattr__
-
 _ID_MAX = L.ID_MAX
 
 
@@ -171,44 +168,44 @@ class Event:
         metric_attribution: MetricAttribution | None = None,
     ) -> None:
         # One pass, members in declaration order; each check's fast path is inlined (a short ASCII str).
-        _set(self, "sent_at", to_epoch("sent_at", sent_at))
+        _set_sent_at(self, to_epoch("sent_at", sent_at))
         chars = 0  # characters of the variable-length members, for the 10 KB bound
         if properties is not None:
             properties = to_properties("properties", properties, L.EVENT_PROPERTIES_MAX, True)
             chars += len(properties)
-        _set(self, "properties", properties)
+        _set_properties(self, properties)
         if impression is not None:
             impression = to_impression("impression", impression)
             chars += sum(len(x) + 3 for x in impression)
-        _set(self, "impression", impression)
+        _set_impression(self, impression)
         if not (type(event_type) is str and 0 < len(event_type) <= _ID_MAX and event_type.isascii()):
             check_text("event_type", event_type, _ID_MAX)
-        _set(self, "event_type", event_type)
+        _set_event_type(self, event_type)
         chars += len(event_type)
         if event_id is not None:
             if not (type(event_id) is str and 0 < len(event_id) <= _ID_MAX and event_id.isascii()):
                 check_text("event_id", event_id, _ID_MAX)
             chars += len(event_id)
-        _set(self, "event_id", event_id)
+        _set_event_id(self, event_id)
         if event_value is not None:
             event_value = to_event_value("event_value", event_value)
-        _set(self, "event_value", event_value)
+        _set_event_value(self, event_value)
         if item_id is not None:
             if not (type(item_id) is str and 0 < len(item_id) <= _ID_MAX and item_id.isascii()):
                 check_text("item_id", item_id, _ID_MAX)
             chars += len(item_id)
-        _set(self, "item_id", item_id)
+        _set_item_id(self, item_id)
         if recommendation_id is not None:
             check_text("recommendation_id", recommendation_id, L.RECOMMENDATION_ID_MAX)
             chars += len(recommendation_id)
-        _set(self, "recommendation_id", recommendation_id)
+        _set_recommendation_id(self, recommendation_id)
         if metric_attribution is not None:
             if not isinstance(metric_attribution, MetricAttribution):
                 raise ValidationError(
                     "metric_attribution", f"must be a MetricAttribution, not {type(metric_attribution).__name__}"
                 )
             chars += len(metric_attribution.event_attribution_source)
-        _set(self, "metric_attribution", metric_attribution)
+        _set_metric_attribution(self, metric_attribution)
         # 6 bytes per character covers UTF-8 and JSON escapes; only an unusually large event is measured
         if 6 * chars + 256 > L.EVENT_MAX_BYTES:
             size = len(_dumps(to_wire(self)).encode("utf-8"))
@@ -216,6 +213,19 @@ class Event:
                 raise ValidationError(
                     "", f"the event is {size} bytes of JSON; the service takes at most {L.EVENT_MAX_BYTES} per event"
                 )
+
+
+# The slot descriptors' own setters: frozen attrs classes refuse ``self.x = ...``, and a descriptor's
+# ``__set__`` skips the attribute lookup ``object.__setattr__`` makes (Event is made once per event).
+_set_sent_at = Event.__dict__["sent_at"].__set__
+_set_properties = Event.__dict__["properties"].__set__
+_set_impression = Event.__dict__["impression"].__set__
+_set_event_type = Event.__dict__["event_type"].__set__
+_set_event_id = Event.__dict__["event_id"].__set__
+_set_event_value = Event.__dict__["event_value"].__set__
+_set_item_id = Event.__dict__["item_id"].__set__
+_set_recommendation_id = Event.__dict__["recommendation_id"].__set__
+_set_metric_attribution = Event.__dict__["metric_attribution"].__set__
 
 
 @attrs.frozen(kw_only=True)

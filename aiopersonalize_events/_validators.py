@@ -13,13 +13,13 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any, Final, TypeVar
 
 from . import _limits as L
 from ._json import dumps as _dumps
-from ._json import dumps_flat as _dumps_flat
+from ._json import flat_text as _flat_text
 from .errors import ValidationError
 
 __all__ = [
@@ -96,7 +96,10 @@ def to_epoch(path: str, value: object) -> float:
         result: float = cache[1]
         return result
     if type(value) is datetime and value.tzinfo is not None:
-        seconds = _datetime_seconds(path, value)
+        try:
+            seconds = value.timestamp()
+        except (OverflowError, ValueError):
+            seconds = -1.0  # the slow path says why
         if 0.0 <= seconds <= MAX_EPOCH:
             result = round(seconds, 3)
             cache[0], cache[1] = value, result
@@ -197,7 +200,8 @@ def to_properties(path: str, value: object, maximum: int, reserved: bool) -> str
             clash = True
         if clash:
             _check_keys(path, value, reserved)
-        text = _encode(path, value, _dumps_flat)
+        flat = _flat_text(value)
+        text = flat if flat is not None else _encode(path, value)
     elif isinstance(value, str):
         text = value
         _check_depth(path, text)
@@ -211,7 +215,7 @@ def to_properties(path: str, value: object, maximum: int, reserved: bool) -> str
             _check_keys(path, parsed, reserved)
     elif isinstance(value, Mapping):
         _check_keys(path, value, reserved)
-        text = _encode(path, value, _dumps)
+        text = _encode(path, value)
     else:
         raise ValidationError(path, f"must be a mapping or a JSON object string, not {type(value).__name__}")
     n = len(text)
@@ -223,9 +227,9 @@ def to_properties(path: str, value: object, maximum: int, reserved: bool) -> str
     return text
 
 
-def _encode(path: str, value: Any, dumps: Callable[[Any], str]) -> str:
+def _encode(path: str, value: Any) -> str:
     try:
-        text = dumps(value)
+        text = _dumps(value)
     except (ValueError, TypeError) as exc:  # NaN/inf, circular reference, a value JSON cannot hold
         raise ValidationError(path, f"cannot be encoded as JSON: {_reason(exc)}") from None
     except RecursionError:

@@ -16,9 +16,12 @@ point), it gives every test suite:
   re-sends happen without backoff waits; attempts, budget and counters stay
   as in production.
 
-The async fixtures need pytest-asyncio; without it they fail with a message
-saying so, and nothing else in a test suite is affected. The emulator is
-imported only when a fixture is used.
+The emulator and client live in the test's own event loop, so the fixtures
+need a plugin that runs async tests: pytest-asyncio (strict mode with
+``@pytest.mark.asyncio``, or auto mode) or anyio's plugin
+(``@pytest.mark.anyio``, as FastAPI's documentation does; asyncio backend).
+Without one they fail with a message saying so, and nothing else in a test
+suite is affected. The emulator is imported only when a fixture is used.
 """
 
 from __future__ import annotations
@@ -56,43 +59,100 @@ def personalize_emulator_options() -> dict[str, Any]:
     return {}
 
 
-async def _personalize_emulator(personalize_emulator_options: dict[str, Any]) -> AsyncIterator[Emulator]:
-    """A running Personalize Events emulator on 127.0.0.1, fresh for each test."""
+_NEEDS_A_RUNNER: Final = (
+    "the personalize_emulator and personalize_client fixtures are async: run the test with pytest-asyncio "
+    "(mark it @pytest.mark.asyncio, or set asyncio_mode = auto) or with anyio's pytest plugin (mark it "
+    "@pytest.mark.anyio)"
+)
+
+
+def _runner(request: pytest.FixtureRequest) -> str:
+    """Which plugin runs this test's coroutines: ``anyio`` or ``asyncio`` (pytest-asyncio); fails if neither."""
+    if "anyio_backend" in request.fixturenames:
+        backend = request.getfixturevalue("anyio_backend")
+        name = backend if isinstance(backend, str) else backend[0]
+        if name != "asyncio":
+            pytest.fail(
+                f"the personalize_emulator and personalize_client fixtures need the asyncio backend of anyio "
+                f"(aiohttp runs on asyncio only), not {name!r}",
+                pytrace=False,
+            )
+        return "anyio"
+    if request.config.pluginmanager.has_plugin("asyncio") and _asyncio_fixtures:
+        return "asyncio"
+    pytest.fail(_NEEDS_A_RUNNER, pytrace=False)
+
+
+@pytest.fixture
+def personalize_emulator(request: pytest.FixtureRequest) -> Emulator:
+    """A running Personalize Events emulator on 127.0.0.1, fresh for each test, in the test's event loop.
+
+    Works under pytest-asyncio (strict or auto mode) and under anyio's
+    pytest plugin (``@pytest.mark.anyio``, the asyncio backend): the
+    emulator is started by whichever runs the test, in the test's own loop.
+    """
+    emulator: Emulator = request.getfixturevalue(f"_personalize_emulator_{_runner(request)}")
+    return emulator
+
+
+@pytest.fixture
+def personalize_client(request: pytest.FixtureRequest) -> PersonalizeEventsClient:
+    """A PersonalizeEventsClient bound to ``personalize_emulator``, opened before and closed after the test."""
+    client: PersonalizeEventsClient = request.getfixturevalue(f"_personalize_client_{_runner(request)}")
+    return client
+
+
+async def _emulator(options: dict[str, Any]) -> AsyncIterator[Emulator]:
     from .emulator import Emulator
 
-    async with Emulator(**personalize_emulator_options) as emulator:
+    async with Emulator(**options) as emulator:
         yield emulator
 
 
-async def _personalize_client(personalize_emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
-    """A PersonalizeEventsClient bound to ``personalize_emulator``, opened and closed around the test."""
+async def _client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
     from ._client import PersonalizeEventsClient
     from ._credentials import Credentials
 
     client = PersonalizeEventsClient(
         region=TEST_REGION,
-        endpoint_url=personalize_emulator.endpoint_url,
+        endpoint_url=emulator.endpoint_url,
         credentials=Credentials(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY),
     )
     async with client:
         yield client
 
 
-def _needs_pytest_asyncio() -> None:
-    """Stands in for the async fixtures when pytest-asyncio is missing: fails the test saying so."""
-    pytest.fail("the personalize_emulator and personalize_client fixtures need pytest-asyncio")
+# anyio's plugin runs plain async fixtures that a test using ``anyio_backend`` requests, in that test's loop
+@pytest.fixture
+async def _personalize_emulator_anyio(personalize_emulator_options: dict[str, Any]) -> AsyncIterator[Emulator]:
+    async for emulator in _emulator(personalize_emulator_options):
+        yield emulator
 
 
-personalize_emulator: Any
-personalize_client: Any
+@pytest.fixture
+async def _personalize_client_anyio(personalize_emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
+    async for client in _client(personalize_emulator):
+        yield client
+
+
+_asyncio_fixtures = False
 try:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - only without pytest-asyncio; a suite that does not use us keeps working
-    personalize_emulator = pytest.fixture(name="personalize_emulator")(_needs_pytest_asyncio)
-    personalize_client = pytest.fixture(name="personalize_client")(_needs_pytest_asyncio)
+except ImportError:  # pragma: no cover - only without pytest-asyncio; anyio users and other suites keep working
+    pass
 else:
-    personalize_emulator = pytest_asyncio.fixture(name="personalize_emulator")(_personalize_emulator)
-    personalize_client = pytest_asyncio.fixture(name="personalize_client")(_personalize_client)
+
+    @pytest_asyncio.fixture
+    async def _personalize_emulator_asyncio(personalize_emulator_options: dict[str, Any]) -> AsyncIterator[Emulator]:
+        async for emulator in _emulator(personalize_emulator_options):
+            yield emulator
+
+    @pytest_asyncio.fixture
+    async def _personalize_client_asyncio(personalize_emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
+        async for client in _client(personalize_emulator):
+            yield client
+
+    _asyncio_fixtures = True
 
 
 @pytest.fixture

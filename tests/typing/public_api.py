@@ -138,3 +138,36 @@ async def misuse_client(client: PersonalizeEventsClient) -> None:
     await client.put_events("t", "s", [])  # type: ignore[call-arg]
     meta = await client.put_users(dataset_arn=ARN, users=[])
     meta.http_status = 201  # type: ignore[misc]
+
+
+async def a_recorder(client: PersonalizeEventsClient) -> None:
+    failed: list[Event] = []
+
+    def on_failure(events: list[Event], error: PersonalizeEventsError) -> None:
+        failed.extend(events)
+
+    async def on_drop(event: Event, reason: str) -> None:
+        del event, reason
+
+    recorder = client.event_recorder(
+        tracking_id="t",
+        flush_interval=0.5,
+        max_queue_size=1_000,
+        overflow="drop_oldest",
+        max_concurrency=4,
+        on_failure=on_failure,
+        on_drop=on_drop,
+        close_timeout=5.0,
+    )
+    async with recorder:
+        queued: bool = recorder.record(page_view("i", 1), session_id="s", user_id=None)
+        del queued
+        await recorder.flush()
+    sent: int = recorder.stats.sent
+    del sent
+
+
+async def misuse_recorder(client: PersonalizeEventsClient) -> None:
+    client.event_recorder(tracking_id="t", flush_intervall=1.0)  # type: ignore[call-arg]
+    client.event_recorder(tracking_id="t", overflow="drop-oldest")  # type: ignore[arg-type]
+    client.event_recorder("t")  # type: ignore[call-arg]

@@ -9,8 +9,17 @@ syncs again and again until stopped (Ctrl-C).
 
     python examples/catalog_sync.py                # writes a sample catalog and syncs it to the built-in emulator
     python examples/catalog_sync.py catalog.jsonl  # your file, to the built-in emulator
+    python examples/catalog_sync.py catalog.jsonl --endpoint-url http://127.0.0.1:4566   # an emulator elsewhere
     AWS_REGION=eu-west-1 python examples/catalog_sync.py catalog.jsonl --aws \\
         --dataset-arn arn:aws:personalize:eu-west-1:123456789012:dataset/my-group/ITEMS
+
+Where it sends: with ``--aws``, wherever the AWS SDKs would (region,
+credentials and endpoint from the environment and the shared files); with
+``--endpoint-url`` (default: ``AWS_ENDPOINT_URL_PERSONALIZE_EVENTS``, else
+``AWS_ENDPOINT_URL``), to that endpoint, e.g. ``aiopersonalize-events emulator
+--port 4566`` in another shell, whose ``/_emulator/records/items`` shows what
+arrived; otherwise to an emulator it runs itself. Only the last imports the
+emulator.
 
 Exit status 0 when every item was accepted, 1 otherwise.
 """
@@ -80,20 +89,30 @@ def write_sample(directory: Path, count: int = 120) -> Path:
     return path
 
 
+def configured_endpoint() -> str | None:
+    """The endpoint the environment names for Personalize Events, as the AWS SDKs read it, or None."""
+    return os.environ.get("AWS_ENDPOINT_URL_PERSONALIZE_EVENTS") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def make_client(*, aws: bool, endpoint_url: str | None) -> PersonalizeEventsClient:
+    """``--aws``: all as the AWS SDKs find it. Otherwise a local endpoint: region and keys may be placeholders."""
+    if aws:  # region, credentials (and an endpoint) from the environment and the shared files
+        return PersonalizeEventsClient(endpoint_url=endpoint_url)
+    region = None if os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") else "us-east-1"
+    keys = None if os.environ.get("AWS_ACCESS_KEY_ID") else Credentials("AKIDEXAMPLE", "example-secret")
+    return PersonalizeEventsClient(region=region, endpoint_url=endpoint_url, credentials=keys)
+
+
 async def run(args: argparse.Namespace) -> int:
     """Sync once, or every ``args.every`` seconds; return the exit status of the last sync."""
     async with contextlib.AsyncExitStack() as stack:
-        if args.aws:
-            client = PersonalizeEventsClient()  # region from AWS_REGION, credentials from the default chain
-        else:
-            from aiopersonalize_events.emulator import Emulator
+        url = args.endpoint_url
+        if not args.aws and url is None:
+            from aiopersonalize_events.emulator import Emulator  # only here: --aws never loads the emulator
 
             emulator = await stack.enter_async_context(Emulator())
-            client = PersonalizeEventsClient(
-                region="us-east-1",
-                endpoint_url=emulator.endpoint_url,
-                credentials=Credentials("AKIDEXAMPLE", "example-secret"),
-            )
+            url = emulator.endpoint_url
+        client = make_client(aws=args.aws, endpoint_url=url)
         await stack.enter_async_context(client)
         path = args.file
         if path is None:
@@ -120,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", type=Path, help="JSON Lines catalog (default: a generated sample)")
     parser.add_argument("--aws", action="store_true", help="send to AWS (needs AWS_REGION) instead of the emulator")
+    parser.add_argument(
+        "--endpoint-url",
+        default=configured_endpoint(),
+        help="send there, e.g. an emulator started elsewhere (default: AWS_ENDPOINT_URL_PERSONALIZE_EVENTS, "
+        "else AWS_ENDPOINT_URL, else an emulator of its own)",
+    )
     parser.add_argument("--dataset-arn", default=os.environ.get("PERSONALIZE_ITEMS_DATASET_ARN", EXAMPLE_ARN))
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--every", type=float, default=0.0, metavar="SECONDS", help="sync again every SECONDS")

@@ -7,14 +7,20 @@ drains what is queued.
 
     pip install fastapi uvicorn
     python examples/fastapi_app.py                 # against the built-in emulator, on 127.0.0.1:8000
+    python examples/fastapi_app.py --endpoint-url http://127.0.0.1:4566   # an emulator started elsewhere
     AWS_REGION=eu-west-1 python examples/fastapi_app.py --aws --tracking-id YOUR-TRACKING-ID
 
     curl -X POST 127.0.0.1:8000/click -H 'content-type: application/json' \\
          -d '{"session_id": "s1", "user_id": "u1", "item_id": "sku-1"}'
     curl 127.0.0.1:8000/stats
 
-With ``--aws`` the client finds its credentials where the AWS SDKs do
-(environment, shared files, container or instance role).
+Where it sends: with ``--aws``, wherever the AWS SDKs would (region,
+credentials and endpoint from the environment and the shared files); with
+``--endpoint-url`` (default: ``AWS_ENDPOINT_URL_PERSONALIZE_EVENTS``, else
+``AWS_ENDPOINT_URL``), to that endpoint, e.g. ``aiopersonalize-events emulator
+--port 4566`` in another shell, whose ``/_emulator/records/events`` shows what
+arrived, also after this app has shut down; otherwise to an emulator it runs
+itself. Only the last imports the emulator.
 """
 
 from __future__ import annotations
@@ -42,24 +48,36 @@ class Click(BaseModel):
     event_type: str = "click"
 
 
-def create_app(*, aws: bool = False, tracking_id: str = "example-tracking-id") -> FastAPI:
-    """The app; with ``aws=False`` its lifespan also runs the built-in emulator (kept in ``app.state.emulator``)."""
+def configured_endpoint() -> str | None:
+    """The endpoint the environment names for Personalize Events, as the AWS SDKs read it, or None."""
+    return os.environ.get("AWS_ENDPOINT_URL_PERSONALIZE_EVENTS") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def make_client(*, aws: bool, endpoint_url: str | None) -> PersonalizeEventsClient:
+    """``--aws``: all as the AWS SDKs find it. Otherwise a local endpoint: region and keys may be placeholders."""
+    if aws:  # region, credentials (and an endpoint) from the environment and the shared files
+        return PersonalizeEventsClient(endpoint_url=endpoint_url)
+    region = None if os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") else "us-east-1"
+    keys = None if os.environ.get("AWS_ACCESS_KEY_ID") else Credentials("AKIDEXAMPLE", "example-secret")
+    return PersonalizeEventsClient(region=region, endpoint_url=endpoint_url, credentials=keys)
+
+
+def create_app(
+    *, aws: bool = False, endpoint_url: str | None = None, tracking_id: str = "example-tracking-id"
+) -> FastAPI:
+    """The app; without ``aws`` or ``endpoint_url`` its lifespan also runs an emulator (``app.state.emulator``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            if aws:
-                client = PersonalizeEventsClient()  # region from AWS_REGION, credentials from the default chain
-            else:
-                from aiopersonalize_events.emulator import Emulator
+            url = endpoint_url
+            if not aws and url is None:
+                from aiopersonalize_events.emulator import Emulator  # only here: --aws never loads the emulator
 
                 emulator = await stack.enter_async_context(Emulator())
                 app.state.emulator = emulator
-                client = PersonalizeEventsClient(
-                    region="us-east-1",
-                    endpoint_url=emulator.endpoint_url,
-                    credentials=Credentials("AKIDEXAMPLE", "example-secret"),
-                )
+                url = emulator.endpoint_url
+            client = make_client(aws=aws, endpoint_url=url)
             await stack.enter_async_context(client)
             app.state.recorder = await stack.enter_async_context(client.event_recorder(tracking_id=tracking_id))
             yield
@@ -90,14 +108,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Serve the example app with uvicorn on 127.0.0.1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aws", action="store_true", help="send to AWS (needs AWS_REGION) instead of the emulator")
+    parser.add_argument(
+        "--endpoint-url",
+        default=configured_endpoint(),
+        help="send there, e.g. an emulator started elsewhere (default: AWS_ENDPOINT_URL_PERSONALIZE_EVENTS, "
+        "else AWS_ENDPOINT_URL, else an emulator of its own)",
+    )
     parser.add_argument("--tracking-id", default=os.environ.get("PERSONALIZE_TRACKING_ID", "example-tracking-id"))
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="port to serve on (0: a free one)")
     args = parser.parse_args(argv)
     if args.aws and not os.environ.get("AWS_REGION"):
         parser.error("--aws needs AWS_REGION set (and credentials the AWS SDKs would find)")
     import uvicorn
 
-    uvicorn.run(create_app(aws=args.aws, tracking_id=args.tracking_id), host="127.0.0.1", port=args.port)
+    app = create_app(aws=args.aws, endpoint_url=args.endpoint_url, tracking_id=args.tracking_id)
+    uvicorn.run(app, host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """Testing your own code against the emulator, with the pytest fixtures this package installs.
 
 Installing aiopersonalize-events registers a pytest plugin with two fixtures
-(they need pytest-asyncio):
+(they need pytest-asyncio, in strict or auto mode, or anyio's pytest plugin
+with ``@pytest.mark.anyio``):
 
 - ``personalize_emulator``: a running emulator on 127.0.0.1, fresh for each test;
 - ``personalize_client``: a ``PersonalizeEventsClient`` bound to it.
 
 Override ``personalize_emulator_options`` (a dict of ``Emulator`` keyword
 arguments) to inject faults, verify credentials or register resources, as the
-classes below do. This example always runs against the emulator; that is its
-point.
+classes below do. This example always runs against the emulator the fixture
+starts (so it takes no ``--endpoint-url``); that is its point.
 
     pytest examples/test_with_emulator.py
 """

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import aiohttp
 import pytest
+
+from aiopersonalize_events.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -118,3 +125,159 @@ def test_aws_flag_needs_a_region(name: str, capsys: pytest.CaptureFixture[str]) 
         example.main(["--aws"])
     assert info.value.code == 2
     assert "AWS_REGION" in capsys.readouterr().err
+
+
+# --- pointed at an emulator started elsewhere, and checked after the example has shut down ------------------------
+
+RUNNABLE = ["fastapi_app", "aiohttp_app", "catalog_sync"]
+
+
+def _example_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_EC2_METADATA_DISABLED": "true", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+async def _start(name: str, args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / f"{name}.py"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def _serving_url(process: asyncio.subprocess.Process) -> str:
+    """Read the server's output until it says where it listens (uvicorn and aiohttp both print the real port)."""
+    assert process.stdout is not None
+    seen = b""
+    while True:
+        line = await asyncio.wait_for(process.stdout.readline(), _TIMEOUT)
+        assert line, f"the example ended before serving:\n{seen.decode()}"
+        seen += line
+        found = re.search(rb"(http://127\.0\.0\.1:\d+)", line)
+        if found and b":0 " not in line:
+            return found.group(1).decode()
+
+
+@pytest.mark.parametrize("how", ["option", "variable"])
+@pytest.mark.parametrize("name", ["fastapi_app", "aiohttp_app"])
+async def test_web_examples_send_to_an_emulator_started_elsewhere(emulator: Emulator, name: str, how: str) -> None:
+    """--endpoint-url (or AWS_ENDPOINT_URL_PERSONALIZE_EVENTS) sends there; after SIGINT every click is stored."""
+    if name == "fastapi_app":
+        pytest.importorskip("fastapi")
+        pytest.importorskip("uvicorn")
+    args = ["--port", "0", "--tracking-id", f"{name}-tracker"]
+    extra: dict[str, str] = {}
+    if how == "option":
+        args += ["--endpoint-url", emulator.endpoint_url]
+    else:
+        extra["AWS_ENDPOINT_URL_PERSONALIZE_EVENTS"] = emulator.endpoint_url
+    process = await _start(name, args, _example_env(extra))
+    try:
+        url = await _serving_url(process)
+        async with aiohttp.ClientSession() as http:
+            for i in range(15):
+                click = {"session_id": f"s{i % 2}", "user_id": "u1", "item_id": f"sku-{i}"}
+                async with http.post(f"{url}/click", json=click) as answer:
+                    assert answer.status == 200
+                    assert await answer.json() == {"queued": True}
+        process.send_signal(signal.SIGINT)  # what Ctrl-C does: the app shuts down and its recorder drains
+        output, _ = await asyncio.wait_for(process.communicate(), _TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode in (0, -signal.SIGINT), output.decode()
+    events = emulator.events(f"{name}-tracker")
+    assert sorted(e["itemId"] for e in events) == sorted(f"sku-{i}" for i in range(15))
+    assert emulator.calls[("PutEvents", 200)] >= 2
+
+
+@pytest.mark.parametrize("how", ["option", "variable", "global variable"])
+async def test_catalog_sync_sends_to_an_emulator_started_elsewhere(emulator: Emulator, how: str) -> None:
+    """catalog_sync with --endpoint-url, AWS_ENDPOINT_URL_PERSONALIZE_EVENTS or AWS_ENDPOINT_URL syncs there."""
+    args: list[str] = []
+    extra: dict[str, str] = {}
+    if how == "option":
+        args = ["--endpoint-url", emulator.endpoint_url]
+    elif how == "variable":
+        extra["AWS_ENDPOINT_URL_PERSONALIZE_EVENTS"] = emulator.endpoint_url
+    else:
+        extra["AWS_ENDPOINT_URL"] = emulator.endpoint_url
+    process = await _start("catalog_sync", args, _example_env(extra))
+    output, _ = await asyncio.wait_for(process.communicate(), _TIMEOUT)
+    assert process.returncode == 0, output.decode()
+    assert "synced 120 items in 12 calls" in output.decode()
+    assert len(emulator.items()) == 120
+
+
+AWS_WITHOUT_EMULATOR = """
+import asyncio, importlib.util, sys, tempfile
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("example", sys.argv[1])
+example = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(example)
+name = Path(sys.argv[1]).stem
+
+
+async def main():
+    if name == "fastapi_app":
+        app = example.create_app(aws=True)
+        async with app.router.lifespan_context(app):
+            pass
+    elif name == "aiohttp_app":
+        from aiohttp.test_utils import TestClient, TestServer
+
+        async with TestClient(TestServer(example.create_app(aws=True))):
+            pass
+
+
+
+if name == "catalog_sync":  # a script: its main runs its own loop
+    with tempfile.TemporaryDirectory() as directory:
+        empty = Path(directory) / "empty.jsonl"
+        empty.write_text("")
+        assert example.main([str(empty), "--aws"]) == 0
+else:
+    asyncio.run(main())
+print(sorted(m for m in sys.modules if m.startswith("aiopersonalize_events.emulator")))
+"""
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_aws_flag_does_not_import_the_emulator(name: str) -> None:
+    """With --aws each example opens its client (and recorder) without ever importing the emulator."""
+    if name == "fastapi_app":
+        pytest.importorskip("fastapi")
+    env = _example_env({"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDAWSFLAG", "AWS_SECRET_ACCESS_KEY": "s"})
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", AWS_WITHOUT_EMULATOR, str(EXAMPLES / f"{name}.py")],
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_every_runnable_example_documents_endpoint_url(name: str) -> None:
+    """Each runnable example's --help offers --endpoint-url and names the variables it reads."""
+    if name == "fastapi_app":
+        pytest.importorskip("fastapi")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+        env=_example_env({"COLUMNS": "200"}),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--endpoint-url" in result.stdout
+    assert "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS" in result.stdout

@@ -257,7 +257,8 @@ async def _aiter(records: Iterable[R] | AsyncIterable[R]) -> AsyncIterator[R]:
 def _check_record(op: ops.Operation, record: object, path: str) -> None:
     """A record must be of the operation's shape; the shape checked its members when it was made."""
     if type(record) is not op.record and not isinstance(record, op.record):
-        raise ValidationError(path, f"must be a {op.record.__name__}, not {type(record).__name__}")
+        article = "an" if op.record.__name__[0] in "AEIO" else "a"  # an Event, an Item, a User
+        raise ValidationError(path, f"must be {article} {op.record.__name__}, not {type(record).__name__}")
 
 
 def _limiter(op: ops.Operation, requests_per_second: Rate) -> AcquireLimit | None:

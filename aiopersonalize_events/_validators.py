@@ -299,7 +299,8 @@ def to_records(path: str, value: object, cls: type[_T]) -> tuple[_T, ...]:
         raise ValidationError(path, f"must have 1 to {L.RECORDS_PER_CALL} entries, has {n}")
     for i, record in enumerate(records):
         if type(record) is not cls and not isinstance(record, cls):
-            raise ValidationError(f"{path}[{i}]", f"must be a {cls.__name__}, not {type(record).__name__}")
+            article = "an" if cls.__name__[0] in "AEIO" else "a"  # an Event, an Item, a User
+            raise ValidationError(f"{path}[{i}]", f"must be {article} {cls.__name__}, not {type(record).__name__}")
     return records
 
 

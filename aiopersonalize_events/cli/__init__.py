@@ -15,7 +15,8 @@ the quick-start demo.
 
 Exit status: 0 every record accepted; 1 some were not (they are in
 ``--failed-out``), or ``--failed-out`` could not be written; 2 usage error or
-unreadable input; 130 interrupted; 143 terminated.
+unreadable input; 130 interrupted; 143 terminated (``EXIT_STATUSES``, which
+every ``--help`` lists).
 
 The modules: ``lines`` (a line into a record), ``feed`` (reading the input),
 ``run`` (intake, grouping, calls, stopping), ``failed`` (``--failed-out``),
@@ -28,6 +29,7 @@ The modules: ``lines`` (a line into a record), ``feed`` (reading the input),
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -42,6 +44,7 @@ from .status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXI
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_STATUSES",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_TERMINATED",
@@ -66,6 +69,25 @@ def _positive_int(text: str) -> int:
     except ValidationError:
         raise argparse.ArgumentTypeError("expected at least 1") from None
     return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("expected a number of seconds, more than 0")
+    return value
+
+
+EXIT_STATUSES: Final = f"""exit status:
+  {EXIT_OK:<4} every record accepted (with --dry-run: every line valid)
+  {EXIT_FAILED:<4} some records not accepted (see --failed-out), or --failed-out could not be written
+  {EXIT_USAGE:<4} usage error, or input (or --failed-out) that cannot be opened or read
+  {EXIT_INTERRUPTED:<4} interrupted (SIGINT, Ctrl-C)
+  {EXIT_TERMINATED:<4} terminated (SIGTERM)"""
+"""Every exit status, as each ``--help`` lists them."""
 
 
 def _rate(text: str) -> float:
@@ -116,25 +138,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiopersonalize-events",
         description="Send JSON Lines to Amazon Personalize Events, serve the local emulator, or run the demo.",
-        epilog="Exit status: 0 all accepted, 1 some not (see --failed-out), 2 usage or unreadable input, "
-        "130 interrupted, 143 terminated.",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for op in ops.OPERATIONS:
         resource_option = "--" + op.resource_field.replace("_", "-")
         what = "tracker" if op.resource_field == "tracking_id" else "dataset"
+        description = (
+            f"Send JSON Lines, one {op.record.__name__} per line in the service's camelCase shape, "
+            f"to {op.name} in calls of at most {op.records_per_call}."
+        )
+        if line_members(op):
+            description += " Each line also carries its sessionId and optional userId; lines are grouped by them."
         sub = commands.add_parser(
             op.cli_name,
             help=f"send JSON Lines to {op.name}",
-            description=f"Send JSON Lines, one {op.record.__name__} per line in the service's camelCase shape, "
-            f"to {op.name} in calls of at most {op.records_per_call}."
-            + (
-                " Each line also carries its sessionId and optional userId; lines are grouped by them."
-                if line_members(op)
-                else ""
-            ),
-            epilog=f"example line: {_EXAMPLES.get(op.name, '')}",
+            description=textwrap.fill(description, 79),
+            epilog=f"example line:\n  {_EXAMPLES.get(op.name, '')}\n\n{EXIT_STATUSES}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.add_argument(
             resource_option,
@@ -159,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             metavar="R",
             help=f"calls per second at most, 0 for unpaced (default: {quota})",
+        )
+        sub.add_argument(
+            "--max-attempts",
+            type=_positive_int,
+            default=None,
+            metavar="N",
+            help="attempts of each call by the client, the first included (default: AWS_MAX_ATTEMPTS, else 3)",
+        )
+        sub.add_argument(
+            "--deadline",
+            type=_seconds,
+            default=None,
+            metavar="SECONDS",
+            help="send a batch whose call failed with a retryable error (throttling, 5xx, timeouts) again until "
+            "SECONDS after the start, then give it up to --failed-out (default: no deadline, retry until stopped)",
         )
         sub.add_argument("--dry-run", action="store_true", help="validate only, send nothing (needs no credentials)")
         sub.add_argument(

@@ -13,7 +13,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from .._credentials import Credentials
-from .._endpoints import is_loopback_host
+from .._endpoints import configured_endpoint, is_loopback_host
 from ..errors import NoCredentialsError, NoRegionError, ValidationError
 from .console import Console
 from .status import UsageError
@@ -66,7 +66,14 @@ async def make_client(args: argparse.Namespace, console: Console) -> Any:
     from .._config import ClientConfig
     from .._region import resolve_region
 
-    local = is_loopback(args.endpoint_url)
+    try:
+        # --endpoint-url, else AWS_ENDPOINT_URL_PERSONALIZE_EVENTS, AWS_ENDPOINT_URL or the profile's (as the client)
+        endpoint_url = args.endpoint_url or await configured_endpoint(args.profile)
+        tuning: dict[str, Any] = {} if args.max_attempts is None else {"max_attempts": args.max_attempts}
+        config = ClientConfig(max_connections=max(args.concurrency, ClientConfig().max_connections), **tuning)
+    except ValidationError as exc:
+        raise UsageError(f"{exc.path}: {exc.message}") from None
+    local = is_loopback(endpoint_url)
     try:
         region = await resolve_region(args.region, args.profile)
     except NoRegionError as exc:
@@ -74,10 +81,9 @@ async def make_client(args: argparse.Namespace, console: Console) -> Any:
             raise UsageError(f"{exc} (or use --region)") from None
         region = _LOCAL_REGION
     provider = _LocalFallback(args.profile, local=local, console=console)
-    config = ClientConfig(max_connections=max(args.concurrency, ClientConfig().max_connections))
     try:
         client = PersonalizeEventsClient(
-            region=region, credentials=provider, profile=args.profile, endpoint_url=args.endpoint_url, config=config
+            region=region, credentials=provider, profile=args.profile, endpoint_url=endpoint_url, config=config
         )
     except ValidationError as exc:
         raise _option_error(exc) from None

@@ -1,6 +1,10 @@
 """The ``--failed-out`` file: one strict JSON object per record not accepted, with its line and the reason.
 
-Each entry is ``{"line": N, "reason": "...", "record": ...}`` on one line,
+Each entry is ``{"line": N, "reason": "...", "retryable": true|false,
+"record": ...}`` on one line (``retryable``: the record may be accepted if
+sent again as it is: it met throttling, a 5xx, a dropped connection or an
+unreachable endpoint, or was not sent because the run stopped; false for an
+invalid line or a record the service refused as it is),
 written straight to the file (no buffer to lose), and always strict JSON: a
 record holding a number JSON cannot hold (``1e400`` read as infinity) is
 written as the line's text instead, and a lone surrogate (from a ``\\ud800``
@@ -32,9 +36,9 @@ def _dumps(entry: dict[str, Any], ascii_only: bool) -> str:
     return json.dumps(entry, ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":"))
 
 
-def encode_entry(line: int, reason: str, record: Any, text: str | None = None) -> bytes:
+def encode_entry(line: int, reason: str, record: Any, text: str | None = None, *, retryable: bool = False) -> bytes:
     """One entry as a line of strict JSON in UTF-8; ``text`` (the line) replaces a record JSON cannot hold."""
-    entry = {"line": line, "reason": reason, "record": record}
+    entry = {"line": line, "reason": reason, "retryable": retryable, "record": record}
     try:
         body = _dumps(entry, ascii_only=False)
     except (ValueError, TypeError, RecursionError):  # NaN or infinity in the record, or nesting too deep
@@ -87,7 +91,7 @@ class FailedOut:
             raise
         return cls(path, fd, regular=regular)
 
-    def write(self, line: int, reason: str, record: Any, text: str | None = None) -> bool:
+    def write(self, line: int, reason: str, record: Any, text: str | None = None, *, retryable: bool = False) -> bool:
         """Keep one record not accepted; False when it could not be written (it is then counted in ``lost``)."""
         self.count += 1
         fd = self._fd
@@ -96,7 +100,7 @@ class FailedOut:
                 self.lost += 1
                 return False
             return True
-        data = encode_entry(line, reason, record, text)
+        data = encode_entry(line, reason, record, text, retryable=retryable)
         written = 0
         try:
             while written < len(data):

@@ -24,7 +24,17 @@ from typing import Final, NamedTuple
 
 from .status import UsageError
 
-__all__ = ["MAX_LINE_BYTES", "Input", "InputReadError", "Line", "LineFeed", "describe_os_error", "open_input"]
+__all__ = [
+    "COUNT_LIMIT_BYTES",
+    "MAX_LINE_BYTES",
+    "Input",
+    "InputReadError",
+    "Line",
+    "LineCounter",
+    "LineFeed",
+    "describe_os_error",
+    "open_input",
+]
 
 MAX_LINE_BYTES: Final = 1024 * 1024
 """A longer line is refused without being held in memory (the largest valid record is far smaller)."""
@@ -33,6 +43,11 @@ _CHUNK: Final = 64 * 1024  # bytes asked of one read
 _TAKE: Final = 256  # lines handed to the event loop at once
 _SELECTABLE: Final = os.name == "posix"  # the input can be waited on with select/poll (not on Windows)
 _POLL: Final = hasattr(select, "poll") and sys.platform != "darwin"  # macOS's poll does not work on terminals
+COUNT_LIMIT_BYTES: Final = 1024**3
+"""A regular file up to this size has its lines counted for the progress bar (about 0.4 s per GiB from the page
+cache on the machine this was measured on, in a thread, while the run goes on); a larger one is estimated from
+bytes."""
+_COUNT_CHUNK: Final = 1024 * 1024
 
 
 class Line(NamedTuple):
@@ -63,9 +78,16 @@ class Input:
         self.info = info
         self._owned = owned
         self.size: int | None = None
+        self.start = 0  # where reading starts (standard input may have been read from already)
         if stat.S_ISREG(info.st_mode):
             with contextlib.suppress(OSError):
-                self.size = max(0, info.st_size - os.lseek(fd, 0, os.SEEK_CUR))
+                self.start = os.lseek(fd, 0, os.SEEK_CUR)
+                self.size = max(0, info.st_size - self.start)
+
+    @property
+    def countable(self) -> bool:
+        """True when counting its lines is cheap: a regular file of at most ``COUNT_LIMIT_BYTES``, read with pread."""
+        return self.size is not None and self.size <= COUNT_LIMIT_BYTES and hasattr(os, "pread")
 
     def close(self) -> None:
         """Close the descriptor if this opened it (never standard input's)."""
@@ -99,6 +121,54 @@ def open_input(name: str) -> Input:
         os.close(fd)
         raise UsageError(f"cannot open {name}: {describe_os_error(exc)}") from None
     return Input(fd, info, owned=True)
+
+
+class LineCounter:
+    """Counts a regular file's lines in a daemon thread (``os.pread``: the reader's offset is not moved).
+
+    ``on_count(lines)`` is called in the event loop once the count is known,
+    unless ``stop()`` came first. A last line without a newline counts.
+    """
+
+    def __init__(self, source: Input, loop: asyncio.AbstractEventLoop, on_count: Callable[[int], None]) -> None:
+        self._source = source
+        self._loop = loop
+        self._on_count = on_count
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        """Start counting."""
+        threading.Thread(target=self._count, name="aiopersonalize-events-counter", daemon=True).start()
+
+    def stop(self) -> None:
+        """Count no more and report nothing."""
+        self._stopped.set()
+
+    def _count(self) -> None:
+        source = self._source
+        assert source.size is not None
+        offset, end = source.start, source.start + source.size
+        lines = 0
+        last = b"\n"
+        try:
+            while offset < end and not self._stopped.is_set():
+                chunk = os.pread(source.fd, min(_COUNT_CHUNK, end - offset), offset)
+                if not chunk:
+                    break
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+                offset += len(chunk)
+        except OSError:
+            return  # the bar keeps its estimate; reading proper reports a real problem
+        if last != b"\n":
+            lines += 1
+        if not self._stopped.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over
+                self._loop.call_soon_threadsafe(self._report, lines)
+
+    def _report(self, lines: int) -> None:
+        if not self._stopped.is_set():
+            self._on_count(lines)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

@@ -117,7 +117,9 @@ def _decode(text: str) -> Any:
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        raise LineError(f"not valid JSON ({exc.msg} at column {exc.colno})", text) from None
+        # some of json's messages end in "at" already ("Unterminated string starting at")
+        where = "column" if exc.msg.endswith(" at") else "at column"
+        raise LineError(f"not valid JSON ({exc.msg} {where} {exc.colno})", text) from None
     except ValueError as exc:  # NaN or Infinity
         raise LineError(f"not valid JSON ({exc})", text) from None
     except RecursionError:

@@ -12,7 +12,7 @@ from .. import _operations as ops
 from .connect import make_client
 from .console import Console, say_error
 from .failed import FailedOut
-from .feed import Input, LineFeed, open_input
+from .feed import Input, LineCounter, LineFeed, open_input
 from .lines import check_resource
 from .run import Run, handle_signals
 from .status import EXIT_USAGE, UsageError
@@ -59,6 +59,11 @@ async def _put(op: ops.Operation, args: argparse.Namespace, resource: str, sourc
                 console.say(f"error: {exc}")
                 return EXIT_USAGE
         loop = asyncio.get_running_loop()
+        counter = None
+        if console.has_bar and source.countable:  # an exact total for the bar, counted while the run goes on
+            counter = LineCounter(source, loop, console.set_total_lines)
+            console.counting()
+            counter.start()
         feed = LineFeed(source.fd, loop)
         run = Run(
             op,
@@ -69,6 +74,7 @@ async def _put(op: ops.Operation, args: argparse.Namespace, resource: str, sourc
             client=client,
             concurrency=args.concurrency,
             rate=op.rate if args.rate is None else (args.rate or None),
+            deadline=args.deadline,
         )
         try:
             with handle_signals(loop, run):
@@ -79,6 +85,8 @@ async def _put(op: ops.Operation, args: argparse.Namespace, resource: str, sourc
                     await run.go()
         finally:
             feed.close()
+            if counter is not None:
+                counter.stop()
     finally:
         console.close()
     console.say(run.summary(time.perf_counter() - started))

@@ -9,12 +9,25 @@ early when too many records are held), and each batch is one plain
 ``--failed-out`` with the reason, or, after a stop, among the lines the
 summary says were not read.
 
-Stopping: a signal (SIGINT, SIGTERM) or a refusal no other record can
-escape (404, 403) stops intake at once: nothing more is read or sent, what
-was read and not sent goes to ``--failed-out``, and calls in flight may end
-(30 s at most; a second signal cuts that short). When ``--failed-out``
-itself cannot be written, or the input cannot be read any further, intake
-stops too, but what was read is still sent.
+Retries: the client retries each call (``--max-attempts``); a batch whose
+call still failed with a retryable error (throttling, 5xx, a dropped
+connection, a timeout) is sent again later, as the recorder does, with the
+client's own retry engine: ``policy.retry_token(token, error, bounded=False)``
+gives the wait (backoff with full jitter, or ``Retry-After``) and takes the
+retry's cost from the client-wide budget. When the budget is empty the batch
+waits and goes as a probe, one at a time (a probe costs nothing, like a first
+attempt; its success refills the budget). This goes on while the run is not
+stopped, until ``--deadline`` when one is given; a batch still failing then
+goes to ``--failed-out`` marked ``"retryable": true``.
+
+Stopping: a signal (SIGINT, SIGTERM), a refusal no other record can escape
+(404, 403), or an endpoint that could not be reached before any call was
+answered (connection refused, DNS failure, connect timeout) stops intake at
+once: nothing more is read or sent, what was read and not sent goes to
+``--failed-out``, batches waiting to be retried are not sent, and calls in
+flight may end (30 s at most; a second signal cuts that short). When
+``--failed-out`` itself cannot be written, or the input cannot be read any
+further, intake stops too, but what was read is still sent.
 """
 
 from __future__ import annotations
@@ -28,8 +41,11 @@ from typing import Any, Final, NamedTuple, TypeAlias
 
 from .. import _operations as ops
 from .._batching import Grouper, RateLimiter
+from .._retry import RetryPolicy, RetryToken, is_testing
 from ..errors import (
     AccessDeniedException,
+    ConnectTimeoutError,
+    EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     PersonalizeEventsError,
@@ -47,6 +63,7 @@ __all__ = ["Run", "handle_signals"]
 _MAX_HELD: Final = 10_000  # records held in partial groups before the oldest group is sent as it is
 _GRACE_SECONDS: Final = 30.0  # after a stop, how long calls in flight may take to finish
 _HALT_SECONDS: Final = 2.0  # after a stop, how long to wait for the reading thread to hand over
+_PROBE_WAIT: Final = 1.0  # with the retry budget empty, the least wait before a batch goes again as a probe
 
 
 class Held(NamedTuple):
@@ -58,7 +75,21 @@ class Held(NamedTuple):
 
 
 Key: TypeAlias = "tuple[Any, ...]"
-Batch: TypeAlias = "tuple[Key, list[Held]]"
+
+
+class Batch:
+    """The records of one call: their request members (``key``), and where their retries stand."""
+
+    __slots__ = ("held", "key", "token", "waiting")
+
+    def __init__(self, key: Key, held: list[Held]) -> None:
+        self.key = key
+        self.held = held
+        self.token = RetryToken()
+        self.waiting = False  # waiting to be sent again: not in flight at the service
+
+    def __iter__(self) -> Iterator[Any]:  # key, held = batch
+        return iter((self.key, self.held))
 
 
 def _lines_text(numbers: Sequence[int]) -> str:
@@ -72,6 +103,11 @@ def _is_fatal(error: PersonalizeEventsError) -> bool:
     if isinstance(error, (ResourceNotFoundException, AccessDeniedException, NoCredentialsError, NoRegionError)):
         return True
     return isinstance(error, ServiceError) and error.http_status == 403
+
+
+def _is_unreachable(error: PersonalizeEventsError) -> bool:
+    """The endpoint could not be connected to: refused, no such host, or no answer to connecting."""
+    return isinstance(error, (EndpointConnectionError, ConnectTimeoutError))
 
 
 class Run:
@@ -88,6 +124,7 @@ class Run:
         client: Any,
         concurrency: int,
         rate: float | None,
+        deadline: float | None = None,
     ) -> None:
         self.op = op
         self.resource = resource
@@ -98,6 +135,10 @@ class Run:
         self.dry_run = client is None
         self.members = line_members(op)
         self.call: Callable[..., Any] | None = getattr(client, op.snake_name) if client is not None else None
+        self.policy: RetryPolicy | None = client.retry_policy if client is not None else None
+        self.deadline_seconds = deadline
+        self.deadline: float | None = None  # loop time after which a failed batch is not sent again
+        self.probe = asyncio.Lock()  # with the retry budget empty, one batch at a time goes as a probe
         self.slots = asyncio.Semaphore(concurrency)
         self.limiter = RateLimiter(rate) if rate else None
         self.grouper: Grouper[Key, Held] = Grouper(op.records_per_call, max_records=_MAX_HELD)
@@ -105,8 +146,11 @@ class Run:
         self.ready: deque[Batch] = deque()  # cut from the grouper, waiting for a slot
         self.in_flight: dict[asyncio.Task[None], Batch] = {}
         self.sent = self.valid = self.calls = 0
+        self.retries = 0  # attempts after the first: the client's within a call, and batches sent again
+        self.reached = False  # the service answered a call (accepted or refused): the endpoint is reachable
         self.stopping = False
         self.stop_reason: str | None = None  # why intake stopped at once (a signal, a fatal refusal)
+        self.stop_retryable = True  # whether what a stop leaves unsent may succeed if sent again as it is
         self.end_reason: str | None = None  # why intake ended early, sending what it had read
         self.signal_status: int | None = None
         self.exit_override: int | None = None
@@ -115,6 +159,8 @@ class Run:
 
     async def go(self) -> None:
         """Read, check, group and send until the input ends or a stop; then settle everything."""
+        if self.deadline_seconds is not None:
+            self.deadline = asyncio.get_running_loop().time() + self.deadline_seconds
         self.feed.start()
         task = self.intake_task = asyncio.create_task(self._intake())
         await asyncio.wait([task])
@@ -145,7 +191,7 @@ class Run:
                 if self.ready:
                     await self._launch_ready()
             await asyncio.sleep(0)  # let the calls in flight run between pieces of input
-        self.ready.extend(self.grouper.cut())
+        self.ready.extend(Batch(key, held) for key, held in self.grouper.cut())
         await self._launch_ready()
         while self.in_flight:
             await asyncio.wait(list(self.in_flight))
@@ -180,15 +226,15 @@ class Run:
             return
         ready = self.grouper.add(parsed.members, Held(line.number, line.size, parsed.record))
         if ready:
-            self.ready.extend(ready)
+            self.ready.extend(Batch(key, held) for key, held in ready)
 
     def _invalid(self, line: Line, reason: str, record: Any, text: str | None = None) -> None:
         self.console.problem("invalid lines", f"line {line.number}: {reason}")
-        self._keep(line.number, reason, record, text)
+        self._keep(line.number, reason, record, text, retryable=False)
         self.console.advance(1, line.size)
 
-    def _keep(self, number: int, reason: str, record: Any, text: str | None = None) -> None:
-        if not self.failed.write(number, reason, record, text):
+    def _keep(self, number: int, reason: str, record: Any, text: str | None = None, *, retryable: bool) -> None:
+        if not self.failed.write(number, reason, record, text, retryable=retryable):
             self.console.problem("records not kept", f"line {number}: not kept (--failed-out failed): {reason}")
 
     # calls -----------------------------------------------------------------------------------------------------------
@@ -209,6 +255,7 @@ class Run:
             self.in_flight[task] = batch
 
     async def _send(self, batch: Batch) -> None:
+        """Call for one batch (its slot already taken), again while a retryable failure may be retried; settle it."""
         assert self.call is not None
         key, held = batch
         request: dict[str, Any] = {
@@ -216,38 +263,94 @@ class Run:
             self.op.record_field: [h.record for h in held],
         }
         request.update(zip(self.members, key, strict=True))
+        has_slot = True
         try:
-            self.calls += 1
-            await self.call(**request)
+            while True:
+                try:
+                    self.calls += 1
+                    if batch.token.cost or batch.token.attempt == 1:
+                        meta = await self.call(**request)
+                    else:  # the retry budget could not pay: one probe at a time
+                        async with self.probe:
+                            meta = await self.call(**request)
+                except PersonalizeEventsError as exc:
+                    self.retries += max(0, exc.attempts - 1)
+                    self.reached = self.reached or isinstance(exc, ServiceError)
+                    wait = self._retry_wait(batch, exc)
+                    if wait is None:
+                        self._refused(batch, exc)
+                        return
+                    self.retries += 1
+                    self.slots.release()
+                    has_slot = False
+                    batch.waiting = True
+                    await asyncio.sleep(wait)
+                    await self.slots.acquire()
+                    has_slot = True
+                    batch.waiting = False
+                    if self.limiter is not None:
+                        await self.limiter.acquire()
+                    continue
+                if batch.token.cost and self.policy is not None:
+                    self.policy.record_success(batch.token)  # give back what this batch's retry took
+                self.reached = True
+                self.retries += getattr(meta, "retry_attempts", 0)
+                self.sent += len(held)
+                self.console.advance(len(held), sum(h.size for h in held))
+                return
         except asyncio.CancelledError:
-            self._unsent(batch, "interrupted while in flight: the service may or may not have stored it")
+            if batch.waiting:  # stopped while waiting to be sent again: nothing of it is at the service
+                self._unsent(batch, f"not sent: {self.stop_reason or 'interrupted'}", retryable=self.stop_retryable)
+            else:
+                self._unsent(
+                    batch, "interrupted while in flight: the service may or may not have stored it", retryable=True
+                )
             raise
-        except PersonalizeEventsError as exc:
-            self._refused(batch, exc)
-        else:
-            self.sent += len(held)
-            self.console.advance(len(held), sum(h.size for h in held))
         finally:
-            self.slots.release()
+            if has_slot:
+                self.slots.release()
             task = asyncio.current_task()
             if task is not None:
                 self.in_flight.pop(task, None)
+
+    def _retry_wait(self, batch: Batch, error: PersonalizeEventsError) -> float | None:
+        """Seconds before the batch goes again after ``error`` (the client's attempts used up), or None: give up."""
+        if _is_unreachable(error) and not self.reached:
+            return None  # never reached: _refused stops the run
+        if not error.retryable or self.stopping or self.policy is None:
+            return None
+        loop = asyncio.get_running_loop()
+        left = None if self.deadline is None else self.deadline - loop.time()
+        if left is not None and left <= 0:
+            return None
+        policy = self.policy
+        batch.token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too
+        token = policy.retry_token(batch.token, error, bounded=False)  # the client's engine, budget and all
+        if token is None:  # the budget cannot pay: wait, then go as a probe, which costs nothing
+            wait = 0.0 if is_testing() else max(policy.delay(batch.token.attempt, error), _PROBE_WAIT)
+            token = RetryToken(batch.token.attempt + 1, wait)
+        batch.token = token
+        return token.delay if left is None else min(token.delay, left)
 
     def _refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
         key, held = batch
         reason = str(error)
         self.console.problem("refused records", f"{_lines_text([h.number for h in held])}: not accepted: {reason}")
         for h in held:
-            self._keep(h.number, reason, as_input(self.op, key, h.record))
+            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=error.retryable)
         self.console.advance(len(held), sum(h.size for h in held))
-        if _is_fatal(error) and not self.stopping:
+        if self.stopping:
+            return
+        if _is_fatal(error):
             code = getattr(error, "code", None) or type(error).__name__
-            self.stop(f"stopped after {code}")
+            self.stop(f"stopped after {code}", retryable=False)
+        elif _is_unreachable(error) and not self.reached:
+            self.stop(f"stopped: the endpoint cannot be reached ({type(error).__name__})", retryable=True)
 
-    def _unsent(self, batch: Batch, reason: str) -> None:
+    def _unsent(self, batch: Batch, reason: str, *, retryable: bool) -> None:
         key, held = batch
         for h in held:
-            self._keep(h.number, reason, as_input(self.op, key, h.record))
+            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=retryable)
         self.console.advance(len(held), sum(h.size for h in held))
 
     def _unread(self, line: Line, reason: str) -> None:
@@ -263,21 +366,30 @@ class Run:
             record = text if line.partial else raw_record(text)
         if line.partial:
             reason += " (only the start of this line was read)"
-        self._keep(line.number, reason, record, text)
+        self._keep(line.number, reason, record, text, retryable=self.stop_retryable and not line.partial)
         self.console.advance(1, line.size)
 
     # stopping --------------------------------------------------------------------------------------------------------
 
-    def stop(self, reason: str) -> None:
-        """Stop intake at once (a signal, or an error every record would meet); the rest is settled by ``go``."""
+    def stop(self, reason: str, *, retryable: bool = True) -> None:
+        """Stop intake at once (a signal, or an error every record would meet); the rest is settled by ``go``.
+
+        ``retryable`` says whether the records left unsent may succeed when sent again as they are
+        (after a signal or an unreachable endpoint, yes; after a 404 or 403, not without a change).
+        Batches waiting to be sent again are not: they are cancelled at once.
+        """
         if self.stopping:
             return
         self.stopping = True
         self.stop_reason = reason
+        self.stop_retryable = retryable
         self.feed.stop()
         task = self.intake_task
         if task is not None and not task.done():
             task.cancel()
+        for waiting, batch in list(self.in_flight.items()):
+            if batch.waiting:
+                waiting.cancel()
 
     def on_signal(self, reason: str, status: int) -> None:
         """SIGINT or SIGTERM: the first stops intake; the next one stops waiting for the calls in flight."""
@@ -287,10 +399,11 @@ class Run:
             self.hurry.set()
             self.console.say("stopping now")
             return
-        where = "to --failed-out" if self.failed.path else "nowhere (no --failed-out)"
+        where = "goes to --failed-out" if self.failed.path else "is counted in the summary"
+        flying = sum(1 for batch in self.in_flight.values() if not batch.waiting)
         self.console.say(
-            f"{reason}: reading no more input; finishing {len(self.in_flight)} call(s) in flight; "
-            f"what was read and not sent goes {where} (again to stop at once)"
+            f"{reason}: reading no more input; finishing {flying} call(s) in flight; "
+            f"what was read and not sent {where} (again to stop at once)"
         )
         self.stop(reason)
 
@@ -310,10 +423,11 @@ class Run:
     async def _wind_down(self) -> None:
         """After a stop: nothing more is read; what was read and not sent is written; calls in flight end (bounded)."""
         reason = f"not sent: {self.stop_reason}"
+        retryable = self.stop_retryable
         await self.feed.halt(_HALT_SECONDS)
         ready, self.ready = self.ready, deque()
-        for batch in [*ready, *self.grouper.cut()]:
-            self._unsent(batch, reason)
+        for batch in [*ready, *(Batch(key, held) for key, held in self.grouper.cut())]:
+            self._unsent(batch, reason, retryable=retryable)
         taken, self.taken = self.taken, deque()
         for line in [*taken, *self.feed.drain()]:
             self._unread(line, reason)
@@ -334,17 +448,15 @@ class Run:
                 await asyncio.wait(list(self.in_flight))
         for task, batch in list(self.in_flight.items()):  # cancelled before it started: never sent
             del self.in_flight[task]
-            self._unsent(batch, reason)
+            self._unsent(batch, reason, retryable=retryable)
 
     # the end ---------------------------------------------------------------------------------------------------------
 
     def summary(self, seconds: float) -> str:
         """The one-line summary: what was sent, failed, not kept and not read."""
         failed = self.failed
-        if not failed.count:
+        if not failed.count or failed.path is None:
             where = ""
-        elif failed.path is None:
-            where = " (not kept: use --failed-out PATH)"
         elif failed.lost == failed.count:
             where = f" (not kept: cannot write {failed.path}: {failed.error})"
         elif failed.lost:
@@ -354,7 +466,8 @@ class Run:
         if self.dry_run:
             text = f"dry run: valid {self.valid}, invalid {failed.count}{where}, nothing sent, {seconds:.1f}s"
         else:
-            text = f"sent {self.sent}, failed {failed.count}{where}, {self.calls} calls, {seconds:.1f}s"
+            retried = f", {self.retries} retried" if self.retries else ""
+            text = f"sent {self.sent}, failed {failed.count}{where}, {self.calls} calls{retried}, {seconds:.1f}s"
         reason = self.stop_reason or self.end_reason
         if reason is not None:
             text = f"{reason}: {text}"

@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator",
         help="serve the local Personalize Events emulator",
         description="Serve the local emulator until interrupted; prints its URL on stdout.",
+        epilog="exit status:\n  0    stopped by Ctrl-C or SIGTERM\n  1    cannot listen on the address\n"
+        "  2    usage error",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from ..emulator.__main__ import add_arguments
 

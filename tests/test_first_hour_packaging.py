@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.parser
+import os
 import re
 import subprocess
 import sys
@@ -192,3 +193,69 @@ def test_readme_links_work_from_a_pypi_page() -> None:
     assert targets, "the README links somewhere"
     for target in targets:
         assert target.startswith(("https://", "http://")), f"relative link {target!r}"
+
+
+# --- CI: every declared Python, found without an install path; a missing one fails; pytest's 5 fails ----------------
+
+CI = ROOT / ".ci" / "run"
+
+
+def _ci(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(CI), *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def test_ci_runs_every_declared_python() -> None:
+    """.ci/run takes its versions from the classifiers (3.10-3.13) and runs the suite on each it finds."""
+    text = CI.read_text(encoding="utf-8")
+    assert "Programming Language :: Python :: 3" in text
+    assert "/root/" not in text
+    assert ".pyenv/versions" not in text  # found through pyenv or PATH, never a written install path
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")}
+    listed = _ci("--find-pythons", env={**env, "CI_PYTHONS": ""})
+    versions = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert versions == list(PYTHONS), listed.stdout + listed.stderr
+
+
+def test_ci_finds_a_python_on_path_and_fails_for_a_missing_one(tmp_path: Path) -> None:
+    """python3.X on PATH is found; a declared version neither on PATH nor in pyenv fails the run, naming it."""
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / f"python{here}").symlink_to(sys.executable)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "CI_PYTHONS": here}
+    found = _ci("--find-pythons", env=env)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [here, str(bin_dir / f"python{here}")]
+    missing = _ci("--find-pythons", env={**env, "CI_PYTHONS": f"{here} 3.99"})
+    assert missing.returncode == 1
+    assert "3.99 MISSING" in missing.stdout
+    assert "declared Python(s) not found: 3.99" in missing.stderr
+
+
+def test_ci_fails_when_pytest_collects_nothing() -> None:
+    """pytest's exit status 5 (no test collected) fails CI."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")}
+    args = (sys.executable, "-p", "no:cacheprovider", "tests/test_first_hour_packaging.py", "-k", "no_such_test_xyz")
+    result = _ci("--pytest", *args, env=env)
+    assert result.returncode == 1
+    assert "collected no tests: failing" in result.stderr
+
+
+def test_ci_runs_the_readmes_quick_start_commands() -> None:
+    """.ci/run runs the README's first quick-start command as written, and the second one split up."""
+    text = CI.read_text(encoding="utf-8")
+    quick = re.search(r"^## Quick start\n(.*?)^## ", (ROOT / "README.md").read_text(encoding="utf-8"), re.M | re.S)
+    assert quick
+    commands = [line for line in quick.group(1).splitlines() if line.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2
+    assert commands[0].endswith("demo")
+    assert "## Quick start" in text
+    assert 'bash -ec "$first"' in text
+    as_run = {  # how .ci/run writes each step: quieter, and pytest through the exit-status check
+        "python3 -m venv .venv": "python3 -m venv .venv",
+        ".venv/bin/pip install -e '.[dev]'": ".venv/bin/pip install --quiet -e '.[dev]'",
+        ".venv/bin/python -m pytest": "run_pytest .venv/bin/python",
+    }
+    assert commands[1].split(" && ") == list(as_run)
+    for step in as_run.values():
+        assert f"\n{step}" in text, step

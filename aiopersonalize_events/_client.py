@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import json
 import logging
 import platform
@@ -155,7 +157,7 @@ class PersonalizeEventsClient:
         self._state = _UNOPENED
         self._setup_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: _Slots | None = None
         self._endpoint_url_for: dict[str, str] = {}
         self._endpoint: str | None = None
         self._region: str | None = None
@@ -237,7 +239,7 @@ class PersonalizeEventsClient:
                     connector=aiohttp.TCPConnector(limit=self._config.max_connections),
                     timeout=self._timeout,
                 )
-            self._slots = asyncio.Semaphore(self._config.max_connections)
+            self._slots = _Slots(self._config.max_connections)
             self._loop = loop
             self._state = _OPENED
 
@@ -457,8 +459,12 @@ class PersonalizeEventsClient:
             raise ClientStateError(
                 "this PersonalizeEventsClient was opened in another event loop; make one client per loop"
             )
-        records = getattr(request, op.record_field)
-        agree = all(float_agrees(getattr(r, name)) for name in op.record_floats for r in records)
+        agree = True
+        for name in op.record_floats:
+            for record in getattr(request, op.record_field):
+                value = getattr(record, name)
+                if value is not None and not float_agrees(value):
+                    agree = False
         body = dumps_wire(to_wire(request), agree)
         url = self._endpoint_url_for[op.name]
         policy = self.retry_policy
@@ -494,16 +500,8 @@ class PersonalizeEventsClient:
         headers = dict(self._base_headers)
         headers.update(signer.headers("POST", url, body, credentials))
         limit = self._config.max_response_bytes
-        if slots.locked():  # every connection is busy: wait for one, which is not the service's time
-            try:
-                await asyncio.wait_for(slots.acquire(), self._config.pool_timeout)
-            except asyncio.TimeoutError:
-                raise PoolTimeoutError(
-                    f"no pooled connection came free within {self._config.pool_timeout:g}s "
-                    f"(max_connections={self._config.max_connections}); the request was not sent"
-                ) from None
-        else:
-            await slots.acquire()
+        if not slots.take():  # every connection is busy: wait for one, which is not the service's time
+            await slots.wait(self._config.pool_timeout)
         try:
             # never follow redirects: they would carry the session token to another host, and a
             # 301/302 turns the POST into a GET whose 200 would be taken for a delivered batch
@@ -531,6 +529,58 @@ class PersonalizeEventsClient:
         service_error = parse_error(status, response_headers, payload)
         log.debug("%s attempt %d: %s", op.name, attempt, service_error)
         raise service_error
+
+
+class _Slots:
+    """The client's connection slots: a call takes one before its attempt's timer starts.
+
+    Like a semaphore, but taking a free slot is a plain call (no coroutine),
+    and a wait that runs out raises ``PoolTimeoutError``: a pool wait is not
+    the service's time, so it never becomes a ``ReadTimeoutError``.
+    """
+
+    __slots__ = ("_free", "_size", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take(self) -> bool:
+        """Take a free slot now; False when none is free."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def wait(self, timeout: float | None) -> None:
+        """Wait for a slot (at most ``timeout`` seconds, None: as long as it takes), then hold it."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # it was handed to us as we gave up: pass it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            if isinstance(exc, asyncio.TimeoutError):
+                raise PoolTimeoutError(
+                    f"no pooled connection came free within {timeout:g}s "
+                    f"(max_connections={self._size}); the request was not sent"
+                ) from None
+            raise
+
+    def release(self) -> None:
+        """Give a slot back, to the longest waiter if any."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 def _code_of(error: PersonalizeEventsError) -> str:

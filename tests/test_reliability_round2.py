@@ -426,3 +426,27 @@ async def test_a_not_found_tracker_fails_at_once_without_retries(emulator: Emula
     assert recorder.stats.retried == 0
     assert [type(f) for f in failures] == [ResourceNotFoundException]
     assert tokens == client.config.retry_budget
+
+
+async def test_a_call_cancelled_while_waiting_for_the_pool_gives_no_slot_away(emulator: Emulator) -> None:
+    """Cancelling calls that wait for a connection leaves the pool whole: every later call still goes through."""
+    emulator.faults = Faults(latency=0.05)
+    async with _client(emulator, max_connections=1) as client:
+        calls = [
+            asyncio.create_task(client.put_events(tracking_id=TRACKER, session_id="s", event_list=[_event(n)]))
+            for n in range(6)
+        ]
+        await asyncio.sleep(0.01)
+        for task in calls[1:4]:
+            task.cancel()
+        done = await asyncio.gather(*calls, return_exceptions=True)
+        assert [isinstance(r, asyncio.CancelledError) for r in done] == [False, True, True, True, False, False]
+        emulator.faults = None
+        more = await asyncio.wait_for(
+            asyncio.gather(
+                *(client.put_events(tracking_id=TRACKER, session_id="s", event_list=[_event(n)]) for n in range(10, 20))
+            ),
+            HANG_GUARD,
+        )
+    assert len(more) == 10
+    assert {e["eventId"] for e in emulator.events(TRACKER)} == {f"e{n}" for n in (0, 4, 5, *range(10, 20))}

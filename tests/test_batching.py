@@ -34,12 +34,12 @@ async def client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
         credentials=Credentials("AKIDBATCHTEST", "batch-secret"),
         config=ClientConfig(max_attempts=5),
     ) as c:
-        c.retry_policy.sleep = _no_sleep
         yield c
 
 
-async def _no_sleep(_: float) -> None:
-    await asyncio.sleep(0)
+@pytest.fixture(autouse=True)
+def _no_retry_waits(retry_testing: None) -> None:
+    """Retries here happen at once (the package's testing switch), the worst case for load."""
 
 
 async def test_1003_items_from_async_generator_arrive_in_101_calls(

@@ -35,8 +35,9 @@ HANG_GUARD = 60.0
 BUDGET = 500  # ClientConfig's default retry budget
 
 
-async def _no_sleep(_: float) -> None:
-    await asyncio.sleep(0)
+@pytest.fixture(autouse=True)
+def _no_retry_waits(retry_testing: None) -> None:
+    """Retries here happen at once (the package's testing switch), the worst case for load."""
 
 
 def _client(emu: Emulator, **config: Any) -> PersonalizeEventsClient:
@@ -46,7 +47,6 @@ def _client(emu: Emulator, **config: Any) -> PersonalizeEventsClient:
         credentials=Credentials("AKIDOUTAGE", "outage-secret"),
         config=ClientConfig(**config),
     )
-    client.retry_policy.sleep = _no_sleep  # retries at once: the worst case for load multiplication
     return client
 
 

@@ -450,3 +450,29 @@ async def test_a_call_cancelled_while_waiting_for_the_pool_gives_no_slot_away(em
         )
     assert len(more) == 10
     assert {e["eventId"] for e in emulator.events(TRACKER)} == {f"e{n}" for n in (0, 4, 5, *range(10, 20))}
+
+
+async def test_recorder_under_emulator_faults_spends_and_refills_the_clients_budget(
+    emulator: Emulator, retry_testing: None
+) -> None:
+    """An outage of 5xx drains the client's budget through the recorder's re-sends; after it, all 100 arrive once."""
+    emulator.faults = Faults(server_error=1.0, seed=8)
+    async with _client(emulator, max_attempts=1, retry_budget=50) as client:
+        async with client.event_recorder(tracking_id=TRACKER, flush_interval=0.01) as recorder:
+            for n in range(100):
+                recorder.record(_event(n), session_id=f"s{n % 10}")
+            for _ in range(500):
+                if client.retry_policy.budget.tokens < 5:
+                    break
+                await asyncio.sleep(0.01)
+            drained = client.retry_policy.budget.tokens
+            assert recorder.stats.sent == 0
+            emulator.faults = None
+            await asyncio.wait_for(recorder.flush(), HANG_GUARD)
+        refilled = client.retry_policy.budget.tokens
+    assert drained < 5  # the re-sends paid from the client's budget
+    assert refilled > drained  # successes gave tokens back
+    stats = recorder.stats
+    assert (stats.sent, stats.failed, stats.pending) == (100, 0, 0)
+    assert stats.retried >= 10
+    assert sorted(e["eventId"] for e in emulator.events(TRACKER)) == sorted(f"e{n}" for n in range(100))

@@ -47,8 +47,9 @@ MEMORY_BOUND = 4 * LIMIT + 4 * 1024 * 1024  # what one call may hold at its peak
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter, asyncio.Event], Awaitable[None]]
 
 
-async def _no_sleep(_: float) -> None:
-    await asyncio.sleep(0)
+@pytest.fixture(autouse=True)
+def _no_retry_waits(retry_testing: None) -> None:
+    """Retries here happen at once (the package's testing switch), the worst case for load."""
 
 
 async def _read_request(reader: asyncio.StreamReader) -> None:
@@ -124,7 +125,6 @@ def _client(url: str, **config: Any) -> PersonalizeEventsClient:
         credentials=Credentials("AKIDHOSTILE", "hostile-secret"),
         config=ClientConfig(**options),
     )
-    client.retry_policy.sleep = _no_sleep
     return client
 
 

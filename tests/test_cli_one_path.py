@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _counting import counting
 
 from aiopersonalize_events import _shapes, serde
 from aiopersonalize_events.cli import main
 from aiopersonalize_events.emulator import Emulator
-
-
-def _counting(counts: Counter[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(function)
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        counts[name] += 1
-        return function(*args, **kwargs)
-
-    return counted
 
 
 async def test_each_line_is_built_and_validated_once_and_each_request_once_per_call(
@@ -44,10 +33,10 @@ async def test_each_line_is_built_and_validated_once_and_each_request_once_per_c
     source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     counts: Counter[str] = Counter()
-    monkeypatch.setattr(serde, "from_wire", _counting(counts, "from_wire", serde.from_wire))
-    monkeypatch.setattr(_shapes.Event, "__init__", _counting(counts, "Event", _shapes.Event.__init__))
+    monkeypatch.setattr(serde, "from_wire", counting(counts, "from_wire", serde.from_wire))
+    monkeypatch.setattr(_shapes.Event, "__init__", counting(counts, "Event", _shapes.Event.__init__))
     request_init = _shapes.PutEventsRequest.__init__
-    monkeypatch.setattr(_shapes.PutEventsRequest, "__init__", _counting(counts, "PutEventsRequest", request_init))
+    monkeypatch.setattr(_shapes.PutEventsRequest, "__init__", counting(counts, "PutEventsRequest", request_init))
 
     args = ["put-events", "--tracking-id", "t", "--endpoint-url", personalize_emulator.endpoint_url, "--no-progress"]
     status = await asyncio.to_thread(main, [*args, str(source)])  # the emulator answers on this loop meanwhile

@@ -8,13 +8,12 @@ the client retry, which must re-send the same body, not rebuild it.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import Any
 
 import pytest
+from _counting import counting
 
 from aiopersonalize_events import ClientConfig, Credentials, Event, Item, PersonalizeEventsClient, _client, _shapes
 from aiopersonalize_events.emulator import Emulator, Faults
@@ -23,25 +22,16 @@ TRACKER = "tracker-one-path"
 ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/dsg/ITEMS"
 
 
-def _counting(counts: Counter[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(function)
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        counts[name] += 1
-        return function(*args, **kwargs)
-
-    return counted
-
-
 @pytest.fixture
 def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts of record checks (Event/Item construction, properties encoding), requests built, bodies encoded."""
     seen: Counter[str] = Counter()
-    monkeypatch.setattr(_shapes.Event, "__init__", _counting(seen, "Event", _shapes.Event.__init__))
-    monkeypatch.setattr(_shapes, "to_properties", _counting(seen, "properties", _shapes.to_properties))
-    monkeypatch.setattr(_shapes.Item, "__init__", _counting(seen, "Item", _shapes.Item.__init__))
+    monkeypatch.setattr(_shapes.Event, "__init__", counting(seen, "Event", _shapes.Event.__init__))
+    monkeypatch.setattr(_shapes, "to_properties", counting(seen, "properties", _shapes.to_properties))
+    monkeypatch.setattr(_shapes.Item, "__init__", counting(seen, "Item", _shapes.Item.__init__))
     for request in (_shapes.PutEventsRequest, _shapes.PutItemsRequest):
-        monkeypatch.setattr(request, "__init__", _counting(seen, request.__name__, request.__init__))
-    monkeypatch.setattr(_client, "dumps_wire", _counting(seen, "body", _client.dumps_wire))
+        monkeypatch.setattr(request, "__init__", counting(seen, request.__name__, request.__init__))
+    monkeypatch.setattr(_client, "dumps_wire", counting(seen, "body", _client.dumps_wire))
     return seen
 
 

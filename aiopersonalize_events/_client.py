@@ -23,7 +23,7 @@ from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, StaticProvider
 from ._endpoints import configured_endpoint, endpoint_for, host_header, is_loopback_host
 from ._json import dumps_wire, float_agrees
-from ._recorder import DropCallback, EventRecorder, FailureCallback, Overflow
+from ._recorder import DropCallback, EventRecorder, FailureCallback, Overflow, SpoolOption
 from ._region import resolve_region
 from ._retry import RetryBudget, RetryPolicy
 from ._shapes import (
@@ -426,12 +426,15 @@ class PersonalizeEventsClient:
         on_failure: FailureCallback | None = None,
         on_drop: DropCallback | None = None,
         close_timeout: float = 30.0,
+        spool: SpoolOption = None,
     ) -> EventRecorder:
         """Return an ``EventRecorder`` that buffers events and sends them in the background.
 
         Use it as an async context manager (or call ``close()``); the keyword
         arguments are ``EventRecorder``'s (see there). The recorder sends with
         this client's ``put_events`` and shares its retry policy and budget.
+        ``spool`` is where events wait: memory (``None``), a ``Spool`` such as
+        ``SqliteSpool(path)``, or a path (short for ``SqliteSpool(path)``).
         """
         return EventRecorder(
             self,
@@ -443,6 +446,7 @@ class PersonalizeEventsClient:
             on_failure=on_failure,
             on_drop=on_drop,
             close_timeout=close_timeout,
+            spool=spool,
         )
 
     async def _invoke(self, op: ops.Operation, request: Any) -> ResponseMetadata:

@@ -1,11 +1,17 @@
-"""EventRecorder: buffer events in memory and send them to PutEvents in the background.
+"""EventRecorder: keep events in a spool and send them to PutEvents in the background.
 
 ``record()`` is synchronous and cheap: it checks the event's session and user
-(the event itself was checked when it was made), hands it to the package's
-one ``Grouper`` under its (session, user), and returns. One background task
-(started on first use, inside the running loop) turns full groups of ten, and
-every group when ``flush_interval`` passes, into batches, and sends each with
-the client's public ``put_events``, at most ``max_concurrency`` at once.
+(the event itself was checked when it was made), gives it an ``eventId`` when
+the spool outlives the process, hands it to the spool (``_spool``: the memory
+spool by default, grouping by (session, user) with the package's one
+``Grouper``; or a durable one such as ``SqliteSpool``), and returns. One
+background task (started on first use, inside the running loop) opens the
+spool, takes full groups of ten, and every group when ``flush_interval``
+passes, as batches, and sends each with the client's public ``put_events``,
+at most ``max_concurrency`` at once. A batch leaves the spool when the service
+accepted it (``ack``) or when it failed for good (``fail``: a durable spool
+keeps it as a dead letter); one unsettled when the recorder stops goes back
+to a durable spool (``release``) for the next start.
 
 Retries have one engine, the client's ``RetryPolicy``: within a call the
 client retries as usual; a batch whose call still failed with a retryable
@@ -20,7 +26,8 @@ budget by a token, and once it can pay for retries again the rest go out as
 usual. What finally fails goes to ``on_failure``.
 
 The counters satisfy ``recorded == sent + failed + dropped + pending`` at
-every moment. The recorder belongs to the event loop it started in;
+every moment; events recovered from a durable spool count in ``recorded``
+(and in ``recovered``). The recorder belongs to the event loop it started in;
 ``record()`` may be called from other threads (it hands the event over to
 that loop thread-safely).
 """
@@ -28,6 +35,7 @@ that loop thread-safely).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import inspect
 import itertools
@@ -37,14 +45,14 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeAlias
 
 import attrs
 
 from . import _limits as L
-from ._batching import Grouper
 from ._retry import RetryPolicy, RetryToken
 from ._shapes import Event
+from ._spool import MemorySpool, Spool, SpoolBatch, SpoolError
 from ._validators import check_positive_int, check_text
 from .errors import PersonalizeEventsError, ValidationError
 
@@ -56,8 +64,13 @@ Overflow = Literal["drop_newest", "drop_oldest", "block"]
 FailureCallback = Callable[[list[Event], PersonalizeEventsError], "Awaitable[None] | None"]
 DropCallback = Callable[[Event, str], "Awaitable[None] | None"]
 _OVERFLOWS: Final = ("drop_newest", "drop_oldest", "block")
-_Key = tuple[str, "str | None"]
 _ID_MAX: Final = L.ID_MAX
+_IDS_AT_ONCE: Final = 256  # event ids made from one os.urandom call for a durable spool
+SPOOL_CLOSE_TIME: Final = 5.0
+"""Seconds ``close()`` gives a spool to close at least, even past its deadline (to write what it holds)."""
+
+SpoolOption: TypeAlias = "Spool | str | os.PathLike[str] | None"
+"""The recorder's ``spool``: a ``Spool``, a path (short for ``SqliteSpool(path)``), or None for memory."""
 
 
 class EventSender(Protocol):
@@ -78,8 +91,11 @@ class RecorderStats:
     ``recorded`` events were accepted by ``record()``/``put()``; each is then
     ``sent`` (accepted by the service), ``failed`` (handed to ``on_failure``),
     ``dropped`` (refused for lack of room, or after close; handed to
-    ``on_drop``) or still ``pending`` (queued, waiting to be retried, or in
-    flight). ``retried`` counts calls the recorder resent after a failure.
+    ``on_drop``) or still ``pending`` (queued, waiting to be retried, in
+    flight, or left in a durable spool for the next start). ``retried``
+    counts calls the recorder resent after a failure. ``recovered`` counts
+    events taken over from a durable spool that an earlier (or a dead)
+    process left; they are counted in ``recorded`` too.
     """
 
     recorded: int
@@ -88,6 +104,7 @@ class RecorderStats:
     dropped: int
     pending: int
     retried: int
+    recovered: int = 0
 
 
 class RecorderClosedError(PersonalizeEventsError):
@@ -103,14 +120,15 @@ class RecorderStateError(PersonalizeEventsError, RuntimeError):
 
 
 class _Batch:
-    """Up to ten events of one (session, user), their retry token, and a future settled with them."""
+    """A spool's batch (up to ten events of one session and user), its retry token, and a future settled with it."""
 
-    __slots__ = ("done", "error", "events", "session_id", "token", "user_id", "waiting_for_budget")
+    __slots__ = ("done", "error", "events", "session_id", "spooled", "token", "user_id", "waiting_for_budget")
 
-    def __init__(self, session_id: str, user_id: str | None, events: list[Event], done: asyncio.Future[None]) -> None:
-        self.session_id = session_id
-        self.user_id = user_id
-        self.events = events
+    def __init__(self, spooled: SpoolBatch, done: asyncio.Future[None]) -> None:
+        self.spooled = spooled
+        self.session_id = spooled.session_id
+        self.user_id = spooled.user_id
+        self.events = spooled.events
         self.done = done
         self.token = RetryToken()
         self.error: PersonalizeEventsError | None = None
@@ -137,6 +155,16 @@ def _make_copier() -> Callable[[Event, str], Event]:
 _copy_with_id: Final = _make_copier()
 
 
+def _new_ids(count: int) -> list[str]:
+    """``count`` random UUIDs (version 4, as 32 hex digits) from one ``os.urandom``."""
+    raw = bytearray(os.urandom(16 * count))
+    for i in range(count):  # the version 4 and RFC 4122 variant bits, as uuid.uuid4() sets them
+        raw[16 * i + 6] = (raw[16 * i + 6] & 0x0F) | 0x40
+        raw[16 * i + 8] = (raw[16 * i + 8] & 0x3F) | 0x80
+    text = raw.hex()
+    return [text[n : n + 32] for n in range(0, 32 * count, 32)]
+
+
 def _with_ids(events: list[Event]) -> list[Event]:
     """Give each event without an id a random UUID (version 4, as 32 hex digits).
 
@@ -146,20 +174,13 @@ def _with_ids(events: list[Event]) -> list[Event]:
     missing = sum(1 for e in events if e.event_id is None)
     if not missing:
         return events
-    raw = bytearray(os.urandom(16 * missing))
-    for i in range(missing):  # the version 4 and RFC 4122 variant bits, as uuid.uuid4() sets them
-        raw[16 * i + 6] = (raw[16 * i + 6] & 0x0F) | 0x40
-        raw[16 * i + 8] = (raw[16 * i + 8] & 0x3F) | 0x80
-    ids = raw.hex()
-    out: list[Event] = []
-    n = 0
-    for event in events:
-        if event.event_id is not None:
-            out.append(event)
-            continue
-        out.append(_copy_with_id(event, ids[n : n + 32]))
-        n += 32
-    return out
+    ids = iter(_new_ids(missing))
+    return [event if event.event_id is not None else _copy_with_id(event, next(ids)) for event in events]
+
+
+def _reason(error: PersonalizeEventsError) -> str:
+    """Why a batch failed for good, as a dead letter keeps it: the error's class and message."""
+    return f"{type(error).__name__}: {error}"
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -182,6 +203,15 @@ class EventRecorder:
     functions. ``close(timeout)`` bounds everything it does, callbacks
     included. Retries use the client's policy and budget (see the module
     documentation).
+
+    ``spool`` is where events wait: ``None`` for memory (bounded by
+    ``max_queue_size``), a ``Spool`` such as ``SqliteSpool(path)`` (bounded by
+    its own ``max_events``/``max_bytes``; ``max_queue_size`` does not apply),
+    or a path, short for ``SqliteSpool(path)``. With a durable spool each
+    event gets its ``event_id`` at ``record()``, ``await put()`` returns once
+    the event is durable, events left unsent at close stay in the spool for
+    the next start, and a recorder opened on an existing spool first sends
+    what an earlier process left there.
     """
 
     def __init__(
@@ -196,6 +226,7 @@ class EventRecorder:
         on_failure: FailureCallback | None = None,
         on_drop: DropCallback | None = None,
         close_timeout: float = 30.0,
+        spool: SpoolOption = None,
     ) -> None:
         self._state = "new"  # new -> running -> closing -> closed; set first so __del__ works after a failed init
         self._pending = 0
@@ -211,6 +242,25 @@ class EventRecorder:
                 raise ValidationError(name, "must be callable")
         if isinstance(close_timeout, bool) or not isinstance(close_timeout, (int, float)) or close_timeout < 0:
             raise ValidationError("close_timeout", "must be a number of seconds of at least 0")
+        chosen: Spool
+        if spool is None:
+            chosen = MemorySpool(max_events=max_queue_size)
+        elif isinstance(spool, (str, os.PathLike)):
+            from ._spool_sqlite import SqliteSpool
+
+            chosen = SqliteSpool(spool)
+        elif isinstance(spool, Spool):
+            chosen = spool
+        else:
+            raise ValidationError("spool", f"must be a Spool, a path or None, not {type(spool).__name__}")
+        self._spool = chosen
+        self._durable = bool(chosen.durable)
+        self._full = chosen.full  # bound once: record() calls them for every event
+        self._append = chosen.append
+        # below this many pending events the spool cannot be full: the memory spool holds exactly the
+        # pending events and is bounded by max_queue_size, so record() asks it only near its bound
+        self._unchecked = max_queue_size if type(chosen) is MemorySpool and spool is None else 0
+        self._ids: list[str] = []
         self._client = client
         self._policy = client.retry_policy
         self._tracking_id = tracking_id
@@ -222,7 +272,6 @@ class EventRecorder:
         self._on_drop = on_drop
         self._close_timeout = float(close_timeout)
 
-        self._grouper: Grouper[_Key, Event] = Grouper(L.RECORDS_PER_CALL)
         self._ready: deque[_Batch] = deque()
         self._later: list[tuple[float, int, _Batch]] = []  # batches waiting to be retried, by due time
         self._order = itertools.count()
@@ -230,7 +279,9 @@ class EventRecorder:
         self._in_flight: dict[asyncio.Task[None], _Batch] = {}
         self._callbacks: set[asyncio.Task[Any]] = set()
         self._probe: _Batch | None = None  # the one batch sent while the retry budget is empty
-        self._recorded = self._sent = self._failed = self._dropped = self._retried = 0
+        self._recorded = self._sent = self._failed = self._dropped = self._retried = self._recovered = 0
+        self._opened: asyncio.Future[None] | None = None
+        self._closing_spool: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -246,7 +297,14 @@ class EventRecorder:
     @property
     def stats(self) -> RecorderStats:
         """A snapshot of the counters; ``recorded == sent + failed + dropped + pending``."""
-        return RecorderStats(self._recorded, self._sent, self._failed, self._dropped, self._pending, self._retried)
+        return RecorderStats(
+            self._recorded, self._sent, self._failed, self._dropped, self._pending, self._retried, self._recovered
+        )
+
+    @property
+    def spool(self) -> Spool:
+        """Where this recorder keeps its events (a ``MemorySpool`` unless one was given)."""
+        return self._spool
 
     @property
     def closed(self) -> bool:
@@ -254,8 +312,15 @@ class EventRecorder:
         return self._state in ("closing", "closed")
 
     async def __aenter__(self) -> EventRecorder:
+        """Start, and open the spool: a spool that cannot open raises its ``SpoolError`` here."""
         self._check_loop()
         self._start()
+        if self._opened is not None:
+            try:
+                await asyncio.shield(self._opened)
+            except BaseException:
+                await self.close()
+                raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -277,6 +342,7 @@ class EventRecorder:
         self._thread = threading.get_ident()
         self._room = asyncio.Event()
         self._room.set()
+        self._opened = loop.create_future()
         self._state = "running"
         self._runner = loop.create_task(self._run(), name="aiopersonalize_events-recorder")
         self._runner.add_done_callback(self._runner_done)
@@ -344,38 +410,49 @@ class EventRecorder:
                 self._drop(event, "closed")
                 return False
             self._start()
-        if self._pending >= self._max_queue_size and not self._make_room(event):
+        if self._pending >= self._unchecked and self._full() and not self._make_room(event):
             return False
+        if self._durable and event.event_id is None:  # the id goes to disk with the event: a resend is de-duplicated
+            ids = self._ids or _new_ids(_IDS_AT_ONCE)
+            event = _copy_with_id(event, ids.pop())
+            self._ids = ids
         self._pending += 1
-        for key, events in self._grouper.add((session_id, user_id), event):
-            self._enqueue(key, events)
+        self._append(event, session_id, user_id)
         return True
 
     async def put(self, event: Event, *, session_id: str, user_id: str | None = None) -> None:
         """Queue one event, waiting for room when the queue is full (whatever ``overflow`` says).
 
+        With a durable spool it returns once the event is durable (on disk),
+        and raises the spool's ``SpoolError`` when it could not be kept (the
+        event is then counted as failed and handed to ``on_failure``).
         Raises ``RecorderClosedError`` when the recorder is closed, without
         counting the event.
         """
         self._check_loop()
         if self._state == "new":
             self._start()
-        while self._state == "running" and self._pending >= self._max_queue_size:
+        while self._state == "running" and self._spool.full():
             assert self._room is not None
             self._room.clear()
             await self._room.wait()
         if self._state != "running":
             raise RecorderClosedError("the recorder is closed")
         self.record(event, session_id=session_id, user_id=user_id)
+        if self._durable:
+            await self._spool.sync()
 
     def _make_room(self, event: Event) -> bool:
         """The queue is full: apply the overflow policy. True when ``event`` may now be queued."""
         if self._overflow == "drop_oldest":
-            oldest = self._grouper.pop_oldest()
-            if oldest is not None:
+            while True:
+                oldest = self._spool.pop_oldest()
+                if oldest is None:
+                    break
                 self._pending -= 1
-                self._drop(oldest[1], "queue full (dropped oldest)")
-                return True
+                self._drop(oldest, "queue full (dropped oldest)")
+                if not self._spool.full():
+                    return True
         self._drop(event, "queue full")
         return False
 
@@ -411,26 +488,77 @@ class EventRecorder:
         except Exception:
             log.exception("%s callback raised; ignored", name)
 
-    def _enqueue(self, key: _Key, events: list[Event]) -> None:
+    # -- what the spool tells us (SpoolListener), on the loop thread --------------------
+
+    def spool_ready(self) -> None:
+        """The spool has batches to take: wake the background task."""
+        self._poke()
+
+    def spool_recovered(self, count: int) -> None:
+        """The spool took over ``count`` events an earlier process left: count them in."""
+        self._recorded += count
+        self._recovered += count
+        self._pending += count
+        log.info("event recorder: %d event(s) recovered from the spool", count)
+        self._poke()
+
+    def spool_lost(self, events: Sequence[Event], error: PersonalizeEventsError) -> None:
+        """The spool could not keep events it had accepted: they failed for good."""
+        n = len(events)
+        self._pending -= n
+        self._failed += n
+        log.error("event recorder: the spool could not keep %d event(s): %s; %d failed so far", n, error, self._failed)
+        if self._room is not None and not self._spool.full():
+            self._room.set()
+        if self._on_failure is not None:
+            self._call_back("on_failure", self._on_failure, list(events), error)
+
+    def _enqueue(self, spooled: SpoolBatch) -> None:
         assert self._loop is not None
-        batch = _Batch(key[0], key[1], events, self._loop.create_future())
+        batch = _Batch(spooled, self._loop.create_future())
         self._ready.append(batch)
         self._unsettled.add(batch)
-        self._poke()
 
     def _poke(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _cut_groups(self) -> None:
-        """Turn every group, full or not, into a batch."""
-        for key, events in self._grouper.cut():
-            self._enqueue(key, events)
+    def _take_batches(self, *, flush: bool) -> None:
+        """Take the spool's ready batches (every group, full or not, when ``flush``)."""
+        for spooled in self._spool.take(flush=flush):
+            self._enqueue(spooled)
 
     # -- the background task ----------------------------------------------------
 
+    async def _open_spool(self) -> bool:
+        """Open the spool; on failure, say so once and stop (the spool reports the events it held as lost)."""
+        assert self._opened is not None
+        try:
+            await self._spool.open(self, tracking_id=self._tracking_id)
+        except asyncio.CancelledError:
+            if not self._opened.done():
+                self._opened.cancel()
+            if self._state == "running":
+                self._abandoned()
+            raise
+        except Exception as exc:
+            error = exc if isinstance(exc, PersonalizeEventsError) else SpoolError(f"the spool could not open: {exc}")
+            log.error("event recorder: %s; the recorder is closed, later events are dropped", error)
+            self._state = "closed"
+            if self._room is not None:
+                self._room.set()
+            if not self._opened.done():
+                self._opened.set_exception(error)
+                self._opened.exception()  # retrieved here: a lazily started recorder has nobody awaiting it
+            return False
+        if not self._opened.done():
+            self._opened.set_result(None)
+        return True
+
     async def _run(self) -> None:
+        if not await self._open_spool():
+            return
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self._flush_interval
         while True:
@@ -438,8 +566,10 @@ class EventRecorder:
                 now = loop.time()
                 if self._flush_now or now >= next_tick:
                     self._flush_now = False
-                    self._cut_groups()
+                    self._take_batches(flush=True)
                     next_tick = now + self._flush_interval
+                else:
+                    self._take_batches(flush=False)
                 while self._later and self._later[0][0] <= now:
                     self._ready.append(heapq.heappop(self._later)[2])
                 while self._ready and len(self._in_flight) < self._max_concurrency:
@@ -516,7 +646,7 @@ class EventRecorder:
             )
         except asyncio.CancelledError:
             if batch in self._unsettled:
-                self._settle_failed(batch, RecorderClosedError("the recorder closed before delivery"))
+                self._give_up(batch, RecorderClosedError("the recorder closed before delivery"))
             raise
         except PersonalizeEventsError as error:
             self._failed_call(batch, error)
@@ -528,7 +658,7 @@ class EventRecorder:
             return
         if batch.token.cost:
             self._policy.record_success(batch.token)
-        self._settle(batch, sent=True)
+        self._settle(batch, None)
 
     def _failed_call(self, batch: _Batch, error: PersonalizeEventsError) -> None:
         batch.token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too
@@ -557,26 +687,45 @@ class EventRecorder:
             return True
         return self._deadline is not None and self._loop is not None and self._loop.time() < self._deadline
 
-    def _settle(self, batch: _Batch, *, sent: bool) -> None:
+    def _settle(self, batch: _Batch, error: PersonalizeEventsError | None) -> None:
+        """The batch leaves the spool: sent (``error`` None) or failed for good (a durable spool keeps it dead)."""
         if batch not in self._unsettled:
             return
         self._unsettled.discard(batch)
         n = len(batch.events)
         self._pending -= n
-        if sent:
+        spooled = batch.spooled
+        spooled.events = batch.events
+        if error is None:
             self._sent += n
+            self._spool.ack(spooled)
         else:
             self._failed += n
+            self._spool.fail(spooled, _reason(error))
         if not batch.done.done():
             batch.done.set_result(None)
-        if self._room is not None and self._pending < self._max_queue_size:
+        if self._room is not None and not self._spool.full():
             self._room.set()
+
+    def _give_up(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        """The recorder stops with ``batch`` unsent: a durable spool keeps it for the next start; else it fails."""
+        if not self._durable:
+            self._settle_failed(batch, error)
+            return
+        if batch not in self._unsettled:
+            return
+        self._unsettled.discard(batch)
+        spooled = batch.spooled
+        spooled.events = batch.events
+        self._spool.release(spooled)  # still pending: in the spool, for the next start
+        if not batch.done.done():
+            batch.done.set_result(None)
 
     def _settle_failed(self, batch: _Batch, error: PersonalizeEventsError) -> None:
         if batch not in self._unsettled:
             return
         before = self._failed
-        self._settle(batch, sent=False)
+        self._settle(batch, error)
         if before == 0 or before // 1000 != self._failed // 1000:  # the first failure, then one line per 1000 events
             log.warning(
                 "event recorder could not deliver %d event(s): %s; %d failed so far",
@@ -599,23 +748,34 @@ class EventRecorder:
         self._fail_everything(RecorderClosedError("the recorder's background task died"))
 
     def _fail_everything(self, error: PersonalizeEventsError) -> None:
-        """Settle every unsent event as failed, now (no await): queued, waiting and in flight."""
-        self._cut_groups()
+        """Give up every unsent event, now (no await): queued, waiting and in flight.
+
+        With the memory spool they fail (to ``on_failure``); a durable spool
+        keeps them, taken or not, for the next start.
+        """
+        if not self._durable:
+            self._take_batches(flush=True)
         while self._later:
             self._ready.append(heapq.heappop(self._later)[2])
         while self._ready:
-            self._settle_failed(self._ready.popleft(), error)
+            self._give_up(self._ready.popleft(), error)
         for task in list(self._in_flight):
             task.cancel()
         for batch in list(self._unsettled):
-            self._settle_failed(batch, error)
+            self._give_up(batch, error)
 
     def _abandoned(self) -> None:
         """The loop is ending with the recorder still open (no ``close()``): say so, and account for the rest."""
         self._state = "closed"
         if self._room is not None:
             self._room.set()
-        if self._pending:
+        if self._pending and self._durable:
+            log.error(
+                "event recorder: its event loop ended without close(); %d event(s) were not delivered "
+                "and stay in the spool for the next start (use `async with` or await close())",
+                self._pending,
+            )
+        elif self._pending:
             log.error(
                 "event recorder: its event loop ended without close(); %d event(s) were not delivered "
                 "and are counted as failed (use `async with` or await close())",
@@ -626,29 +786,47 @@ class EventRecorder:
     # -- flush and close ----------------------------------------------------------
 
     async def flush(self) -> None:
-        """Send every event recorded so far and wait until each is sent or failed."""
+        """Send every event recorded so far and wait until each is sent or failed.
+
+        With a durable spool this includes what it recovered, and waits for
+        what was recorded to be written first.
+        """
         self._check_loop()
         if self._state not in ("running", "closing"):
             return
-        self._cut_groups()
-        waiting = [b.done for b in self._unsettled]
-        self._flush_now = True
-        self._poke()
-        if waiting:
+        if self._opened is not None and not self._opened.done():
+            await asyncio.wait([self._opened])
+        target = self._pending
+        settled = self._sent + self._failed + self._dropped
+        while self._state in ("running", "closing"):
+            if self._durable:
+                with contextlib.suppress(SpoolError):  # what could not be kept was reported as failed
+                    await self._spool.sync()
+            self._take_batches(flush=True)
+            waiting = [b.done for b in self._unsettled]
+            self._flush_now = True
+            self._poke()
+            if not waiting:
+                return
             # wait(), not gather(): cancelling this flush must not cancel the batches' futures,
             # which close() waits on to drain
             await asyncio.wait(waiting)
+            if not self._durable or self._sent + self._failed + self._dropped - settled >= target:
+                return
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop intake, send what is queued, and wait at most ``timeout`` seconds (default ``close_timeout``).
 
         The deadline bounds everything: delivery, retries and the async
         ``on_failure``/``on_drop`` callbacks; events still unsent at the
-        deadline go to ``on_failure`` with a ``RecorderClosedError``, and
-        callbacks still running then are cancelled (and logged). Idempotent;
-        never raises. If the caller is cancelled meanwhile, the recorder stops
-        at once (unsent events go to ``on_failure``) and the cancellation is
-        passed on.
+        deadline go to ``on_failure`` with a ``RecorderClosedError`` (with a
+        durable spool they stay in the spool instead, for the next start),
+        and callbacks still running then are cancelled (and logged). Then the
+        spool closes (a durable one writes what it holds first; it gets at
+        least ``SPOOL_CLOSE_TIME`` seconds for that). Idempotent; never
+        raises. If the caller is cancelled meanwhile, the recorder stops at
+        once (unsent events go to ``on_failure``, or stay in a durable spool)
+        and the cancellation is passed on.
         """
         loop = self._check_loop()
         if self._closed is not None:
@@ -658,21 +836,46 @@ class EventRecorder:
         limit = timeout if timeout is not None else self._close_timeout
         self._deadline = loop.time() + limit
         try:
-            await self._close(limit, loop)
-        except asyncio.CancelledError:
-            # the caller was cancelled while we drained: stop at once, so that nothing keeps running and every
-            # unsent event reaches on_failure, then let the cancellation through (shielded: a second cancel
-            # cannot cut the stop short)
-            await asyncio.shield(self._stop(RecorderClosedError("close() was cancelled with events undelivered"), 0))
-            raise
-        except Exception:
-            log.exception("event recorder close failed; pending events were failed")
+            try:
+                await self._close(limit, loop)
+            except asyncio.CancelledError:
+                # the caller was cancelled while we drained: stop at once, so that nothing keeps running and
+                # every unsent event reaches on_failure, then let the cancellation through (shielded: a second
+                # cancel cannot cut the stop short)
+                error = RecorderClosedError("close() was cancelled with events undelivered")
+                await asyncio.shield(self._stop(error, 0))
+                await asyncio.shield(self._spool_closer(loop))
+                raise
+            except Exception:
+                log.exception("event recorder close failed; pending events were failed")
+            await asyncio.shield(self._spool_closer(loop))
         finally:
             self._state = "closed"
             if self._room is not None:
                 self._room.set()
             if not self._closed.done():
                 self._closed.set_result(None)
+
+    def _spool_closer(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
+        """The one task closing the spool (kept here: a shielded task must not be collected mid-way)."""
+        if self._closing_spool is None:
+            self._closing_spool = loop.create_task(self._close_spool(loop))
+        return self._closing_spool
+
+    async def _close_spool(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the spool once, within what is left of the deadline but at least ``SPOOL_CLOSE_TIME``."""
+        if self._opened is None:
+            return
+        assert self._deadline is not None
+        limit = max(SPOOL_CLOSE_TIME, self._deadline - loop.time())
+        try:
+            await asyncio.wait_for(self._spool.close(), limit)
+        except asyncio.TimeoutError:
+            log.error("event recorder: the spool did not close within %.1fs", limit)
+        except Exception:
+            log.exception("event recorder: the spool failed to close")
+        if self._durable and self._pending:
+            log.warning("event recorder closed; %d event(s) stay in the spool for the next start", self._pending)
 
     async def _close(self, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
         if self._state == "new":
@@ -683,7 +886,7 @@ class EventRecorder:
         self._state = "closing"
         if self._room is not None:
             self._room.set()  # wake put() callers: they raise RecorderClosedError
-        self._cut_groups()
+        self._take_batches(flush=True)
         self._poke()
         assert self._deadline is not None
         waiting = [b.done for b in self._unsettled]

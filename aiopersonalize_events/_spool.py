@@ -11,6 +11,7 @@ spool needs to acknowledge or fail them later.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Hashable, Sequence
 from typing import Final, Protocol, runtime_checkable
@@ -208,9 +209,9 @@ class MemorySpool:
     nbytes = 0
 
     def __init__(self, *, max_events: int | None = None) -> None:
-        self._max_events = max_events
+        self._max_events = max_events if max_events is not None else sys.maxsize
         self._grouper: Grouper[_Key, Event] = Grouper(L.RECORDS_PER_CALL)
-        self._ready: deque[SpoolBatch] = deque()
+        self._ready: deque[tuple[_Key, list[Event]]] = deque()
         self._count = 0
         self._listener: SpoolListener | None = None
 
@@ -225,12 +226,13 @@ class MemorySpool:
         self._listener = listener
 
     def full(self) -> bool:
-        return self._max_events is not None and self._count >= self._max_events
+        return self._count >= self._max_events
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
         self._count += 1
-        for key, events in self._grouper.add((session_id, user_id), event):
-            self._ready.append(SpoolBatch(key[0], key[1], events))
+        ready = self._grouper.add((session_id, user_id), event)
+        if ready:  # a full group (one in ten calls at most): batches are made in take()
+            self._ready.extend(ready)
             if self._listener is not None:
                 self._listener.spool_ready()
 
@@ -242,11 +244,11 @@ class MemorySpool:
         return oldest[1]
 
     def take(self, *, flush: bool) -> list[SpoolBatch]:
-        batches = list(self._ready)
+        groups = list(self._ready)
         self._ready.clear()
         if flush:
-            batches.extend(SpoolBatch(key[0], key[1], events) for key, events in self._grouper.cut())
-        return batches
+            groups.extend(self._grouper.cut())
+        return [SpoolBatch(key[0], key[1], events) for key, events in groups]
 
     def ack(self, batch: SpoolBatch) -> None:
         self._count -= len(batch.events)

@@ -323,17 +323,17 @@ async def test_loop_survives_an_internal_error(
 ) -> None:
     """An exception inside the background loop is logged and the loop goes on delivering."""
     recorder = client.event_recorder(tracking_id=TRACKER, flush_interval=0.01)
-    original = recorder._cut_groups
+    original = recorder._take_batches
     calls = 0
 
-    def flaky() -> None:
+    def flaky(*, flush: bool) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("boom")
-        original()
+        original(flush=flush)
 
-    monkeypatch.setattr(recorder, "_cut_groups", flaky)
+    monkeypatch.setattr(recorder, "_take_batches", flaky)
     with caplog.at_level(logging.ERROR, logger="aiopersonalize_events.recorder"):
         async with recorder:
             recorder.record(_event(1), session_id="s")

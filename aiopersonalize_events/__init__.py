@@ -8,6 +8,8 @@ emulator (``aiopersonalize_events.emulator``) and the command line load
 lazily.
 """
 
+import typing as _typing
+
 from ._batching import DEFAULT_RATE, BatchError, BatchFailure, BatchIncompleteError, BatchResult
 from ._client import PersonalizeEventsClient, ResponseMetadata
 from ._config import ClientConfig
@@ -29,6 +31,7 @@ from ._shapes import (
     Timestamp,
     User,
 )
+from ._spool import MemorySpool, Spool, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from ._version import __version__
 from .errors import (
     AccessDeniedException,
@@ -51,6 +54,19 @@ from .errors import (
     ValidationError,
 )
 
+if _typing.TYPE_CHECKING:
+    from ._spool_sqlite import SqliteSpool
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """``SqliteSpool`` loads on first use: ``import aiopersonalize_events`` does not import ``sqlite3``."""
+    if name == "SqliteSpool":
+        from ._spool_sqlite import SqliteSpool
+
+        return SqliteSpool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AccessDeniedException",
     "Action",
@@ -72,6 +88,7 @@ __all__ = [
     "InvalidInputException",
     "InvalidResponseError",
     "Item",
+    "MemorySpool",
     "MetricAttribution",
     "NoCredentialsError",
     "NoRegionError",
@@ -93,6 +110,12 @@ __all__ = [
     "ResourceNotFoundException",
     "ResponseMetadata",
     "ServiceError",
+    "Spool",
+    "SpoolBatch",
+    "SpoolError",
+    "SpoolListener",
+    "SpoolStateError",
+    "SqliteSpool",
     "ThrottlingException",
     "Timestamp",
     "TransportError",

@@ -222,13 +222,16 @@ class MemorySpool:
         return self._count
 
     async def open(self, listener: SpoolListener, *, tracking_id: str) -> None:
+        """Remember the listener (nothing to prepare in memory)."""
         del tracking_id
         self._listener = listener
 
     def full(self) -> bool:
+        """True when ``max_events`` events are held."""
         return self._count >= self._max_events
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
+        """Add the event to its (session, user) group; a full group is ready for ``take()``."""
         self._count += 1
         ready = self._grouper.add((session_id, user_id), event)
         if ready:  # a full group (one in ten calls at most): batches are made in take()
@@ -237,6 +240,7 @@ class MemorySpool:
                 self._listener.spool_ready()
 
     def pop_oldest(self) -> Event | None:
+        """Remove and return the oldest event of the oldest group, or None."""
         oldest = self._grouper.pop_oldest()
         if oldest is None:
             return None
@@ -244,6 +248,7 @@ class MemorySpool:
         return oldest[1]
 
     def take(self, *, flush: bool) -> list[SpoolBatch]:
+        """The full groups, and every group when ``flush``, as batches."""
         groups = list(self._ready)
         self._ready.clear()
         if flush:
@@ -251,17 +256,22 @@ class MemorySpool:
         return [SpoolBatch(key[0], key[1], events) for key, events in groups]
 
     def ack(self, batch: SpoolBatch) -> None:
+        """The service accepted ``batch``: forget its events."""
         self._count -= len(batch.events)
 
     def fail(self, batch: SpoolBatch, reason: str) -> None:
+        """``batch`` failed for good: forget its events (the recorder reports them)."""
         del reason
         self._count -= len(batch.events)
 
     def release(self, batch: SpoolBatch) -> None:
+        """The recorder stops with ``batch`` unsent: forget its events (memory does not outlive us)."""
         self._count -= len(batch.events)
 
     async def sync(self) -> None:
+        """Nothing to wait for: memory is not durable."""
         return None
 
     async def close(self) -> None:
+        """Forget the listener; idempotent."""
         self._listener = None

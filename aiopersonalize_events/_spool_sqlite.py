@@ -445,6 +445,7 @@ class SqliteSpool:
     # -- loop side ----------------------------------------------------------------
 
     async def open(self, listener: SpoolListener, *, tracking_id: str) -> None:
+        """Get ready for the recorder of ``tracking_id``; see ``Spool.open``."""
         if self._state != "new":
             raise SpoolStateError(f"the spool {self._path} is already {self._state}; a spool serves one recorder")
         loop = asyncio.get_running_loop()
@@ -458,12 +459,14 @@ class SqliteSpool:
         await asyncio.shield(self._opened)
 
     def full(self) -> bool:
+        """True when one more event would exceed the bounds."""
         return (
             self._disk_events + self._unwritten - self._deletes_queued >= self._limit_events
             or self._disk_bytes + self._unwritten * self._avg_bytes - self._deletes_queued_bytes >= self._limit_bytes
         )
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
+        """Keep one event (synchronous, no I/O)."""
         self._held += 1
         self._unwritten += 1
         self._ops.append((_APPEND, event, session_id, user_id))
@@ -472,6 +475,7 @@ class SqliteSpool:
             self._wake.set()
 
     def pop_oldest(self) -> Event | None:
+        """Remove and return the oldest event waiting in memory (not out in a batch), or None."""
         oldest = self._grouper.pop_oldest()
         if oldest is None:
             return None
@@ -481,6 +485,7 @@ class SqliteSpool:
         return row.event
 
     def take(self, *, flush: bool) -> list[SpoolBatch]:
+        """The batches ready to send: full groups, and every group when ``flush``."""
         groups = list(self._ready)
         self._ready.clear()
         if flush:
@@ -497,14 +502,17 @@ class SqliteSpool:
         ]
 
     def ack(self, batch: SpoolBatch) -> None:
+        """The service accepted ``batch``: its events leave the spool."""
         self._held -= len(batch.events)
         self._queue_delete(_ACK, batch.handles, batch.nbytes)
 
     def fail(self, batch: SpoolBatch, reason: str) -> None:
+        """``batch`` failed for good (kept as dead letters by a durable spool)."""
         self._held -= len(batch.events)
         self._queue_delete(_FAIL, batch.handles, batch.nbytes, reason)
 
     def release(self, batch: SpoolBatch) -> None:
+        """``batch`` was not settled and the recorder is stopping."""
         self._held -= len(batch.events)
         self._ops.append((_RELEASE, batch.handles))
         self._poke_writer()
@@ -521,6 +529,7 @@ class SqliteSpool:
             self._wake.set()
 
     async def sync(self) -> None:
+        """Return once every event appended before this call is durable."""
         if self._state in ("new", "closed", "failed"):
             if self._unwritten:
                 raise SpoolError(f"the spool {self._path} is {self._state}: events could not be written")
@@ -532,6 +541,7 @@ class SqliteSpool:
         await done
 
     async def close(self) -> None:
+        """Write what is queued, free what is unsent for a later process, release resources; idempotent."""
         if self._state in ("new", "closed", "failed"):
             self._state = "closed" if self._state != "failed" else self._state
             return

@@ -17,6 +17,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _operations as ops
+from . import _telemetry
 from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
 from ._chain import default_provider
 from ._config import ClientConfig
@@ -178,6 +179,7 @@ class PersonalizeEventsClient:
             budget=RetryBudget(self._config.retry_budget),
         )
         """The retry policy every call and the recorder share; its ``random`` and ``sleep`` may be replaced."""
+        _telemetry.watch_client(self)
 
     def __repr__(self) -> str:
         return f"PersonalizeEventsClient(region={self.region!r}, endpoint={self.endpoint_url!r}, state={self._state})"
@@ -449,13 +451,15 @@ class PersonalizeEventsClient:
             spool=spool,
         )
 
-    async def _invoke(self, op: ops.Operation, request: Any) -> ResponseMetadata:
+    async def _invoke(self, op: ops.Operation, request: Any, call: _telemetry.Call | None = None) -> ResponseMetadata:
         """Send one validated request, retrying per the policy; the one path every call takes.
 
         The body is encoded once; each attempt signs it afresh (credentials may
         have been refreshed) and waits for a connection slot before its
         ``attempt_timeout`` starts.
         """
+        if call is None and _telemetry.hook is not None:  # instrumented: the hook wraps the call in a span
+            return await _telemetry.hook.invoke(self._invoke, self, op, request)
         if self._state != _OPENED:
             await self.open()
         loop = asyncio.get_running_loop()
@@ -480,14 +484,20 @@ class PersonalizeEventsClient:
                 following = policy.retry_token(token, error)
                 if following is None:
                     error.attempts = token.attempt
+                    why = _telemetry.stop_reason(policy, error, token.attempt)
+                    log.debug(
+                        "%s failed at attempt %d (%s): %s", op.name, token.attempt, why, _telemetry.describe(error)
+                    )
                     raise
                 log.debug(
                     "%s attempt %d failed (%s); retrying in %.3fs",
                     op.name,
                     token.attempt,
-                    _code_of(error),
+                    _telemetry.describe(error),
                     following.delay,
                 )
+                if call is not None:
+                    call.retrying(error, token.attempt, following.delay)
                 token = following
                 await policy.sleep(token.delay)
                 continue
@@ -531,7 +541,7 @@ class PersonalizeEventsClient:
             log.debug("%s ok: HTTP 200, request id %s, attempt %d", op.name, request_id, attempt)
             return ResponseMetadata(request_id=request_id, http_status=status, retry_attempts=attempt - 1)
         service_error = parse_error(status, response_headers, payload)
-        log.debug("%s attempt %d: %s", op.name, attempt, service_error)
+        log.debug("%s attempt %d: %s", op.name, attempt, _telemetry.describe(service_error))
         raise service_error
 
 
@@ -585,10 +595,6 @@ class _Slots:
                 waiter.set_result(None)
                 return
         self._free += 1
-
-
-def _code_of(error: PersonalizeEventsError) -> str:
-    return getattr(error, "code", None) or type(error).__name__
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int, timeout: float) -> bytes:

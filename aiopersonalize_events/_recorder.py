@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import inspect
 import itertools
@@ -50,6 +51,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias
 import attrs
 
 from . import _limits as L
+from . import _telemetry
 from ._retry import RetryPolicy, RetryToken
 from ._shapes import Event
 from ._spool import MemorySpool, Spool, SpoolBatch, SpoolError
@@ -290,6 +292,7 @@ class EventRecorder:
         self._flush_now = False
         self._deadline: float | None = None
         self._closed: asyncio.Future[None] | None = None
+        _telemetry.watch_recorder(self)  # weakly, for the gauges of aiopersonalize_events.otel
 
     def __repr__(self) -> str:
         return f"EventRecorder(tracking_id={self._tracking_id!r}, state={self._state}, stats={self.stats})"
@@ -344,7 +347,8 @@ class EventRecorder:
         self._room.set()
         self._opened = loop.create_future()
         self._state = "running"
-        self._runner = loop.create_task(self._run(), name="aiopersonalize_events-recorder")
+        # in a context of its own: the sends are nobody's request (not the span or context vars of the first record())
+        self._runner = contextvars.Context().run(loop.create_task, self._run(), name="aiopersonalize_events-recorder")
         self._runner.add_done_callback(self._runner_done)
 
     # -- intake ---------------------------------------------------------------

@@ -508,3 +508,38 @@ def test_help_lists_every_exit_status(command: list[str], capsys: pytest.Capture
     if command:
         assert "--max-attempts N" in out
         assert "--deadline SECONDS" in out
+
+
+def test_a_signal_ends_the_retries_at_once_and_keeps_every_record(emulator: Emulator, tmp_path: Path) -> None:
+    """Ctrl-C while batches wait to be sent again: they are not sent, all go to --failed-out retryable, exit 130."""
+    import signal
+
+    emulator.faults = Faults(throttle=1.0, seed=1)
+    source = write_lines(tmp_path / "items.jsonl", item_lines(45))
+    failed = tmp_path / "failed.jsonl"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environ.update({"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none")})
+    args = ["put-items", "--dataset-arn", ARN, "--endpoint-url", emulator.endpoint_url, "--rate", "0"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiopersonalize_events", *args, "--failed-out", str(failed), str(source)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while emulator.calls[("PutItems", 400)] < 15 and time.monotonic() < deadline:  # each batch failed once
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, err = process.communicate(timeout=_TIMEOUT)
+        took = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert took < 5, err
+    entries = read_jsonl(failed)
+    assert sorted(e["line"] for e in entries) == list(range(1, 46))
+    assert all(e["retryable"] for e in entries)
+    assert "interrupted: sent 0, failed 45" in err

@@ -287,9 +287,12 @@ class Run:
                     await asyncio.sleep(wait)
                     await self.slots.acquire()
                     has_slot = True
-                    batch.waiting = False
                     if self.limiter is not None:
                         await self.limiter.acquire()
+                    batch.waiting = False  # until here a stop cancels it: it is not at the service
+                    if self.stopping:
+                        self._unsent(batch, f"not sent: {self.stop_reason}", retryable=self.stop_retryable)
+                        return
                     continue
                 if batch.token.cost and self.policy is not None:
                     self.policy.record_success(batch.token)  # give back what this batch's retry took

@@ -26,7 +26,9 @@ date with an object whose ``lag`` and ``pending`` attributes are the last
 known consumer-group lag and pending-entry count (``int``, or None while
 unknown). The gauges read those attributes from the metric reader's thread
 and never await, so the forwarder refreshes them itself (for example from
-``XINFO GROUPS`` after each read).
+``XINFO GROUPS`` after each read). ``held`` (a gauge) and ``read``,
+``sent``, ``dead``, ``retried`` (cumulative counters) are reported too when
+the stats have them; a missing or None attribute is skipped.
 """
 
 from __future__ import annotations

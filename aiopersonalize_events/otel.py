@@ -147,11 +147,24 @@ class _Instruments:
         for name, description in (
             ("lag", "Stream entries not yet read by a forwarder's consumer group"),
             ("pending", "Stream entries read by a forwarder's consumer group and not yet acknowledged"),
+            ("held", "Stream entries a forwarder has read and not settled yet"),
         ):
             meter.create_observable_gauge(
                 f"aiopersonalize_events.forwarder.{name}",
                 callbacks=[self._forwarder_callback(name)],
                 unit="{entry}",
+                description=description,
+            )
+        for name, unit, description in (
+            ("read", "{entry}", "Stream entries a forwarder read"),
+            ("sent", "{record}", "Records a forwarder delivered (and acknowledged)"),
+            ("dead", "{entry}", "Entries a forwarder moved to the dead-letter stream"),
+            ("retried", "{call}", "Calls a forwarder made again after a failure"),
+        ):
+            meter.create_observable_counter(
+                f"aiopersonalize_events.forwarder.{name}",
+                callbacks=[self._forwarder_callback(name)],
+                unit=unit,
                 description=description,
             )
 

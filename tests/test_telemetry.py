@@ -471,9 +471,10 @@ async def test_forwarder_lag_and_pending_are_read_from_its_stats(telemetry: Tele
     """A forwarder that called watch_forwarder(self) reports its stats' lag and pending; gone when collected."""
 
     @attrs.define
-    class Stats:
+    class Stats:  # a ForwarderStats with the two numbers the forwarder keeps from XINFO GROUPS
         lag: int | None
         pending: int | None
+        sent: int = 0
 
     class Forwarder:
         def __init__(self) -> None:
@@ -483,11 +484,13 @@ async def test_forwarder_lag_and_pending_are_read_from_its_stats(telemetry: Tele
     forwarder = Forwarder()
     points = telemetry.points()
     assert not points.get("aiopersonalize_events.forwarder.lag")  # unknown yet: nothing reported
-    forwarder.stats = Stats(lag=42, pending=7)
+    forwarder.stats = Stats(lag=42, pending=7, sent=120)
     points = telemetry.points()
     ((lag_attributes, lag),) = points["aiopersonalize_events.forwarder.lag"]
     ((_, pending),) = points["aiopersonalize_events.forwarder.pending"]
-    assert (lag, pending) == (42, 7)
+    ((_, sent),) = points["aiopersonalize_events.forwarder.sent"]
+    assert (lag, pending, sent) == (42, 7, 120)
+    assert not points.get("aiopersonalize_events.forwarder.dead")  # not in these stats: skipped
     assert set(lag_attributes) == {"aiopersonalize_events.forwarder.id"}
     del forwarder
     gc.collect()

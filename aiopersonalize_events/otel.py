@@ -35,7 +35,7 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry import metrics, trace
     from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
-    from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+    from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without OpenTelemetry
     raise ImportError(
         "aiopersonalize_events.otel needs the OpenTelemetry API: pip install 'aiopersonalize-events[otel]'"
@@ -334,18 +334,21 @@ class _Hook:
         span = self._tracer.start_span(facts.span_name, kind=SpanKind.CLIENT, attributes=facts.span_attributes)
         if span.is_recording():
             span.set_attribute(RECORDS, records)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        # the API's no-op tracer (no SDK configured) gives INVALID_SPAN: nothing to make current then
+        token = None if span is INVALID_SPAN else otel_context.attach(trace.set_span_in_context(span))
         started = time.perf_counter()
         try:
             result = await send(op, request, _Call(span, facts, self._instruments))
         except BaseException as exc:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
             try:
                 self._failed(span, op, facts, client, endpoint, records, exc, time.perf_counter() - started)
             except Exception:
                 log.exception("telemetry failed after a call; the call's outcome is unaffected")
             raise
-        otel_context.detach(token)
+        if token is not None:
+            otel_context.detach(token)
         elapsed = time.perf_counter() - started
         try:
             if endpoint is None:  # the call opened the client: the endpoint is known now

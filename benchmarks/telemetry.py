@@ -199,6 +199,19 @@ def _instructions(url: str, concurrency: int, calls: int) -> dict[str, float]:
 
 def render(runs: list[dict[str, Any]], counts: dict[str, float], args: argparse.Namespace) -> str:
     """The report: CPU per call, calls/s, paired ratios to ``without``, and instructions when counted."""
+    if not runs:  # --reps 0: the instruction counts alone
+        base = counts.get("without") or float("nan")
+        lines = [
+            f"PutEvents, user workload, c={args.concurrency}: instructions per call under callgrind "
+            f"({args.calls} calls, the timed section of the main thread).",
+            "",
+            "| variant | instructions/call | ÷ without |",
+            "|---|---:|---:|",
+        ]
+        for variant, label in VARIANTS.items():
+            if variant in counts:
+                lines.append(f"| {label} | {counts[variant]:,.0f} | {counts[variant] / base:.4f} |")
+        return "\n".join(lines)
     lines = [
         f"PutEvents, user workload (10 Events per call from a properties dict and a datetime), c={args.concurrency}, "
         f"{args.reps} interleaved repetitions of {args.duration:g} s per variant, against the raw stub.",
@@ -239,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(child(argv[1], params)), flush=True)
         return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks.telemetry", description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=9, help="interleaved repetitions (default 9)")
+    parser.add_argument("--reps", type=int, default=9, help="interleaved repetitions (default 9; 0: none)")
     parser.add_argument("--duration", type=float, default=2.5, help="seconds per timed run (default 2.5)")
     parser.add_argument("--concurrency", type=int, default=16, help="tasks making calls (default 16)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls first (default 200)")

@@ -540,3 +540,22 @@ async def test_no_sensitive_value_in_any_span_event_or_metric(emulator: Emulator
     for text in texts:
         for value in SENSITIVE:
             assert value not in text, text
+
+
+async def test_a_client_opened_by_its_first_call_still_names_its_server(
+    emulator: Emulator, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Endpoint from the environment, resolved by the first call: that call's span still has server.address/port."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_EVENTS", emulator.endpoint_url)
+    client = PersonalizeEventsClient(region=REGION, credentials=Credentials(ACCESS_KEY, SECRET_KEY))
+    assert client.endpoint_url is None
+    try:
+        await client.put_items(dataset_arn=ARN, items=[Item(item_id="MARK-i")])
+    finally:
+        await client.close()
+    (span,) = telemetry.spans()
+    attributes = dict(span.attributes or {})
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["server.port"] == int(emulator.endpoint_url.rsplit(":", 1)[1])
+    ((duration_attributes, _),) = telemetry.points()["rpc.client.call.duration"]
+    assert duration_attributes["server.address"] == "127.0.0.1"

@@ -35,7 +35,6 @@ that loop thread-safely).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import heapq
 import inspect
@@ -143,12 +142,17 @@ def _make_copier() -> Callable[[Event, str], Event]:
     Generated once from the attrs fields (one statement per member, no loop),
     since the recorder copies every event that arrives without an id.
     """
-    lines = ["def copy_with_id(event, event_id):", "    new = new_event(Event)"]
-    for field in attrs.fields(Event):
-        value = "event_id" if field.name == "event_id" else f"event.{field.name}"
-        lines.append(f"    set_member(new, {field.name!r}, {value})")
+    names = [field.name for field in attrs.fields(Event)]
+    # each member's slot descriptor setter is bound once, as a default argument (a local, not a global lookup)
+    setters = ", ".join(f"set_{name}=slots[{name!r}].__set__" for name in names)
+    lines = [
+        f"def copy_with_id(event, event_id, new_event=new_event, cls=Event, {setters}):",
+        "    new = new_event(cls)",
+    ]
+    for name in names:
+        lines.append(f"    set_{name}(new, {'event_id' if name == 'event_id' else f'event.{name}'})")
     lines.append("    return new")
-    namespace: dict[str, Any] = {"Event": Event, "new_event": object.__new__, "set_member": object.__setattr__}
+    namespace: dict[str, Any] = {"Event": Event, "new_event": object.__new__, "slots": Event.__dict__}
     exec("\n".join(lines), namespace)
     copier: Callable[[Event, str], Event] = namespace["copy_with_id"]
     return copier
@@ -666,8 +670,11 @@ class EventRecorder:
 
     def _failed_call(self, batch: _Batch, error: PersonalizeEventsError) -> None:
         batch.token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too
-        if not error.retryable or not self._may_retry():
+        if not error.retryable:
             self._settle_failed(batch, error)
+            return
+        if not self._may_retry():  # closing, past the deadline: a durable spool keeps it for the next start
+            self._give_up(batch, error)
             return
         batch.error = error
         token = self._policy.retry_token(batch.token, error, bounded=False)
@@ -792,8 +799,8 @@ class EventRecorder:
     async def flush(self) -> None:
         """Send every event recorded so far and wait until each is sent or failed.
 
-        With a durable spool this includes what it recovered, and waits for
-        what was recorded to be written first.
+        With a durable spool this includes what it recovered (as far as its
+        memory window holds; the rest follow as room frees up).
         """
         self._check_loop()
         if self._state not in ("running", "closing"):
@@ -803,9 +810,6 @@ class EventRecorder:
         target = self._pending
         settled = self._sent + self._failed + self._dropped
         while self._state in ("running", "closing"):
-            if self._durable:
-                with contextlib.suppress(SpoolError):  # what could not be kept was reported as failed
-                    await self._spool.sync()
             self._take_batches(flush=True)
             waiting = [b.done for b in self._unsettled]
             self._flush_now = True

@@ -1,28 +1,38 @@
 """SqliteSpool: the recorder's events in an SQLite file, so they outlive a crash, a kill and a restart.
 
 Standard library ``sqlite3`` only, WAL mode. The event loop never touches the
-database: ``append()`` puts the event on a queue (a ``deque``) and returns;
-one writer thread per spool takes the queue in rounds (group commit: a round
-at most every ``commit_interval / 2``, so what ``append()`` took is committed
-within ``commit_interval``), writes the new rows, deletes the acknowledged
-ones, moves failed ones to the dead letters, renews this process's lease,
-takes over what dead processes left, and commits, all in one transaction.
-Only committed rows are handed back to the loop (``call_soon_threadsafe``) to
-be grouped and sent, so every event that reaches the service is on disk
-first, with the ``eventId`` it is sent with.
+database: ``append()`` groups the event in memory (to be sent, as the memory
+spool does) and queues it (a ``deque``) for one writer thread, and returns.
+The writer works in rounds (group commit: a round at most every
+``commit_interval / 4``), each one transaction: it writes the events that
+are due (queued ``commit_interval / 4`` ago and not yet acknowledged, or
+waited on by ``put()``, or held on disk only), deletes the rows of events
+the service accepted, moves failed ones to the dead letters, renews this
+process's lease, and takes over what dead processes left. An event the
+service accepted before it was due is never written (write-behind): a
+healthy service costs no disk I/O, and whatever ``record()`` accepted is
+on disk or at the service within ``commit_interval``. Every event carries
+the ``eventId`` given at ``record()``, so one sent before a crash and again
+after it is counted once by the service.
+
+Memory is bounded by ``window``: beyond it, events wait on disk only and
+are read back (in id order) as room frees up; so are events taken over.
 
 Several processes may share one file. Each registers as an *owner* (host,
 pid, process start time, lease expiry); its rows carry its owner id. An
 owner renews its lease every few seconds; another process takes over (moves
 to itself, in one transaction) the rows of an owner that is gone: the same
-host and its pid no longer runs (or runs another program), or its lease has
-expired. Rows are never taken from an owner that lives, so nothing is sent
-twice by us while it lives. At ``close()`` an owner frees the rows it did
-not send (owner NULL) for whoever opens the file next.
+host and its pid no longer runs (or runs another program, or is a zombie),
+or its lease has expired. Rows are never taken from an owner that lives, so
+nothing is sent twice by us while it lives. At ``close()`` an owner writes
+what it holds and frees the rows it did not send (owner NULL) for whoever
+opens the file next.
 
 Tables (schema version 1): ``schema_version``, ``events`` (pending),
 ``dead`` (failed for good, with the reason), ``owners``, ``counters``
-(lifetime totals: ``written == sent + failed + dropped + held``).
+(lifetime totals of what was written to the file, which add up across
+restarts: ``written == sent + failed + dropped + held_events``; ``recovered``
+counts rows taken over).
 """
 
 from __future__ import annotations
@@ -60,35 +70,30 @@ log: Final = logging.getLogger("aiopersonalize_events.spool")
 SCHEMA_VERSION: Final = 1
 """The schema this version writes and reads; a file with a higher version is refused."""
 
-_ROW_OVERHEAD: Final = 64  # bytes counted per row beyond its JSON body and ids (row header, index entries)
+_ROW_OVERHEAD: Final = 64  # bytes counted per segment beyond its body (row header, ids)
 _MAX_ROUND: Final = 50_000  # operations taken in one round at most
 _CLAIM_CHUNK: Final = 10_000  # rows taken over from dead owners in one round at most
 _BUSY_TIMEOUT: Final = 5.0
 _GIVE_UP_ROUNDS: Final = 20  # failed rounds after which acknowledgements are given up (they are only deletions)
 
 _SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     tracking_id TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    user_id TEXT,
-    event_id TEXT NOT NULL,
-    body TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    body BLOB NOT NULL,
     nbytes INTEGER NOT NULL,
     owner TEXT,
     created REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_owner ON events (owner, id);
 CREATE TABLE IF NOT EXISTS dead (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     tracking_id TEXT NOT NULL,
-    session_id TEXT NOT NULL,
+    session_id TEXT,
     user_id TEXT,
-    event_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    nbytes INTEGER NOT NULL,
+    event_id TEXT,
+    line TEXT NOT NULL,
     reason TEXT NOT NULL,
-    created REAL NOT NULL,
     failed_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS owners (
@@ -104,8 +109,10 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
-COUNTERS: Final = ("written", "sent", "failed", "dropped", "recovered", "held_events", "held_bytes")
-"""Lifetime totals kept in the file: ``written == sent + failed + dropped + held_events`` at every commit."""
+COUNTERS: Final = ("written", "deleted", "held_events", "held_bytes", "dead", "recovered")
+"""Totals kept in the file: events ``written`` in segments, ``deleted`` with their segment (every event in it
+settled), ``held_events``/``held_bytes`` still on disk (``written == deleted + held_events`` at every commit),
+``dead`` letters ever kept, events ``recovered`` (taken over from a process that was gone)."""
 
 _HOST: Final = socket.gethostname()
 
@@ -249,62 +256,91 @@ def move_aside(path: str) -> str:
     return target
 
 
-def event_to_row_body(event: Event) -> str:
-    """The event's wire JSON (camelCase, as PutEvents sends it), as the spool keeps it."""
-    agree = float_agrees(event.sent_at) and float_agrees(event.event_value)
-    return dumps_wire(to_wire(event), agree).decode()
+def event_line(event: Event, session_id: str, user_id: str | None) -> bytes:
+    """One event as the spool keeps it: a ``put-events`` input line (wire form plus ``sessionId``, ``userId``)."""
+    wire = to_wire(event)
+    wire["sessionId"] = session_id
+    if user_id is not None:
+        wire["userId"] = user_id
+    return dumps_wire(wire, float_agrees(event.sent_at) and float_agrees(event.event_value))
 
 
-def row_event(body: str | bytes) -> Event:
-    """An Event from a stored body (checked again: the file is outside our process)."""
+def line_event(line: str | bytes) -> tuple[Event, str, str | None]:
+    """An event, its session and user from a stored line (checked again: the file is outside our process)."""
     from .serde import from_wire
 
-    data = json.loads(body)
+    data = json.loads(line)
     if not isinstance(data, dict):
-        raise ValidationError("event", "a stored event must be a JSON object")
-    return from_wire(Event, data)
+        raise ValidationError("line", "a stored event must be a JSON object")
+    session_id = data.pop("sessionId", None)
+    user_id = data.pop("userId", None)
+    if not isinstance(session_id, str) or not (user_id is None or isinstance(user_id, str)):
+        raise ValidationError("sessionId", "a stored event must carry its sessionId (and userId, when any)")
+    event = from_wire(Event, data)
+    if event.event_id is None:
+        raise ValidationError("eventId", "a stored event must carry its eventId")
+    return event, session_id, user_id
 
 
-class _Row:
-    """One committed event handed to the loop: the event, its row id, its size."""
+class _Entry:
+    """One event the spool holds: in memory (grouped, to be sent) and, once due or needed, on disk.
 
-    __slots__ = ("event", "nbytes", "rowid", "session_id", "user_id")
+    ``segment`` is the row holding it once written (set by the writer);
+    ``done`` is set by the writer when the event was settled (sent, failed,
+    dropped) before it was due, so it never is written. ``in_memory`` is
+    False for an event that found the window full: it waits on disk only and
+    is read back later.
+    """
 
-    def __init__(self, rowid: int, event: Event, session_id: str, user_id: str | None, nbytes: int) -> None:
-        self.rowid = rowid
+    __slots__ = ("born", "done", "event", "in_memory", "segment", "session_id", "user_id")
+
+    def __init__(
+        self,
+        event: Event,
+        session_id: str,
+        user_id: str | None,
+        born: float,
+        in_memory: bool,
+        segment: int | None = None,
+    ) -> None:
         self.event = event
         self.session_id = session_id
         self.user_id = user_id
-        self.nbytes = nbytes
+        self.born = born
+        self.in_memory = in_memory
+        self.segment = segment
+        self.done = False
 
 
 class _Round:
     """What one writer round did, handed to the loop thread."""
 
     __slots__ = (
-        "appended",
-        "deleted_bytes",
-        "deleted_events",
+        "clear_memory",
+        "deletes",
         "error",
         "held_bytes",
         "held_events",
         "lost",
         "recovered",
+        "resolved",
         "rows",
+        "sync_error",
         "syncs",
     )
 
     def __init__(self) -> None:
-        self.appended = 0  # appends taken off the queue this round (committed or lost)
-        self.deleted_events = 0  # deletions taken off the queue this round
-        self.deleted_bytes = 0
-        self.rows: list[_Row] = []  # committed rows handed over
+        self.resolved = 0  # appended entries that left the write queue: written, settled first, or lost
+        self.deletes = 0  # acknowledgements, failures and drops taken off the queue (done)
+        self.rows: list[_Entry] = []  # entries read back from disk, for the loop to send
         self.recovered = 0
-        self.lost: list[Event] = []
+        self.lost: list[_Entry] = []
         self.error: SpoolError | None = None
         self.syncs: list[asyncio.Future[None]] = []
+        self.sync_error: SpoolError | None = None
         self.held_events: int | None = None
         self.held_bytes: int | None = None
+        self.clear_memory = False  # the spool never opened: what memory holds is among ``lost``
 
 
 # queue operations (first item is the kind)
@@ -322,26 +358,30 @@ class SqliteSpool:
     """Keeps the recorder's events in an SQLite file (WAL mode) until the service accepted them.
 
     ``SqliteSpool(path, *, commit_interval=0.05, max_events=None, max_bytes=None)``:
-    what ``record()`` accepted is on disk within ``commit_interval`` seconds
-    (one transaction per round: group commit); ``await recorder.put()``
-    returns once its event is. ``max_events`` and ``max_bytes`` bound the
-    pending events in the file (all processes together, checked against the
-    last commit); beyond them the recorder's ``overflow`` policy applies.
-    ``synchronous="full"`` makes every commit wait for the disk (fsync),
-    which also survives a power loss; the default ``"normal"`` survives a
-    crash or kill of the process, not of the machine. ``lease`` is how long
-    (seconds) a process that stopped renewing keeps its rows when it cannot
-    be seen dead (another host, a hung process). ``window`` bounds the
-    events held in memory (the rest wait on disk). ``clock`` gives wall-clock
-    seconds (leases, timestamps).
+    what ``record()`` accepted and the service has not acknowledged within
+    ``commit_interval / 4`` is on disk within ``commit_interval`` seconds (one
+    transaction per round: group commit); an event acknowledged before it is
+    due is never written at all. ``await recorder.put()`` returns once its
+    event is on disk. ``max_events`` and ``max_bytes`` bound the pending
+    events (all processes together, checked against the last commit; bytes
+    of events not yet written are estimated); beyond them the recorder's
+    ``overflow`` policy applies. ``synchronous="full"`` makes every commit
+    wait for the disk (fsync), which also survives a power loss; the default
+    ``"normal"`` survives a crash or kill of the process, not of the machine.
+    ``lease`` is how long (seconds) a process that stopped renewing keeps its
+    rows when it cannot be seen dead (another host, a hung process).
+    ``window`` bounds the events held in memory (the rest wait on disk only).
+    ``clock`` gives wall-clock seconds (leases, timestamps).
 
     Errors at open raise ``SpoolError`` (a directory that does not exist, a
     read-only file or directory, a file locked by another program, a schema
     newer than this version). A corrupted file is moved aside (renamed
     ``PATH.corrupt-...``, never deleted) and a fresh one is started, with an
-    ERROR log line naming it. At run time, events that cannot be written
-    (disk full, I/O error) fail for good: counted, logged and handed to
-    ``on_failure``; writing goes on when it can.
+    ERROR log line naming it. At run time, when writing fails (disk full, I/O
+    error): events held in memory stay queued and are still sent (writing is
+    tried again each round; ``put()`` raises ``SpoolError`` meanwhile), and
+    events that could only be kept on disk fail for good: counted, logged and
+    handed to ``on_failure``.
     """
 
     durable = True
@@ -375,6 +415,7 @@ class SqliteSpool:
             raise ValidationError("lease", "must be at least 1 second")
         check_positive_int("window", window)
         self._commit_interval = float(commit_interval)
+        self._hold = self._commit_interval / 4
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._limit_events = max_events if max_events is not None else sys.maxsize
@@ -387,21 +428,23 @@ class SqliteSpool:
         # loop side
         self._state = "new"  # new -> opening -> open -> closing -> closed (or failed)
         self._ops: deque[tuple[Any, ...]] = deque()
-        self._grouper: Grouper[_Key, _Row] = Grouper(L.RECORDS_PER_CALL)
-        self._ready: deque[tuple[_Key, list[_Row]]] = deque()
-        self._held = 0
-        self._unwritten = 0  # appends queued, not yet taken by the writer
-        self._deletes_queued = 0  # deletions queued (ack, fail, drop), not yet taken by the writer
-        self._deletes_queued_bytes = 0
+        self._grouper: Grouper[_Key, _Entry] = Grouper(L.RECORDS_PER_CALL)
+        self._ready: deque[tuple[_Key, list[_Entry]]] = deque()
+        self._held = 0  # len(): held for this recorder
+        self._in_memory = 0  # entries in the grouper or out in batches (read by the writer for its room)
+        self._unwritten = 0  # appended, not yet resolved by the writer
+        self._deletes_queued = 0  # acknowledgements, failures and drops not yet done by the writer
         self._disk_events = 0  # pending rows in the file (all owners) at the last commit
         self._disk_bytes = 0
-        self._avg_bytes = 256
+        self._avg_bytes = 300
         self._listener: SpoolListener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tracking_id: str | None = None
         self._opened: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         self._recovered_total = 0
+        self._in_transit = False  # rows read back from disk on their way to the loop
+        self._now = time.monotonic
 
         # writer side
         self._wake = threading.Event()
@@ -410,15 +453,18 @@ class SqliteSpool:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._owner = f"{_HOST}/{os.getpid()}/{secrets.token_hex(4)}"
-        self._carry: list[tuple[Any, ...]] = []
+        self._pending: deque[_Entry] = deque()  # appended, not yet written (nor settled first)
+        self._force = 0  # the first ``_force`` of ``_pending`` must be written this round (put(), disk-only)
+        self._carry: list[tuple[Any, ...]] = []  # deletions to try again after a failed round
         self._carry_rounds = 0
-        self._backlog = 0  # rows of ours on disk not handed to the loop
-        self._handed_upto = 0  # every row of ours with a lower or equal id was handed
-        self._in_memory = 0  # rows handed and not yet settled (writer's count)
+        self._backlog = 0  # rows of ours on disk not in memory
+        self._cursor = 0  # rows of ours on disk with an id up to this were read back, or are in memory
+        self._segments: dict[int, list[int]] = {}  # segment id -> [events not yet settled, bytes]
+        self._memory_segments: set[int] = set()  # segments whose events are in memory
+        self._retry_empty: set[int] = set()  # segments emptied while writing failed: delete when it works
         self._next_lease = 0.0
         self._next_claim = 0.0
-        self._busy_since: float | None = None
-        self._failing = False
+        self._failing_since: float | None = None
         self._exit_hook: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
@@ -445,7 +491,7 @@ class SqliteSpool:
     # -- loop side ----------------------------------------------------------------
 
     async def open(self, listener: SpoolListener, *, tracking_id: str) -> None:
-        """Get ready for the recorder of ``tracking_id``; see ``Spool.open``."""
+        """Open the file in the writer thread, take over what earlier processes left; see ``Spool.open``."""
         if self._state != "new":
             raise SpoolStateError(f"the spool {self._path} is already {self._state}; a spool serves one recorder")
         loop = asyncio.get_running_loop()
@@ -459,17 +505,27 @@ class SqliteSpool:
         await asyncio.shield(self._opened)
 
     def full(self) -> bool:
-        """True when one more event would exceed the bounds."""
-        return (
-            self._disk_events + self._unwritten - self._deletes_queued >= self._limit_events
-            or self._disk_bytes + self._unwritten * self._avg_bytes - self._deletes_queued_bytes >= self._limit_bytes
+        """True when one more event would exceed ``max_events`` or ``max_bytes``."""
+        events = self._disk_events + self._unwritten - self._deletes_queued
+        return events >= self._limit_events or (
+            self._disk_bytes + (self._unwritten - self._deletes_queued) * self._avg_bytes >= self._limit_bytes
         )
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
-        """Keep one event (synchronous, no I/O)."""
+        """Keep one event: grouped in memory to be sent, and queued for the writer (no I/O here)."""
         self._held += 1
         self._unwritten += 1
-        self._ops.append((_APPEND, event, session_id, user_id))
+        if self._in_memory < self._window:
+            self._in_memory += 1
+            entry = _Entry(event, session_id, user_id, self._now(), True)
+            ready = self._grouper.add((session_id, user_id), entry)
+            if ready:
+                self._ready.extend(ready)
+                if self._listener is not None:
+                    self._listener.spool_ready()
+        else:  # the window is full: this one waits on disk only
+            entry = _Entry(event, session_id, user_id, self._now(), False)
+        self._ops.append((_APPEND, entry))
         if self._idle:
             self._idle = False
             self._wake.set()
@@ -479,10 +535,11 @@ class SqliteSpool:
         oldest = self._grouper.pop_oldest()
         if oldest is None:
             return None
-        row = oldest[1]
+        entry = oldest[1]
         self._held -= 1
-        self._queue_delete(_DROP, (row.rowid,), row.nbytes)
-        return row.event
+        self._in_memory -= 1
+        self._queue_settle(_DROP, (entry,))
+        return entry.event
 
     def take(self, *, flush: bool) -> list[SpoolBatch]:
         """The batches ready to send: full groups, and every group when ``flush``."""
@@ -490,38 +547,31 @@ class SqliteSpool:
         self._ready.clear()
         if flush:
             groups.extend(self._grouper.cut())
-        return [
-            SpoolBatch(
-                key[0],
-                key[1],
-                [r.event for r in rows],
-                tuple(r.rowid for r in rows),
-                sum(r.nbytes for r in rows),
-            )
-            for key, rows in groups
-        ]
+        return [SpoolBatch(key[0], key[1], [e.event for e in entries], entries) for key, entries in groups]
 
     def ack(self, batch: SpoolBatch) -> None:
-        """The service accepted ``batch``: its events leave the spool."""
-        self._held -= len(batch.events)
-        self._queue_delete(_ACK, batch.handles, batch.nbytes)
+        """The service accepted ``batch``: its events leave the spool (never written, if not yet due)."""
+        self._settled(batch)
+        self._queue_settle(_ACK, batch.handles)
 
     def fail(self, batch: SpoolBatch, reason: str) -> None:
-        """``batch`` failed for good (kept as dead letters by a durable spool)."""
-        self._held -= len(batch.events)
-        self._queue_delete(_FAIL, batch.handles, batch.nbytes, reason)
+        """``batch`` failed for good: its events become dead letters, with ``reason``."""
+        self._settled(batch)
+        self._queue_settle(_FAIL, batch.handles, reason)
 
     def release(self, batch: SpoolBatch) -> None:
-        """``batch`` was not settled and the recorder is stopping."""
-        self._held -= len(batch.events)
+        """The recorder stops with ``batch`` unsent: it stays in the file for the next start."""
+        self._settled(batch)
         self._ops.append((_RELEASE, batch.handles))
-        self._poke_writer()
 
-    def _queue_delete(self, kind: int, handles: Sequence[Hashable], nbytes: int, reason: str | None = None) -> None:
+    def _settled(self, batch: SpoolBatch) -> None:
+        n = len(batch.events)
+        self._held -= n
+        self._in_memory -= n
+
+    def _queue_settle(self, kind: int, handles: Sequence[Hashable], reason: str | None = None) -> None:
         self._deletes_queued += len(handles)
-        self._deletes_queued_bytes += nbytes
-        self._ops.append((kind, handles, nbytes, reason))
-        self._poke_writer()
+        self._ops.append((kind, handles, reason))
 
     def _poke_writer(self) -> None:
         if self._idle:
@@ -529,7 +579,7 @@ class SqliteSpool:
             self._wake.set()
 
     async def sync(self) -> None:
-        """Return once every event appended before this call is durable."""
+        """Return once every event appended before this call is on disk; ``SpoolError`` if writing fails."""
         if self._state in ("new", "closed", "failed"):
             if self._unwritten:
                 raise SpoolError(f"the spool {self._path} is {self._state}: events could not be written")
@@ -541,9 +591,10 @@ class SqliteSpool:
         await done
 
     async def close(self) -> None:
-        """Write what is queued, free what is unsent for a later process, release resources; idempotent."""
+        """Write what is due, free what is unsent for a later process, close the file; idempotent."""
         if self._state in ("new", "closed", "failed"):
-            self._state = "closed" if self._state != "failed" else self._state
+            if self._state == "new":
+                self._state = "closed"
             return
         if self._closed is None:
             assert self._loop is not None
@@ -568,12 +619,10 @@ class SqliteSpool:
             self._opened.set_exception(error)
 
     def _round_done(self, result: _Round) -> None:
-        self._unwritten -= result.appended
-        self._deletes_queued -= result.deleted_events
-        self._deletes_queued_bytes -= result.deleted_bytes
-        if result.held_events is not None:
+        self._unwritten -= result.resolved
+        self._deletes_queued -= result.deletes
+        if result.held_events is not None and result.held_bytes is not None:
             self._disk_events = result.held_events
-        if result.held_bytes is not None:
             self._disk_bytes = result.held_bytes
             if result.held_events:
                 self._avg_bytes = max(1, result.held_bytes // result.held_events)
@@ -583,24 +632,30 @@ class SqliteSpool:
             self._recovered_total += result.recovered
             if listener is not None:
                 listener.spool_recovered(result.recovered)
+        if result.clear_memory:
+            self._grouper.cut()
+            self._ready.clear()
+            self._in_memory = 0
         if result.lost:
             self._held -= len(result.lost)
             if listener is not None:
                 error = result.error or SpoolError(f"the spool {self._path} could not keep these events")
-                listener.spool_lost(result.lost, error)
+                listener.spool_lost([e.event for e in result.lost], error)
         ready = False
-        for row in result.rows:
-            groups = self._grouper.add((row.session_id, row.user_id), row)
+        for entry in result.rows:
+            self._in_memory += 1
+            groups = self._grouper.add((entry.session_id, entry.user_id), entry)
             if groups:
                 self._ready.extend(groups)
                 ready = True
+        self._in_transit = False
         if ready and listener is not None:
             listener.spool_ready()
         for done in result.syncs:
             if done.done():
                 continue
-            if result.error is not None and result.lost:
-                done.set_exception(result.error)
+            if result.sync_error is not None:
+                done.set_exception(result.sync_error)
             else:
                 done.set_result(None)
 
@@ -627,36 +682,49 @@ class SqliteSpool:
             recovered = self._open_db()
         except BaseException as exc:
             error = exc if isinstance(exc, SpoolError) else SpoolError(describe_sqlite_error(self._path, exc))
+            self._fail_queue(error, everything=True)
             self._to_loop(self._opened_result, error)
-            self._fail_queue(error)
+            self._to_loop(self._closed_result)
             return
         self._register_exit_hook()
-        self._to_loop(self._opened_result, None)
         if recovered:
             log.warning("spool %s: %d event(s) left by earlier processes will be sent", self._path, recovered)
         try:
-            self._writer_loop(recovered)
+            self._round(recovered)  # the first rows read back reach the loop before open() returns
+            self._to_loop(self._opened_result, None)
+            self._writer_loop()
         except BaseException:  # never die silently: fail what is queued, loudly
             log.exception("spool %s: the writer thread failed", self._path)
-            self._fail_queue(SpoolError(f"the spool {self._path} writer failed; see the log"))
+            self._fail_queue(SpoolError(f"the spool {self._path} writer failed; see the log"), everything=False)
+            self._to_loop(self._opened_result, SpoolError(f"the spool {self._path} writer failed; see the log"))
         finally:
             self._shutdown_db()
             self._unregister_exit_hook()
             self._to_loop(self._closed_result)
 
-    def _fail_queue(self, error: SpoolError) -> None:
-        """Everything queued cannot be written: report the appends lost and fail the sync waiters."""
+    def _fail_queue(self, error: SpoolError, *, everything: bool) -> None:
+        """Nothing can be written: queued events on their way to disk only are lost (reported; with
+        ``everything``, when the spool never opened, those held in memory too), every sync waiter fails."""
         result = _Round()
-        ops = self._carry + self._drain()
-        self._carry = []
-        for op in ops:
-            self._tally(op, result)
-            if op[0] == _APPEND:
-                result.lost.append(op[1])
-        result.error = error
-        if not self._to_loop(self._round_done, result):
-            return
-        self._to_loop(self._closed_result)
+        result.error = result.sync_error = error
+        result.clear_memory = everything
+        for op in self._drain():
+            kind = op[0]
+            if kind == _APPEND:
+                entry = op[1]
+                result.resolved += 1
+                if everything or not entry.in_memory:
+                    result.lost.append(entry)
+            elif kind == _SYNC:
+                result.syncs.append(op[1])
+            elif kind != _RELEASE:
+                result.deletes += len(op[1])
+        while self._pending:
+            entry = self._pending.popleft()
+            result.resolved += 1
+            if (everything or not entry.in_memory) and not entry.done:
+                result.lost.append(entry)
+        self._to_loop(self._round_done, result)
 
     def _drain(self) -> list[tuple[Any, ...]]:
         ops: list[tuple[Any, ...]] = []
@@ -704,7 +772,7 @@ class SqliteSpool:
         return recovered
 
     def _claim(self, conn: sqlite3.Connection, now: float) -> int:
-        """Take over the rows of owners that are gone (and rows nobody owns), up to a chunk; return how many."""
+        """Take over the segments of owners that are gone (and those nobody owns), up to a chunk; return events."""
         gone = []
         for owner, host, pid, started, expires in conn.execute("SELECT owner, host, pid, started, expires FROM owners"):
             if owner == self._owner:
@@ -715,206 +783,211 @@ class SqliteSpool:
             conn.executemany("DELETE FROM owners WHERE owner = ?", [(o,) for o in gone])
             log.info("spool %s: %d process(es) gone; taking over their events", self._path, len(gone))
         orphan = "tracking_id = ? AND (owner IS NULL OR owner NOT IN (SELECT owner FROM owners))"
-        ids = [
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM events WHERE {orphan} ORDER BY id LIMIT ?", (self._tracking_id, _CLAIM_CHUNK)
-            )
-        ]
-        if not ids:
+        found = conn.execute(
+            f"SELECT id, count FROM segments WHERE {orphan} ORDER BY id LIMIT ?", (self._tracking_id, _CLAIM_CHUNK)
+        ).fetchall()
+        if not found:
             return 0
-        chosen = json.dumps(ids)
-        # moved to new ids, above every row handed so far: they are read back in id order
+        chosen = json.dumps([r[0] for r in found])
+        events = int(sum(r[1] for r in found))
+        # moved to new ids, above every segment read back so far: they are read back in id order
         conn.execute(
-            "INSERT INTO events (tracking_id, session_id, user_id, event_id, body, nbytes, owner, created) "
-            "SELECT tracking_id, session_id, user_id, event_id, body, nbytes, ?, created FROM events "
+            "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) "
+            "SELECT tracking_id, count, body, nbytes, ?, created FROM segments "
             "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
             (self._owner, chosen),
         )
-        conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))", (chosen,))
-        conn.execute("UPDATE counters SET value = value + ? WHERE name = 'recovered'", (len(ids),))
-        self._backlog += len(ids)
-        return len(ids)
+        conn.execute("DELETE FROM segments WHERE id IN (SELECT value FROM json_each(?))", (chosen,))
+        conn.execute("UPDATE counters SET value = value + ? WHERE name = 'recovered'", (events,))
+        self._backlog += events
+        return events
 
-    def _writer_loop(self, recovered: int) -> None:
-        pace = self._commit_interval / 2
-        first = True
+    def _writer_loop(self) -> None:
+        pace = self._commit_interval / 4
         while True:
-            if (
-                not first
-                and not self._ops
-                and not self._carry
-                and not self._stop.is_set()
-                and not self._backlog_ready()
-            ):
+            if not self._ops and not self._stop.is_set() and not self._backlog_ready():
                 self._idle = True
                 if not self._ops:
-                    self._wake.wait(timeout=self._housekeeping_wait())
+                    self._wake.wait(timeout=self._wait_time())
                 self._wake.clear()
                 self._idle = False
             stopping = self._stop.is_set()
             started = time.monotonic()
-            self._round(recovered if first else 0)
-            first = False
-            if stopping and not self._ops and not self._carry:
+            self._round(0)
+            if stopping and not self._ops and not self._pending:
                 return
             rest = started + pace - time.monotonic()
             if rest > 0 and not stopping:
                 self._stop.wait(rest)
 
     def _backlog_ready(self) -> bool:
-        return self._backlog > 0 and self._in_memory < self._window
+        return self._backlog > 0 and not self._in_transit and self._in_memory < self._window
 
-    def _housekeeping_wait(self) -> float:
-        now = self._clock()
-        return max(0.01, min(self._next_lease, self._next_claim) - now)
-
-    @staticmethod
-    def _tally(op: tuple[Any, ...], result: _Round) -> None:
-        kind = op[0]
-        if kind == _APPEND:
-            result.appended += 1
-        elif kind in (_ACK, _FAIL, _DROP):
-            result.deleted_events += len(op[1])
-            result.deleted_bytes += op[2]
-        elif kind == _SYNC:
-            result.syncs.append(op[1])
+    def _wait_time(self) -> float:
+        """How long the idle writer may sleep: until an event is due on disk, or the next lease or claim."""
+        wait = min(self._next_lease, self._next_claim) - self._clock()
+        if self._pending:
+            wait = min(wait, self._pending[0].born + self._hold - time.monotonic())
+        if self._carry:
+            wait = min(wait, self._commit_interval)
+        return max(0.001, wait)
 
     def _round(self, recovered: int) -> None:
-        """One transaction: write, delete, fail, renew, take over; then hand committed rows to the loop."""
+        """One transaction: write what is due, delete what is settled, keep dead letters, renew, take over."""
         conn = self._conn
         assert conn is not None
-        ops = self._carry + self._drain()
-        self._carry = []
         result = _Round()
         result.recovered = recovered
-        appends: list[tuple[Event, str, str | None]] = []
-        acks: list[int] = []
-        fails: list[tuple[Sequence[Hashable], str]] = []
-        drops: list[int] = []
-        for op in ops:
+        stopping = self._stop.is_set()
+        settles = self._carry
+        self._carry = []
+        for op in self._drain():
             kind = op[0]
             if kind == _APPEND:
-                appends.append((op[1], op[2], op[3]))
-            elif kind == _ACK:
-                acks.extend(op[1])
-            elif kind == _FAIL:
-                fails.append((op[1], op[3]))
-            elif kind == _DROP:
-                drops.extend(op[1])
-        rows: list[tuple[Any, ...]] = []
-        kept: list[tuple[Event, str, str | None, int]] = []
+                self._pending.append(op[1])
+                if not op[1].in_memory:
+                    self._force = len(self._pending)
+            elif kind == _SYNC:
+                result.syncs.append(op[1])
+                self._force = len(self._pending)
+            elif kind != _RELEASE:
+                settles.append(op)
+        # settled events: those never written are simply not written; written ones count down their segment
+        emptied: dict[int, int] = {}  # segment -> bytes, every event in it settled
+        dead: list[tuple[_Entry, str]] = []
+        counts = self._segments
+        for segment in self._retry_empty:
+            emptied[segment] = counts[segment][1] if segment in counts else 0
+        self._retry_empty = set()
+        for kind, entries, reason in settles:
+            for entry in entries:
+                if kind == _FAIL:
+                    dead.append((entry, reason))
+                segment = entry.segment
+                if segment is None:
+                    entry.done = True  # settled before it was due on disk: never written
+                    continue
+                entry.segment = None
+                left = counts.get(segment)
+                if left is not None:
+                    left[0] -= 1
+                    if left[0] <= 0:
+                        emptied[segment] = left[1]
+        # what is due: forced (put(), disk-only), old enough, or everything when stopping
+        in_memory: list[_Entry] = []
+        disk_only: list[_Entry] = []
+        skipped = 0
+        pending = self._pending
+        horizon = time.monotonic() - self._hold
+        while pending:
+            entry = pending[0]
+            if not (self._force > 0 or stopping or entry.born <= horizon or entry.done):
+                break
+            pending.popleft()
+            if self._force > 0:
+                self._force -= 1
+            if entry.done:
+                skipped += 1
+            else:
+                (in_memory if entry.in_memory else disk_only).append(entry)
         now = self._clock()
-        for event, session_id, user_id in appends:
-            try:
-                if event.event_id is None:
-                    raise ValidationError("event_id", "a durable spool needs every event to carry its event_id")
-                body = event_to_row_body(event)
-            except Exception as exc:  # cannot happen for a validated event; never lose one silently
-                result.lost.append(event)
-                result.error = SpoolError(f"an event could not be written to the spool: {exc}")
-                continue
-            nbytes = len(body) + len(session_id) + len(user_id or "") + len(event.event_id) + _ROW_OVERHEAD
-            rows.append((self._tracking_id, session_id, user_id, event.event_id, body, nbytes, self._owner, now))
-            kept.append((event, session_id, user_id, nbytes))
-        housekeeping = now >= self._next_lease or now >= self._next_claim or self._stop.is_set()
+        housekeeping = now >= self._next_lease or now >= self._next_claim or stopping
         try:
-            first_id, claimed = self._write(conn, rows, acks, fails, drops, housekeeping, now)
+            segments, claimed = self._write(conn, in_memory, disk_only, emptied, dead, housekeeping, now)
         except (sqlite3.Error, OSError) as exc:
-            self._round_failed(exc, ops, kept, result)
+            self._round_failed(exc, in_memory + disk_only, settles, emptied, result)
+            result.resolved += skipped
             self._to_loop(self._round_done, result)
             return
-        if self._busy_since is not None or self._failing:
+        if self._failing_since is not None:
             log.warning("spool %s: writing works again", self._path)
-        self._busy_since = None
-        self._failing = False
+            self._failing_since = None
         self._carry_rounds = 0
-        for op in ops:  # all done: the loop may count them
-            self._tally(op, result)
-            if op[0] != _APPEND and op[0] != _SYNC:
-                self._in_memory -= len(op[1])
-        result.recovered += claimed
-        # hand over: the new rows directly while nothing of ours waits on disk, else through the backlog
-        if kept:
-            room = self._window - self._in_memory
-            if self._backlog == 0 and room > 0:
-                handed = kept[:room]
-                for offset, (event, session_id, user_id, nbytes) in enumerate(handed):
-                    result.rows.append(_Row(first_id + offset, event, session_id, user_id, nbytes))
-                self._handed_upto = first_id + len(handed) - 1
-                self._in_memory += len(handed)
-                self._backlog += len(kept) - len(handed)
+        for segment in emptied:
+            counts.pop(segment, None)
+            self._memory_segments.discard(segment)
+        for segment, entries, nbytes, memory in segments:
+            for entry in entries:
+                entry.segment = segment
+            counts[segment] = [len(entries), nbytes]
+            if memory:
+                self._memory_segments.add(segment)
             else:
-                self._backlog += len(kept)
+                self._backlog += len(entries)
+        result.resolved += skipped + len(in_memory) + len(disk_only)
+        result.deletes += sum(len(op[1]) for op in settles)
+        result.recovered += claimed
         if self._backlog_ready():
             self._load_backlog(conn, result)
-        if rows or acks or fails or drops or claimed or recovered:
+        if segments or emptied or dead or claimed or recovered or result.rows:
             self._read_totals(conn, result)
         self._to_loop(self._round_done, result)
 
     def _write(
         self,
         conn: sqlite3.Connection,
-        rows: list[tuple[Any, ...]],
-        acks: list[int],
-        fails: list[tuple[Sequence[Hashable], str]],
-        drops: list[int],
+        in_memory: list[_Entry],
+        disk_only: list[_Entry],
+        emptied: dict[int, int],
+        dead: list[tuple[_Entry, str]],
         housekeeping: bool,
         now: float,
-    ) -> tuple[int, int]:
-        """The round's transaction; returns the first new row id and the rows taken over."""
-        if not (rows or acks or fails or drops or housekeeping):
-            return 0, 0
+    ) -> tuple[list[tuple[int, list[_Entry], int, bool]], int]:
+        """The round's transaction; returns the segments written and the events taken over."""
+        if not (in_memory or disk_only or emptied or dead or housekeeping):
+            return [], 0
+        bodies: list[tuple[list[_Entry], bytes, bool]] = []
+        for entries, memory in ((in_memory, True), (disk_only, False)):
+            if entries:  # events held in memory and events on disk only never share a segment
+                body = b"\n".join([event_line(e.event, e.session_id, e.user_id) for e in entries])
+                bodies.append((entries, body, memory))
+        dead_rows = [
+            (
+                self._tracking_id,
+                entry.session_id,
+                entry.user_id,
+                entry.event.event_id,
+                event_line(entry.event, entry.session_id, entry.user_id).decode(),
+                reason,
+                now,
+            )
+            for entry, reason in dead
+        ]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            first_id = 0
-            held_events = held_bytes = 0
-            if rows:
-                conn.executemany(
-                    "INSERT INTO events (tracking_id, session_id, user_id, event_id, body, nbytes, owner, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
+            written: list[tuple[int, list[_Entry], int, bool]] = []
+            for entries, body, memory in bodies:
+                nbytes = len(body) + _ROW_OVERHEAD
+                cursor = conn.execute(
+                    "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self._tracking_id, len(entries), body, nbytes, self._owner, now),
                 )
-                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-                first_id = last - len(rows) + 1  # one statement under the write lock: consecutive ids
-                held_events += len(rows)
-                held_bytes += sum(r[5] for r in rows)
-            sent = dropped = failed = 0
-            for kind, ids in (("sent", acks), ("dropped", drops)):
-                if ids:
-                    gone = conn.execute(
-                        "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) RETURNING nbytes",
-                        (json.dumps(ids),),
-                    ).fetchall()
-                    held_events -= len(gone)
-                    held_bytes -= sum(g[0] for g in gone)
-                    if kind == "sent":
-                        sent = len(gone)
-                    else:
-                        dropped = len(gone)
-            for handles, reason in fails:
-                chosen = json.dumps(list(handles))
-                conn.execute(
-                    "INSERT INTO dead (tracking_id, session_id, user_id, event_id, body, nbytes, reason, created, "
-                    "failed_at) SELECT tracking_id, session_id, user_id, event_id, body, nbytes, ?, created, ? "
-                    "FROM events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
-                    (reason, now, chosen),
-                )
+                assert cursor.lastrowid is not None
+                written.append((cursor.lastrowid, entries, nbytes, memory))
+            deleted_events = deleted_bytes = 0
+            if emptied:
                 gone = conn.execute(
-                    "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) RETURNING nbytes", (chosen,)
+                    "DELETE FROM segments WHERE id IN (SELECT value FROM json_each(?)) AND owner = ? "
+                    "RETURNING count, nbytes",
+                    (json.dumps(list(emptied)), self._owner),
                 ).fetchall()
-                failed += len(gone)
-                held_events -= len(gone)
-                held_bytes -= sum(g[0] for g in gone)
+                deleted_events = sum(g[0] for g in gone)
+                deleted_bytes = sum(g[1] for g in gone)
+            if dead_rows:
+                conn.executemany(
+                    "INSERT INTO dead (tracking_id, session_id, user_id, event_id, line, reason, failed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    dead_rows,
+                )
+            events_in = sum(len(w[1]) for w in written)
             conn.executemany(
                 "UPDATE counters SET value = value + ? WHERE name = ?",
                 [
-                    (len(rows), "written"),
-                    (sent, "sent"),
-                    (dropped, "dropped"),
-                    (failed, "failed"),
-                    (held_events, "held_events"),
-                    (held_bytes, "held_bytes"),
+                    (events_in, "written"),
+                    (deleted_events, "deleted"),
+                    (events_in - deleted_events, "held_events"),
+                    (sum(w[2] for w in written) - deleted_bytes, "held_bytes"),
+                    (len(dead_rows), "dead"),
                 ],
             )
             claimed = 0
@@ -925,7 +998,7 @@ class SqliteSpool:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        return first_id, claimed
+        return written, claimed
 
     def _housekeeping(self, conn: sqlite3.Connection, now: float) -> int:
         claimed = 0
@@ -933,7 +1006,7 @@ class SqliteSpool:
             renewed = conn.execute(
                 "UPDATE owners SET expires = ? WHERE owner = ?", (now + self._lease, self._owner)
             ).rowcount
-            if not renewed:  # another process thought us gone and took our rows; register again
+            if not renewed:  # another process thought us gone and took our segments; register again
                 log.error(
                     "spool %s: this process's lease had expired and its events were taken over by another; "
                     "some may be sent twice (the service de-duplicates them by eventId)",
@@ -952,92 +1025,101 @@ class SqliteSpool:
     def _round_failed(
         self,
         exc: BaseException,
-        ops: list[tuple[Any, ...]],
-        kept: list[tuple[Event, str, str | None, int]],
+        due: list[_Entry],
+        settles: list[tuple[Any, ...]],
+        emptied: dict[int, int],
         result: _Round,
     ) -> None:
-        """A round's transaction failed: retry when the file is busy; otherwise the new events are lost."""
+        """The round's transaction failed (full disk, I/O error, locked): nothing of it was written.
+
+        Events held in memory go back to the front of the queue (still sent;
+        written when writing works again); events that were on their way to
+        disk only are lost, unless the file was only locked (for less than a
+        minute). Emptied segments are deleted in a later round; dead letters
+        of this round are logged and lost. ``put()`` callers waiting on this
+        round get the error.
+        """
         now = time.monotonic()
-        if _is_busy(exc) and (self._busy_since is None or now - self._busy_since < 60):
-            if self._busy_since is None:
-                self._busy_since = now
-                log.warning("spool %s is locked by another process; will retry: %s", self._path, exc)
-            self._carry = ops  # everything again next round; nothing is lost yet, nothing counted yet
-            return
+        if self._failing_since is None:
+            self._failing_since = now
+        busy = _is_busy(exc) and now - self._failing_since < 60
         error = SpoolError(describe_sqlite_error(self._path, exc))
-        if not self._failing:
-            log.error("spool %s: %s; new events fail until writing works again", self._path, error)
-        self._failing = True
-        result.error = error
-        result.lost.extend(k[0] for k in kept)
-        # acknowledgements, failures and drops are tried again next round, a bounded number of times
+        if self._carry_rounds == 0:
+            log.error("spool %s: %s; trying again each round", self._path, error)
         self._carry_rounds += 1
-        give_up = self._carry_rounds > _GIVE_UP_ROUNDS
-        if give_up:
-            log.error("spool %s: giving up acknowledgements after %d failed rounds", self._path, _GIVE_UP_ROUNDS)
-            self._carry_rounds = 0
-        for op in ops:
-            if op[0] == _APPEND or op[0] == _SYNC or give_up:
-                self._tally(op, result)
-                if op[0] not in (_APPEND, _SYNC):
-                    self._in_memory -= len(op[1])
+        result.error = result.sync_error = error
+        back: list[_Entry] = []
+        for entry in due:
+            if entry.in_memory or busy:
+                back.append(entry)
             else:
-                self._carry.append(op)
+                result.lost.append(entry)
+                result.resolved += 1
+        self._pending.extendleft(reversed(back))
+        self._force = max(self._force, len(back))
+        result.deletes += sum(len(op[1]) for op in settles)
+        # the segments emptied this round are still on disk: count them down again next time
+        self._retry_empty.update(emptied)
+        failed_letters = sum(len(op[1]) for op in settles if op[0] == _FAIL)
+        if failed_letters:
+            log.error("spool %s: %d dead letter(s) could not be kept: %s", self._path, failed_letters, error)
 
     def _load_backlog(self, conn: sqlite3.Connection, result: _Round) -> None:
-        """Hand rows of ours waiting on disk to the loop, in id order, as far as the window allows."""
+        """Read segments of ours waiting on disk back into memory, in id order, as far as the window allows."""
         room = self._window - self._in_memory
         try:
             found = conn.execute(
-                "SELECT id, session_id, user_id, body, nbytes FROM events WHERE owner = ? AND id > ? "
-                "ORDER BY id LIMIT ?",
-                (self._owner, self._handed_upto, room),
+                "SELECT id, body, nbytes FROM segments WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
+                (self._owner, self._cursor, 1 + room // 2 + len(self._memory_segments)),
             ).fetchall()
         except sqlite3.Error as exc:
             log.error("spool %s: could not read waiting events: %s", self._path, exc)
             return
-        unreadable: list[tuple[int, str]] = []
-        for rowid, session_id, user_id, body, nbytes in found:
-            self._handed_upto = rowid
-            self._backlog -= 1
-            try:
-                event = row_event(body)
-                if event.event_id is None:
-                    raise ValidationError("eventId", "a stored event must carry its eventId")
-            except (ValueError, PersonalizeEventsError) as exc:
-                unreadable.append((rowid, f"unreadable in the spool: {exc}"))
+        unreadable: list[tuple[str, str]] = []
+        for segment, body, nbytes in found:
+            if len(result.rows) >= room:
+                break
+            self._cursor = segment
+            if segment in self._memory_segments:
                 continue
-            result.rows.append(_Row(rowid, event, session_id, user_id, nbytes))
-            self._in_memory += 1
+            lines = bytes(body).split(b"\n")
+            self._backlog -= len(lines)
+            entries: list[_Entry] = []
+            for line in lines:
+                try:
+                    event, session_id, user_id = line_event(line)
+                except (ValueError, PersonalizeEventsError) as exc:
+                    unreadable.append((line.decode("utf-8", "replace"), f"unreadable in the spool: {exc}"))
+                    continue
+                entries.append(_Entry(event, session_id, user_id, 0.0, True, segment))
+            self._segments[segment] = [len(entries), nbytes]
+            self._memory_segments.add(segment)
+            result.rows.extend(entries)
+            if not entries:
+                self._retry_empty.add(segment)
         if not found:
-            self._backlog = 0  # they were taken or cleared meanwhile
+            self._backlog = 0  # taken or cleared meanwhile
+        if result.rows:
+            self._in_transit = True
         if unreadable:
             with contextlib.suppress(sqlite3.Error):
-                self._move_dead(conn, unreadable)
+                self._keep_unreadable(conn, unreadable)
 
-    def _move_dead(self, conn: sqlite3.Connection, rows: list[tuple[int, str]]) -> None:
+    def _keep_unreadable(self, conn: sqlite3.Connection, lines: list[tuple[str, str]]) -> None:
         now = self._clock()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for rowid, reason in rows:
-                conn.execute(
-                    "INSERT INTO dead (tracking_id, session_id, user_id, event_id, body, nbytes, reason, created, "
-                    "failed_at) SELECT tracking_id, session_id, user_id, event_id, body, nbytes, ?, created, ? "
-                    "FROM events WHERE id = ?",
-                    (reason, now, rowid),
-                )
-                gone = conn.execute("DELETE FROM events WHERE id = ? RETURNING nbytes", (rowid,)).fetchall()
-                if gone:
-                    conn.executemany(
-                        "UPDATE counters SET value = value + ? WHERE name = ?",
-                        [(1, "failed"), (-1, "held_events"), (-gone[0][0], "held_bytes")],
-                    )
+            conn.executemany(
+                "INSERT INTO dead (tracking_id, line, reason, failed_at) VALUES (?, ?, ?, ?)",
+                [(self._tracking_id, line, reason, now) for line, reason in lines],
+            )
+            conn.execute("UPDATE counters SET value = value + ? WHERE name = 'dead'", (len(lines),))
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        log.error("spool %s: %d stored event(s) could not be read; kept as dead letters", self._path, len(rows))
+        log.error("spool %s: %d stored event(s) could not be read; kept as dead letters", self._path, len(lines))
 
     def _read_totals(self, conn: sqlite3.Connection, result: _Round) -> None:
         try:
@@ -1057,7 +1139,7 @@ class SqliteSpool:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("UPDATE events SET owner = NULL WHERE owner = ?", (self._owner,))
+                conn.execute("UPDATE segments SET owner = NULL WHERE owner = ?", (self._owner,))
                 conn.execute("DELETE FROM owners WHERE owner = ?", (self._owner,))
                 conn.execute("COMMIT")
             except BaseException:

@@ -21,7 +21,7 @@ from ._batching import Grouper
 from ._shapes import Event
 from .errors import PersonalizeEventsError
 
-__all__ = ["MemorySpool", "Spool", "SpoolBatch", "SpoolError", "SpoolListener", "SpoolStateError"]
+__all__ = ["HandOffListener", "MemorySpool", "Spool", "SpoolBatch", "SpoolError", "SpoolListener", "SpoolStateError"]
 
 _Key = tuple[str, "str | None"]
 _NO_HANDLES: Final[tuple[Hashable, ...]] = ()
@@ -87,6 +87,19 @@ class SpoolListener(Protocol):
 
 
 @runtime_checkable
+class HandOffListener(SpoolListener, Protocol):
+    """A listener that also takes events a spool hands on to others (a spool with ``hands_off`` needs one)."""
+
+    def spool_handed_off(self, count: int) -> None:
+        """``count`` events ``append()`` accepted have left for a stream that others send from (a Redis stream).
+
+        Only a spool with ``hands_off`` true calls it (its ``take()`` offers
+        no batch: forwarders send its events); the recorder counts them as
+        sent, oldest first.
+        """
+
+
+@runtime_checkable
 class Spool(Protocol):
     """Where a recorder keeps events from ``record()`` until the service accepted them: the contract.
 
@@ -134,6 +147,12 @@ class Spool(Protocol):
     ``full()`` says the next ``append()`` would exceed the spool's bounds;
     ``pop_oldest()`` removes and returns the oldest event not out in a batch
     (for a drop-oldest policy), or None.
+
+    Handing off. A spool may hand its events on instead (``hands_off``
+    true, e.g. ``RedisStreamSpool``): its ``take()`` never offers a batch,
+    it tells the recorder through ``spool_handed_off`` as events leave for
+    the stream (its listener is a ``HandOffListener``), and ``flush()``
+    waits on its ``sync()``. Without the attribute a spool does not hand off.
 
     Threads. Everything above is called on the recorder's loop thread; a
     spool that does I/O does it elsewhere (a thread, the loop's own

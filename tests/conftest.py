@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from _redis_server import RedisServer, find_redis_server
 from _scripted_server import ScriptedServer
 from hypothesis import settings
 
@@ -62,3 +63,19 @@ def emulator(personalize_emulator: Emulator) -> Emulator:
 @pytest.fixture
 def retry_testing(personalize_no_retry_waits: None) -> None:
     """No backoff waits in this test (the plugin's testing switch)."""
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server (Redis 7) on a free loopback port, files in a temporary directory (tests/_redis_server.py).
+
+    A missing redis-server fails the test, never skips it (the README's test command and ``.ci/run`` install it).
+    """
+    if find_redis_server() is None:
+        pytest.fail("redis-server not found: apt-get install -y redis-server (Debian's, Redis 7)", pytrace=False)
+    server = RedisServer(tmp_path / "redis", appendonly=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill() if server.paused else server.stop()

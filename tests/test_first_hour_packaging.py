@@ -254,6 +254,9 @@ def test_ci_runs_the_readmes_quick_start_commands() -> None:
     as_run = {  # how .ci/run writes each step: quieter, and pytest through the exit-status check
         "python3 -m venv .venv": "python3 -m venv .venv",
         ".venv/bin/pip install -e '.[dev]'": ".venv/bin/pip install --quiet -e '.[dev]'",
+        "(command -v redis-server || (apt-get update; apt-get install -y redis-server))": (
+            "command -v redis-server >/dev/null 2>&1 || { apt-get update && apt-get install -y redis-server; }"
+        ),
         ".venv/bin/python -m pytest": "run_pytest .venv/bin/python",
     }
     assert commands[1].split(" && ") == list(as_run)

@@ -21,8 +21,9 @@ every ``--help`` lists).
 The modules: ``lines`` (a line into a record), ``feed`` (reading the input),
 ``run`` (intake, grouping, calls, stopping), ``failed`` (``--failed-out``),
 ``console`` (messages, progress, summary), ``connect`` (the client),
-``put`` (one ``put-*`` command), ``demo`` (the quick-start demo) and
-``status`` (exit statuses). Only the entry point imports this package;
+``put`` (one ``put-*`` command), ``demo`` (the quick-start demo),
+``forward`` (``forward``, and ``--rate-limiter``) and ``status`` (exit
+statuses). Only the entry point imports this package;
 ``import aiopersonalize_events`` does not.
 """
 
@@ -133,6 +134,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     return demo_main()
 
 
+def _run_forward(args: argparse.Namespace) -> int:
+    from .forward import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one sub-command per operation, plus ``emulator`` and ``demo``."""
     parser = argparse.ArgumentParser(
@@ -184,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"calls per second at most, 0 for unpaced (default: {quota})",
         )
         sub.add_argument(
+            "--rate-limiter",
+            metavar="URL",
+            help="share one rate with other processes through Redis: redis://HOST:PORT[?key=K&rate=R&burst=B] "
+            "(needs the redis extra; rate: --rate, else the service quota)",
+        )
+        sub.add_argument(
             "--max-attempts",
             type=_positive_int,
             default=None,
@@ -224,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show every feature in about a screen, against an in-process emulator (no AWS account).",
     )
     demo.set_defaults(handler=_run_demo)
+    from .forward import EPILOG as FORWARD_EPILOG
+    from .forward import add_arguments as add_forward_arguments
+
+    forward = commands.add_parser(
+        "forward",
+        help="send a Redis stream's records to the service, as one forwarder of a consumer group",
+        description="Drain a Redis stream into the service as one member of a consumer group, until SIGTERM.",
+        epilog=FORWARD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_forward_arguments(forward)
+    forward.set_defaults(handler=_run_forward)
     return parser
 
 

@@ -58,6 +58,16 @@ async def _put(op: ops.Operation, args: argparse.Namespace, resource: str, sourc
             except UsageError as exc:
                 console.say(f"error: {exc}")
                 return EXIT_USAGE
+        limiter: Any = None
+        if args.rate_limiter and client is not None:
+            from .forward import rate_limiter
+
+            try:
+                limiter = rate_limiter(args.rate_limiter, op, resource, args.rate)
+            except UsageError as exc:
+                await client.close()
+                console.say(f"error: {exc}")
+                return EXIT_USAGE
         loop = asyncio.get_running_loop()
         counter = None
         if console.has_bar and source.countable:  # an exact total for the bar, counted while the run goes on
@@ -73,7 +83,7 @@ async def _put(op: ops.Operation, args: argparse.Namespace, resource: str, sourc
             failed=failed,
             client=client,
             concurrency=args.concurrency,
-            rate=op.rate if args.rate is None else (args.rate or None),
+            rate=limiter or (op.rate if args.rate is None else (args.rate or None)),
             deadline=args.deadline,
         )
         try:
@@ -87,6 +97,8 @@ async def _put(op: ops.Operation, args: argparse.Namespace, resource: str, sourc
             feed.close()
             if counter is not None:
                 counter.stop()
+            if limiter is not None:
+                await limiter.close()
     finally:
         console.close()
     console.say(run.summary(time.perf_counter() - started))

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
 from .. import _operations as ops
-from .._batching import Grouper, RateLimiter
+from .._batching import AcquireLimit, Grouper, RateLimiter
 from .._retry import RetryPolicy, RetryToken, is_testing
 from ..errors import (
     AccessDeniedException,
@@ -123,7 +123,7 @@ class Run:
         failed: FailedOut,
         client: Any,
         concurrency: int,
-        rate: float | None,
+        rate: float | AcquireLimit | None,
         deadline: float | None = None,
     ) -> None:
         self.op = op
@@ -140,7 +140,10 @@ class Run:
         self.deadline: float | None = None  # loop time after which a failed batch is not sent again
         self.probe = asyncio.Lock()  # with the retry budget empty, one batch at a time goes as a probe
         self.slots = asyncio.Semaphore(concurrency)
-        self.limiter = RateLimiter(rate) if rate else None
+        if isinstance(rate, (int, float)):
+            self.limiter: AcquireLimit | None = RateLimiter(rate) if rate else None
+        else:
+            self.limiter = rate  # a shared limiter (--rate-limiter), used as it is
         self.grouper: Grouper[Key, Held] = Grouper(op.records_per_call, max_records=_MAX_HELD)
         self.taken: deque[Line] = deque()  # read, not yet parsed
         self.ready: deque[Batch] = deque()  # cut from the grouper, waiting for a slot

@@ -1,0 +1,384 @@
+"""``RedisStreamSpool``: the recorder's events go to a Redis stream, and forwarders send them from there.
+
+The recorder hands each event to ``append()`` (synchronous: a deque append);
+one background task writes what is queued to the stream with ``XADD``, up to
+``batch_size`` entries per pipelined round trip, and tells the recorder
+(``spool_handed_off``) once Redis has them: from then on they are the
+forwarders' to send, and the recorder counts them as sent. ``sync()`` (what
+``await recorder.put()`` waits on) returns once Redis has every event
+appended before it.
+
+While Redis does not answer (refused, dropped, timed out, loading, out of
+memory, read-only during a failover) the events wait in memory, bounded by
+``max_events`` (the recorder applies its overflow policy, and counts what it
+drops), and the task tries again with capped exponential backoff. A batch
+whose round trip failed midway is written again whole: an event may be in the
+stream twice, never lost, and the service keeps one (events carry their
+``eventId`` from ``record()``). An event Redis refuses for good (the key
+holds another type) is reported to the recorder as lost (counted as failed,
+passed to ``on_failure``); so is what is still in memory when ``close()``
+gives up (after ``close_timeout``) or when the event loop ends without it.
+
+Nothing here survives the process: what Redis does not have yet is gone
+with it. ``await recorder.put(...)`` returns only once Redis has the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random as _random
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+import attrs
+import redis.asyncio
+
+from .._shapes import Event
+from .._spool import HandOffListener, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
+from .._validators import check_positive_int, check_text
+from ..errors import ValidationError
+from ._connect import Backoff, connect, describe, transient
+from ._entries import RECORD_FIELD, encode_event
+
+__all__ = ["RedisSpoolStats", "RedisStreamSpool"]
+
+log: Final = logging.getLogger("aiopersonalize_events.redis")
+
+_Item = tuple[int, Event, str, "str | None"]  # (sequence number, event, session id, user id)
+
+
+@attrs.frozen
+class RedisSpoolStats:
+    """What a ``RedisStreamSpool`` did: events ``written`` to the stream, ``lost`` (not written, reported
+    to the recorder as failed), ``queued`` now in memory, ``outages`` (times Redis stopped answering) and
+    ``retries`` (round trips tried again)."""
+
+    written: int
+    lost: int
+    queued: int
+    outages: int
+    retries: int
+
+
+class _Waiter:
+    __slots__ = ("error", "future", "target")
+
+    def __init__(self, target: int, future: asyncio.Future[None]) -> None:
+        self.target = target
+        self.future = future
+        self.error: SpoolError | None = None
+
+
+class RedisStreamSpool:
+    """A spool that appends the recorder's events to the Redis stream ``stream``, for forwarders to send.
+
+    ``url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL;
+    ``maxlen`` caps the stream (``XADD MAXLEN ~``: Redis then drops the
+    oldest entries, forwarded or not; None keeps everything until the
+    forwarders trim what the service accepted). ``max_events`` bounds the
+    events waiting in memory for Redis; ``batch_size`` the entries per round
+    trip; ``socket_timeout`` how long a round trip may take before it counts
+    as failed; ``close_timeout`` how long ``close()`` keeps trying to write
+    what is left; ``backoff_max`` the longest wait between tries. ``sleep``
+    and ``random`` are injectable for tests.
+
+    Use it with ``client.event_recorder(tracking_id=..., spool=RedisStreamSpool(url, stream=...))``;
+    one stream per tracking id (the forwarder sends a stream to one tracker).
+    """
+
+    durable = True
+    hands_off = True
+    nbytes = 0
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str,
+        maxlen: int | None = None,
+        max_events: int = 10_000,
+        batch_size: int = 256,
+        socket_timeout: float = 5.0,
+        close_timeout: float = 4.0,
+        backoff_max: float = 2.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        if not isinstance(url, str) or not url:
+            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+        check_text("stream", stream, 512)
+        if maxlen is not None:
+            check_positive_int("maxlen", maxlen)
+        check_positive_int("max_events", max_events)
+        check_positive_int("batch_size", batch_size)
+        for name, value in (("socket_timeout", socket_timeout), ("close_timeout", close_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValidationError(name, "must be a positive number of seconds")
+        self._url = url
+        self._stream = stream
+        self._maxlen = maxlen
+        self._max_events = max_events
+        self._batch_size = batch_size
+        self._socket_timeout = float(socket_timeout)
+        self._close_timeout = float(close_timeout)
+        self._sleep = sleep
+        self._backoff = Backoff(cap=backoff_max, random=random)
+        self._queue: deque[_Item] = deque()
+        self._sending: list[_Item] = []
+        self._seq = 0
+        self._waiters: list[_Waiter] = []
+        self._wake = asyncio.Event()
+        self._listener: HandOffListener | None = None
+        self._redis: redis.asyncio.Redis | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._state = "new"  # new -> open -> closing -> closed
+        self._written = self._lost = self._outages = self._retries = 0
+        self._down_since: float | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisStreamSpool(stream={self._stream!r}, state={self._state}, queued={len(self)}, "
+            f"written={self._written}, lost={self._lost})"
+        )
+
+    def __len__(self) -> int:
+        return len(self._queue) + len(self._sending)
+
+    @property
+    def stream(self) -> str:
+        """The stream's key."""
+        return self._stream
+
+    @property
+    def stats(self) -> RedisSpoolStats:
+        """A snapshot of the counters."""
+        return RedisSpoolStats(self._written, self._lost, len(self), self._outages, self._retries)
+
+    # -- the Spool protocol ---------------------------------------------------------------------
+
+    async def open(self, listener: SpoolListener, *, tracking_id: str) -> None:
+        """Connect lazily (an unreachable Redis is waited for, not an error) and start writing."""
+        del tracking_id  # one stream per tracker: the forwarder names the tracker
+        if self._state != "new":
+            raise SpoolStateError(f"this RedisStreamSpool is {self._state}; make one spool per recorder")
+        if not isinstance(listener, HandOffListener):
+            raise SpoolError("RedisStreamSpool needs a recorder that counts events handed off (spool_handed_off)")
+        try:
+            self._redis = connect(self._url, socket_timeout=self._socket_timeout)
+        except ValidationError as exc:
+            raise SpoolError(f"RedisStreamSpool: {exc.message}") from None
+        self._listener = listener
+        self._state = "open"
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="aiopersonalize_events-redis")
+        self._writer.add_done_callback(self._writer_done)
+
+    def append(self, event: Event, session_id: str, user_id: str | None) -> None:
+        self._seq += 1
+        self._queue.append((self._seq, event, session_id, user_id))
+        if len(self._queue) == 1:
+            self._wake.set()
+
+    def full(self) -> bool:
+        return len(self._queue) + len(self._sending) >= self._max_events
+
+    def pop_oldest(self) -> Event | None:
+        if not self._queue:
+            return None
+        item = self._queue.popleft()
+        self._resolve()
+        return item[1]
+
+    def take(self, *, flush: bool) -> list[SpoolBatch]:
+        """Nothing: the forwarders send this spool's events, not the recorder."""
+        del flush
+        return []
+
+    def ack(self, batch: SpoolBatch) -> None:  # never called: take() offers no batch
+        del batch
+
+    def fail(self, batch: SpoolBatch, reason: str) -> None:  # never called: take() offers no batch
+        del batch, reason
+
+    def release(self, batch: SpoolBatch) -> None:  # never called: take() offers no batch
+        del batch
+
+    async def sync(self) -> None:
+        """Return once Redis has every event appended before this call; ``SpoolError`` if one was lost."""
+        if not self._queue and not self._sending:
+            return
+        waiter = _Waiter(self._seq, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        await asyncio.shield(waiter.future)
+        if waiter.error is not None:
+            raise waiter.error
+
+    async def close(self) -> None:
+        """Write what is queued (for at most ``close_timeout`` seconds), report the rest as lost, disconnect."""
+        if self._state == "closed":
+            return
+        if self._closer is None:
+            self._closer = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closer)
+
+    # -- the writer ---------------------------------------------------------------------------------
+
+    async def _close(self) -> None:
+        self._state = "closing"
+        self._wake.set()
+        writer = self._writer
+        try:
+            if writer is not None and not writer.done():
+                await asyncio.wait([writer], timeout=self._close_timeout)
+                if not writer.done():
+                    writer.cancel()
+                    await asyncio.wait([writer])
+        finally:
+            if len(self):
+                self._lose(
+                    self._take_all(),
+                    f"Redis did not take them within close_timeout ({self._close_timeout:g}s) of close()",
+                )
+            self._state = "closed"
+            connection, self._redis = self._redis, None
+            if connection is not None:
+                try:
+                    await connection.aclose()
+                except Exception as exc:  # closing a broken connection: nothing is lost
+                    log.debug("redis spool: closing the connection failed: %s", describe(exc))
+            self._listener = None
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            if self._state == "open" and len(self):  # the event loop ended without close()
+                self._lose(self._take_all(), "the event loop ended before the spool was closed")
+            return
+        exc = task.exception()
+        if exc is not None:  # cannot happen by design; never leave events unaccounted for
+            log.error("redis spool: the writer task died: %r", exc)
+            self._lose(self._take_all(), f"the spool's writer failed ({type(exc).__name__})")
+
+    def _take_all(self) -> list[_Item]:
+        items = [*self._sending, *self._queue]
+        self._sending = []
+        self._queue.clear()
+        return items
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._state != "open":
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._sending = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
+            try:
+                results = await self._xadd(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._sending = []
+                if transient(exc):
+                    queue.extendleft(reversed(batch))  # still the oldest: written first when Redis is back
+                    await self._wait(exc)
+                else:
+                    self._lose(batch, f"Redis refused them: {describe(exc)}")
+                continue
+            self._sending = []
+            written: list[_Item] = []
+            again: list[_Item] = []
+            refused: list[_Item] = []
+            passing: BaseException | None = None
+            refusal: BaseException | None = None
+            for item, result in zip(batch, results, strict=True):
+                if not isinstance(result, BaseException):
+                    written.append(item)
+                elif transient(result):
+                    again.append(item)
+                    passing = result
+                else:
+                    refused.append(item)
+                    refusal = result
+            if written:
+                self._handed_off(written)
+            if refusal is not None:
+                self._lose(refused, f"Redis refused them: {describe(refusal)}")
+            if passing is not None:
+                queue.extendleft(reversed(again))
+                await self._wait(passing)
+            elif self._backoff.failing:
+                self._recovered()
+
+    async def _xadd(self, batch: Sequence[_Item]) -> list[Any]:
+        assert self._redis is not None
+        pipe = self._redis.pipeline(transaction=False)
+        stream, maxlen = self._stream, self._maxlen
+        for _, event, session_id, user_id in batch:
+            pipe.xadd(stream, {RECORD_FIELD: encode_event(event, session_id, user_id)}, maxlen=maxlen)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+
+    async def _wait(self, exc: BaseException) -> None:
+        self._retries += 1
+        if not self._backoff.failing:
+            self._outages += 1
+            self._down_since = asyncio.get_running_loop().time()
+            log.warning(
+                "redis spool: Redis is not answering (%s); %d event(s) wait in memory (at most %d), trying again",
+                describe(exc),
+                len(self),
+                self._max_events,
+            )
+        await self._sleep(self._backoff.next())
+
+    def _recovered(self) -> None:
+        self._backoff.reset()
+        since, self._down_since = self._down_since, None
+        if since is not None:
+            log.warning("redis spool: Redis answers again after %.1fs", asyncio.get_running_loop().time() - since)
+
+    def _handed_off(self, items: list[_Item]) -> None:
+        self._written += len(items)
+        self._resolve()
+        listener = self._listener
+        if listener is not None:
+            listener.spool_handed_off(len(items))
+
+    def _lose(self, items: list[_Item], why: str) -> None:
+        """Account for events taken out of memory that Redis does not have: the recorder counts them as failed."""
+        if not items:
+            return
+        error = SpoolError(f"{len(items)} event(s) not written to the Redis stream: {why}")
+        self._lost += len(items)
+        first = min(item[0] for item in items)
+        for waiter in self._waiters:
+            if waiter.target >= first and waiter.error is None:
+                waiter.error = error
+        log.error("redis spool: %s", error)
+        self._resolve()
+        listener = self._listener
+        if listener is not None:
+            listener.spool_lost([item[1] for item in items], error)
+
+    def _resolve(self) -> None:
+        """Settle every ``sync()`` whose events have all left memory (written, lost or dropped)."""
+        if not self._waiters:
+            return
+        if self._sending:
+            done = self._sending[0][0] - 1
+        elif self._queue:
+            done = self._queue[0][0] - 1
+        else:
+            done = self._seq
+        keep: list[_Waiter] = []
+        for waiter in self._waiters:
+            if waiter.target <= done:
+                if not waiter.future.done():
+                    waiter.future.set_result(None)
+            else:
+                keep.append(waiter)
+        self._waiters = keep

@@ -35,6 +35,7 @@ that loop thread-safely).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 import inspect
@@ -261,6 +262,7 @@ class EventRecorder:
             raise ValidationError("spool", f"must be a Spool, a path or None, not {type(spool).__name__}")
         self._spool = chosen
         self._durable = bool(chosen.durable)
+        self._hands_off = bool(getattr(chosen, "hands_off", False))
         self._full = chosen.full  # bound once: record() calls them for every event
         self._append = chosen.append
         # below this many pending events the spool cannot be full: the memory spool holds exactly the
@@ -520,6 +522,13 @@ class EventRecorder:
             self._room.set()
         if self._on_failure is not None:
             self._call_back("on_failure", self._on_failure, list(events), error)
+
+    def spool_handed_off(self, count: int) -> None:
+        """The spool handed ``count`` events on to a stream that others send from: sent, as far as we are concerned."""
+        self._pending -= count
+        self._sent += count
+        if self._room is not None and not self._spool.full():
+            self._room.set()
 
     def _enqueue(self, spooled: SpoolBatch) -> None:
         assert self._loop is not None
@@ -807,6 +816,10 @@ class EventRecorder:
             return
         if self._opened is not None and not self._opened.done():
             await asyncio.wait([self._opened])
+        if self._hands_off:  # a spool that others send from (a stream): flushed once it has every event
+            with contextlib.suppress(SpoolError):  # what it could not keep was reported as failed
+                await self._spool.sync()
+            return
         target = self._pending
         settled = self._sent + self._failed + self._dropped
         while self._state in ("running", "closing"):

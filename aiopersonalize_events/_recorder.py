@@ -186,8 +186,10 @@ def _with_ids(events: list[Event]) -> list[Event]:
 
 
 def _reason(error: PersonalizeEventsError) -> str:
-    """Why a batch failed for good, as a dead letter keeps it: the error's class and message."""
-    return f"{type(error).__name__}: {error}"
+    """Why a batch failed for good, as a dead letter keeps it: the error's message, led by its class name."""
+    text = str(error)
+    name = type(error).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

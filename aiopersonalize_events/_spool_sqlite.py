@@ -215,6 +215,8 @@ def connect_spool(path: str, *, synchronous: Synchronous = "normal", create: boo
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
             version = row[0] if row else None
+            if version is None and not create:
+                raise SpoolError(f"{path} is not a spool (no schema version)")
             if version is None:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():

@@ -140,6 +140,12 @@ def _run_forward(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _run_spool(args: argparse.Namespace) -> int:
+    from .spool import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one sub-command per operation, plus ``emulator`` and ``demo``."""
     parser = argparse.ArgumentParser(
@@ -249,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_forward_arguments(forward)
     forward.set_defaults(handler=_run_forward)
+    from .spool import EPILOG as SPOOL_EPILOG
+    from .spool import add_arguments as add_spool_arguments
+
+    spool = commands.add_parser(
+        "spool",
+        help="inspect a recorder's SQLite spool; export, retry or clear its dead letters",
+        description="Inspect an SqliteSpool file; export, queue again or clear the events that failed for good.",
+        epilog=SPOOL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_spool_arguments(spool)
+    spool.set_defaults(handler=_run_spool)
     return parser
 
 

@@ -429,6 +429,7 @@ class PersonalizeEventsClient:
         on_drop: DropCallback | None = None,
         close_timeout: float = 30.0,
         spool: SpoolOption = None,
+        requests_per_second: Rate = None,
     ) -> EventRecorder:
         """Return an ``EventRecorder`` that buffers events and sends them in the background.
 
@@ -437,6 +438,8 @@ class PersonalizeEventsClient:
         this client's ``put_events`` and shares its retry policy and budget.
         ``spool`` is where events wait: memory (``None``), a ``Spool`` such as
         ``SqliteSpool(path)``, or a path (short for ``SqliteSpool(path)``).
+        ``requests_per_second`` paces its calls (a number, or a shared limiter
+        such as ``RedisRateLimiter``); unpaced by default.
         """
         return EventRecorder(
             self,
@@ -449,6 +452,7 @@ class PersonalizeEventsClient:
             on_drop=on_drop,
             close_timeout=close_timeout,
             spool=spool,
+            requests_per_second=requests_per_second,
         )
 
     async def _invoke(self, op: ops.Operation, request: Any, call: _telemetry.Call | None = None) -> ResponseMetadata:

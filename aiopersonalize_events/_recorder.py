@@ -51,7 +51,9 @@ from typing import Any, Final, Literal, Protocol, TypeAlias
 import attrs
 
 from . import _limits as L
+from . import _operations as ops
 from . import _telemetry
+from ._batching import Rate, _limiter
 from ._retry import RetryPolicy, RetryToken
 from ._shapes import Event
 from ._spool import MemorySpool, Spool, SpoolBatch, SpoolError
@@ -221,6 +223,10 @@ class EventRecorder:
     the event is durable, events left unsent at close stay in the spool for
     the next start, and a recorder opened on an existing spool first sends
     what an earlier process left there.
+
+    ``requests_per_second`` paces the calls (every one, retries included):
+    a number, None (the default: unpaced) or an object with ``async def
+    acquire()`` shared with others, such as ``RedisRateLimiter``.
     """
 
     def __init__(
@@ -236,6 +242,7 @@ class EventRecorder:
         on_drop: DropCallback | None = None,
         close_timeout: float = 30.0,
         spool: SpoolOption = None,
+        requests_per_second: Rate = None,
     ) -> None:
         self._state = "new"  # new -> running -> closing -> closed; set first so __del__ works after a failed init
         self._pending = 0
@@ -281,6 +288,7 @@ class EventRecorder:
         self._on_failure = on_failure
         self._on_drop = on_drop
         self._close_timeout = float(close_timeout)
+        self._limiter = _limiter(ops.PUT_EVENTS, requests_per_second)
 
         self._ready: deque[_Batch] = deque()
         self._later: list[tuple[float, int, _Batch]] = []  # batches waiting to be retried, by due time
@@ -660,6 +668,8 @@ class EventRecorder:
         """Make one call for a batch; settle it, or put it back to be retried later."""
         try:
             events = batch.events = _with_ids(batch.events)
+            if self._limiter is not None:  # a call (a retry too) waits for its turn
+                await self._limiter.acquire()
             await self._client.put_events(
                 tracking_id=self._tracking_id, session_id=batch.session_id, event_list=events, user_id=batch.user_id
             )

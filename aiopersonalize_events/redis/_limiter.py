@@ -113,10 +113,12 @@ class RedisRateLimiter:
 
     @property
     def key(self) -> str:
+        """The Redis key every process sharing this limit names."""
         return self._key
 
     @property
     def rate(self) -> float:
+        """Calls per second across the fleet."""
         return self._rate
 
     async def __aenter__(self) -> RedisRateLimiter:

@@ -176,15 +176,18 @@ class RedisStreamSpool:
         self._writer.add_done_callback(self._writer_done)
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
+        """Queue one event for the writer (a deque append; wakes the writer when it was idle)."""
         self._seq += 1
         self._queue.append((self._seq, event, session_id, user_id))
         if len(self._queue) == 1:
             self._wake.set()
 
     def full(self) -> bool:
+        """True when ``max_events`` events wait in memory for Redis."""
         return len(self._queue) + len(self._sending) >= self._max_events
 
     def pop_oldest(self) -> Event | None:
+        """Take back the oldest event not yet on its way to Redis (the recorder's drop-oldest policy)."""
         if not self._queue:
             return None
         item = self._queue.popleft()
@@ -196,13 +199,16 @@ class RedisStreamSpool:
         del flush
         return []
 
-    def ack(self, batch: SpoolBatch) -> None:  # never called: take() offers no batch
+    def ack(self, batch: SpoolBatch) -> None:
+        """Never called: ``take()`` offers no batch."""
         del batch
 
-    def fail(self, batch: SpoolBatch, reason: str) -> None:  # never called: take() offers no batch
+    def fail(self, batch: SpoolBatch, reason: str) -> None:
+        """Never called: ``take()`` offers no batch."""
         del batch, reason
 
-    def release(self, batch: SpoolBatch) -> None:  # never called: take() offers no batch
+    def release(self, batch: SpoolBatch) -> None:
+        """Never called: ``take()`` offers no batch."""
         del batch
 
     async def sync(self) -> None:

@@ -9,8 +9,9 @@ seconds take over entries another consumer has held for more than
 died, or hangs). Each entry is decoded and checked (``_entries``); one that
 cannot become a record is poison and goes to the dead-letter stream at once.
 The rest are grouped with the package's ``Grouper`` (events by session and
-user) into calls of at most ten: a full group goes at once, the others when
-the stream has nothing more to give or ``flush_interval`` passed.
+user) into calls of at most ten: a full group goes at once, the others once
+``flush_interval`` passed since the oldest was read (as the recorder does),
+or when more than ``max_held`` records wait (the oldest groups go first).
 
 A call runs in its own task, at most ``max_concurrency`` at once, paced by
 ``requests_per_second`` (a number, or a shared limiter such as
@@ -23,9 +24,10 @@ the records themselves (``InvalidInputException``, another 4xx about the
 request) is split into one call per record, and those still refused go to
 the dead-letter stream with the reason; a problem of the forwarder's own
 (credentials, permissions, an unknown tracker or dataset) is not the
-records' fault: they are held and tried again, slowly, and logged. While a
-call waits, its entries' idle time is reset every ``claim_idle / 3`` seconds
-(``XCLAIM ... JUSTID``), so a live forwarder's entries are not taken over.
+records' fault: they are held and tried again, slowly, and logged. While
+entries wait here (grouped, or in a call being retried), their idle time is
+reset every ``claim_idle / 3`` seconds (``XCLAIM ... JUSTID``), so a live
+forwarder's entries are not taken over.
 
 Every ``trim_interval`` seconds a script trims the stream (``XTRIM MINID``)
 below the oldest entry any consumer group of the stream still needs, so
@@ -202,7 +204,10 @@ class Forwarder:
     ``HOST-PID``; give a stable name to have a restarted forwarder take its
     own pending entries back at once. ``requests_per_second`` paces the calls
     (a number, None, ``DEFAULT_RATE`` for the service quota, or a shared
-    limiter). ``claim_idle`` (seconds) is how long an entry may sit with
+    limiter), at most ``max_concurrency`` at once. ``flush_interval`` and
+    ``max_held`` bound how long and how many records wait to fill calls of
+    ten (``read_count`` entries are read at a time, blocking ``block``
+    seconds when there are none). ``claim_idle`` (seconds) is how long an entry may sit with
     another consumer before this one takes it over; ``dead_letters`` the
     dead-letter stream (default ``dead_letter_key(stream)``, in the stream's
     cluster slot); ``trim`` turns trimming off. ``clock``, ``sleep`` and
@@ -225,7 +230,8 @@ class Forwarder:
         max_concurrency: int = 8,
         read_count: int = 100,
         block: float = 1.0,
-        flush_interval: float = 0.2,
+        flush_interval: float = 1.0,
+        max_held: int = 5000,
         claim_idle: float = 30.0,
         dead_letters: str | None = None,
         trim: bool = True,
@@ -254,6 +260,7 @@ class Forwarder:
             check_text("consumer", consumer, 512)
         check_positive_int("max_concurrency", max_concurrency)
         check_positive_int("read_count", read_count)
+        check_positive_int("max_held", max_held)
         for name, value in (
             ("block", block),
             ("flush_interval", flush_interval),
@@ -278,7 +285,7 @@ class Forwarder:
         self.dead_letters = dead_letters if dead_letters is not None else dead_letter_key(stream)
         self._max_concurrency = max_concurrency
         self._read_count = read_count
-        self._max_held = read_count + L.RECORDS_PER_CALL * max_concurrency
+        self._max_held = max(max_held, read_count + L.RECORDS_PER_CALL * max_concurrency)
         self._block = float(block)
         self._flush_interval = float(flush_interval)
         self._claim_idle = float(claim_idle)
@@ -532,7 +539,6 @@ class Forwarder:
                 next_claim = now + self._claim_interval
                 entries.extend(await self._claim(self._max_held - self._held))
             room = self._max_held - self._held - len(entries)
-            caught_up = True
             if room > 0:
                 block: float | None = None
                 if not entries and cursor == ">":
@@ -559,13 +565,10 @@ class Forwarder:
                     else:
                         cursor = ">"
                         log.debug("forwarder %s: own pending entries done; reading new ones", self.consumer)
-                caught_up = len(got) < count
                 entries.extend(got)
             self._read += len(entries)
             await self._take_in(entries)
-            if self._grouped_since is not None and (
-                caught_up or self._now() - self._grouped_since >= self._flush_interval
-            ):
+            if self._grouped_since is not None and self._now() - self._grouped_since >= self._flush_interval:
                 self._cut()
             await self._dispatch()
 
@@ -811,11 +814,12 @@ class Forwarder:
 
     async def _heartbeat(self, beat: float) -> None:
         """Reset the idle time of entries this forwarder still works on, so that nobody takes them over."""
-        now = self._now()
-        ids: list[Any] = [i for batch in self._flying.values() if now - batch.since >= beat for i in batch.ids]
+        ids: list[Any] = list(self._held_ids)  # Redis touches only those idle for beat / 2 or more
         if not ids or self._redis is None:
             return
-        await self._redis.xclaim(self.stream, self.group, self.consumer, int(beat * 500), ids, justid=True)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            await self._redis.xclaim(self.stream, self.group, self.consumer, int(beat * 500), chunk, justid=True)
 
 
 def _reason(error: PersonalizeEventsError) -> str:

@@ -5,7 +5,8 @@ records (``put_items``, ``put_users``, ``put_actions``) to Amazon Personalize
 without blocking the event loop: validated shapes, SigV4 signing, retries
 with a budget, batching helpers and a background ``EventRecorder``. The
 emulator (``aiopersonalize_events.emulator``) and the command line load
-lazily.
+lazily; OpenTelemetry traces and metrics (``aiopersonalize_events.otel``,
+extra ``otel``) load only when imported, and are off until ``instrument()``.
 """
 
 import typing as _typing

@@ -951,7 +951,8 @@ class EventRecorder:
                 log.error("event recorder: %d callback(s) had not finished at the close deadline; cancelled", len(late))
 
     def __del__(self) -> None:
-        if self._state in ("running", "closing") and self._pending:
+        # getattr: a TypeError while binding the arguments (an unknown keyword) leaves even _state unset
+        if getattr(self, "_state", None) in ("running", "closing") and self._pending:
             warnings.warn(
                 f"EventRecorder garbage-collected with {self._pending} pending event(s); use `async with` or close()",
                 ResourceWarning,

@@ -287,14 +287,14 @@ def line_event(line: str | bytes) -> tuple[Event, str, str | None]:
 class _Entry:
     """One event the spool holds: in memory (grouped, to be sent) and, once due or needed, on disk.
 
-    ``segment`` is the row holding it once written (set by the writer);
-    ``done`` is set by the writer when the event was settled (sent, failed,
-    dropped) before it was due, so it never is written. ``in_memory`` is
-    False for an event that found the window full: it waits on disk only and
-    is read back later.
+    Loop side: ``queued`` once its line went to the writer in a segment;
+    ``done`` when it was settled (sent, failed, dropped) before that, so it
+    is never written. Writer side: ``segment``, the row holding it, once
+    committed. ``in_memory`` is False for an event that found the window
+    full: it waits on disk only and is read back later.
     """
 
-    __slots__ = ("born", "done", "event", "in_memory", "segment", "session_id", "user_id")
+    __slots__ = ("born", "done", "event", "in_memory", "queued", "segment", "session_id", "user_id")
 
     def __init__(
         self,
@@ -311,6 +311,7 @@ class _Entry:
         self.born = born
         self.in_memory = in_memory
         self.segment = segment
+        self.queued = segment is not None
         self.done = False
 
 
@@ -332,8 +333,8 @@ class _Round:
     )
 
     def __init__(self) -> None:
-        self.resolved = 0  # appended entries that left the write queue: written, settled first, or lost
-        self.deletes = 0  # acknowledgements, failures and drops taken off the queue (done)
+        self.resolved = 0  # queued events that were written, or lost
+        self.deletes = 0  # settled events (queued ones) the writer has taken off the queue
         self.rows: list[_Entry] = []  # entries read back from disk, for the loop to send
         self.recovered = 0
         self.lost: list[_Entry] = []
@@ -345,13 +346,13 @@ class _Round:
         self.clear_memory = False  # the spool never opened: what memory holds is among ``lost``
 
 
-# queue operations (first item is the kind)
-_APPEND: Final = 0
-_ACK: Final = 1
+# queue operations for the writer (first item is the kind)
+_SEGMENT: Final = 0  # (kind, entries, body, in_memory): write these events as one row
+_ACK: Final = 1  # (kind, entries, reason): settled after they were queued
 _FAIL: Final = 2
 _DROP: Final = 3
-_RELEASE: Final = 4
-_SYNC: Final = 5
+_DEAD: Final = 4  # (kind, rows): dead letters of events never queued
+_SYNC: Final = 5  # (kind, future): resolve once everything before it is committed
 
 _Key = tuple[str, "str | None"]
 
@@ -360,20 +361,21 @@ class SqliteSpool:
     """Keeps the recorder's events in an SQLite file (WAL mode) until the service accepted them.
 
     ``SqliteSpool(path, *, commit_interval=0.05, max_events=None, max_bytes=None)``:
-    what ``record()`` accepted and the service has not acknowledged within
-    ``commit_interval / 4`` is on disk within ``commit_interval`` seconds (one
-    transaction per round: group commit); an event acknowledged before it is
-    due is never written at all. ``await recorder.put()`` returns once its
-    event is on disk. ``max_events`` and ``max_bytes`` bound the pending
-    events (all processes together, checked against the last commit; bytes
-    of events not yet written are estimated); beyond them the recorder's
-    ``overflow`` policy applies. ``synchronous="full"`` makes every commit
-    wait for the disk (fsync), which also survives a power loss; the default
-    ``"normal"`` survives a crash or kill of the process, not of the machine.
-    ``lease`` is how long (seconds) a process that stopped renewing keeps its
-    rows when it cannot be seen dead (another host, a hung process).
-    ``window`` bounds the events held in memory (the rest wait on disk only).
-    ``clock`` gives wall-clock seconds (leases, timestamps).
+    what ``record()`` accepted is on disk, or accepted by the service, within
+    ``commit_interval`` seconds (group commit: an event still unsent after
+    ``commit_interval / 2`` goes into the next transaction, one every
+    ``commit_interval / 4`` at most); one the service accepted before that is
+    never written. ``await recorder.put()`` returns once its event is on
+    disk. ``max_events`` and ``max_bytes`` bound the pending events (all
+    processes together, checked against the last commit; bytes of events not
+    yet written are estimated); beyond them the recorder's ``overflow``
+    policy applies. ``synchronous="full"`` makes every commit wait for the
+    disk (fsync), which also survives a power loss; the default ``"normal"``
+    survives a crash or kill of the process, not of the machine. ``lease``
+    is how long (seconds) a process that stopped renewing keeps its rows when
+    it cannot be seen dead (another host, a hung process). ``window`` bounds
+    the events held in memory (the rest wait on disk only). ``clock`` gives
+    wall-clock seconds (leases, timestamps).
 
     Errors at open raise ``SpoolError`` (a directory that does not exist, a
     read-only file or directory, a file locked by another program, a schema
@@ -417,7 +419,8 @@ class SqliteSpool:
             raise ValidationError("lease", "must be at least 1 second")
         check_positive_int("window", window)
         self._commit_interval = float(commit_interval)
-        self._hold = self._commit_interval / 4
+        self._hold = self._commit_interval / 2  # an event unsent this long is written
+        self._pace = self._commit_interval / 4  # at most one transaction this often
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._limit_events = max_events if max_events is not None else sys.maxsize
@@ -430,12 +433,16 @@ class SqliteSpool:
         # loop side
         self._state = "new"  # new -> opening -> open -> closing -> closed (or failed)
         self._ops: deque[tuple[Any, ...]] = deque()
+        self._due: deque[_Entry] = deque()  # appended, not yet queued for the writer
+        self._force = 0  # the first ``_force`` of ``_due`` go to the writer at the next tick (disk-only)
+        self._tick: asyncio.TimerHandle | None = None
+        self._last_tick = 0.0
         self._grouper: Grouper[_Key, _Entry] = Grouper(L.RECORDS_PER_CALL)
         self._ready: deque[tuple[_Key, list[_Entry]]] = deque()
         self._held = 0  # len(): held for this recorder
         self._in_memory = 0  # entries in the grouper or out in batches (read by the writer for its room)
-        self._unwritten = 0  # appended, not yet resolved by the writer
-        self._deletes_queued = 0  # acknowledgements, failures and drops not yet done by the writer
+        self._unwritten = 0  # appended, neither written nor settled yet
+        self._deletes_queued = 0  # settled events the writer has yet to take off disk
         self._disk_events = 0  # pending rows in the file (all owners) at the last commit
         self._disk_bytes = 0
         self._avg_bytes = 300
@@ -451,19 +458,16 @@ class SqliteSpool:
         # writer side
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._idle = False
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._owner = f"{_HOST}/{os.getpid()}/{secrets.token_hex(4)}"
-        self._pending: deque[_Entry] = deque()  # appended, not yet written (nor settled first)
-        self._force = 0  # the first ``_force`` of ``_pending`` must be written this round (put(), disk-only)
-        self._carry: list[tuple[Any, ...]] = []  # deletions to try again after a failed round
+        self._carry: list[tuple[Any, ...]] = []  # operations of a failed round, to try again
         self._carry_rounds = 0
-        self._backlog = 0  # rows of ours on disk not in memory
-        self._cursor = 0  # rows of ours on disk with an id up to this were read back, or are in memory
+        self._backlog = 0  # events of ours on disk not in memory
+        self._cursor = 0  # segments of ours with an id up to this were read back, or are in memory
         self._segments: dict[int, list[int]] = {}  # segment id -> [events not yet settled, bytes]
         self._memory_segments: set[int] = set()  # segments whose events are in memory
-        self._retry_empty: set[int] = set()  # segments emptied while writing failed: delete when it works
+        self._unreadable_segments: list[int] = []  # read back with nothing readable: deleted next round
         self._next_lease = 0.0
         self._next_claim = 0.0
         self._failing_since: float | None = None
@@ -505,6 +509,8 @@ class SqliteSpool:
         self._thread = threading.Thread(target=self._writer_main, name="aiopersonalize_events-spool", daemon=True)
         self._thread.start()
         await asyncio.shield(self._opened)
+        if self._due and self._tick is None:
+            self._schedule(0.0)
 
     def full(self) -> bool:
         """True when one more event would exceed ``max_events`` or ``max_bytes``."""
@@ -514,22 +520,68 @@ class SqliteSpool:
         )
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
-        """Keep one event: grouped in memory to be sent, and queued for the writer (no I/O here)."""
+        """Keep one event: grouped in memory to be sent, and due on disk unless sent first (no I/O here)."""
         self._held += 1
         self._unwritten += 1
         if self._in_memory < self._window:
             self._in_memory += 1
             entry = _Entry(event, session_id, user_id, self._now(), True)
+            self._due.append(entry)
             ready = self._grouper.add((session_id, user_id), entry)
             if ready:
                 self._ready.extend(ready)
                 if self._listener is not None:
                     self._listener.spool_ready()
-        else:  # the window is full: this one waits on disk only
-            entry = _Entry(event, session_id, user_id, self._now(), False)
-        self._ops.append((_APPEND, entry))
-        if self._idle:
-            self._idle = False
+            if self._tick is None and self._state == "open":
+                self._schedule(self._hold)
+        else:  # the window is full: this one waits on disk only, written at the next tick
+            self._due.append(_Entry(event, session_id, user_id, self._now(), False))
+            self._force = len(self._due)
+            if self._state == "open":
+                self._schedule(0.0)
+
+    def _schedule(self, delay: float) -> None:
+        """The next tick in ``delay`` seconds (sooner replaces later); not sooner than the pace allows."""
+        assert self._loop is not None
+        at = max(self._now() + delay, self._last_tick + self._pace)
+        tick = self._tick
+        if tick is not None:
+            if tick.when() <= at + 0.001:
+                return
+            tick.cancel()
+        self._tick = self._loop.call_at(at - self._now() + self._loop.time(), self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        self._last_tick = self._now()
+        self._queue_due(force=False)
+        if self._due:
+            self._schedule(max(0.0, self._due[0].born + self._hold - self._now()))
+
+    def _queue_due(self, *, force: bool) -> None:
+        """Serialise the events that are due (all with ``force``) into segments for the writer, and wake it."""
+        due = self._due
+        horizon = self._now() - self._hold
+        memory: list[_Entry] = []
+        disk: list[_Entry] = []
+        while due:
+            entry = due[0]
+            if entry.done:
+                due.popleft()
+                continue
+            if not (force or self._force > 0 or entry.born <= horizon):
+                break
+            due.popleft()
+            if self._force > 0:
+                self._force -= 1
+            entry.queued = True
+            (memory if entry.in_memory else disk).append(entry)
+        self._force = min(self._force, len(due))
+        for entries, in_memory in ((memory, True), (disk, False)):
+            if entries:  # events held in memory and events on disk only never share a segment
+                body = b"\n".join([event_line(e.event, e.session_id, e.user_id) for e in entries])
+                self._ops.append((_SEGMENT, entries, body, in_memory))
+        if memory or disk:
             self._wake.set()
 
     def pop_oldest(self) -> Event | None:
@@ -540,7 +592,7 @@ class SqliteSpool:
         entry = oldest[1]
         self._held -= 1
         self._in_memory -= 1
-        self._queue_settle(_DROP, (entry,))
+        self._settle(_DROP, (entry,), None)
         return entry.event
 
     def take(self, *, flush: bool) -> list[SpoolBatch]:
@@ -554,31 +606,44 @@ class SqliteSpool:
     def ack(self, batch: SpoolBatch) -> None:
         """The service accepted ``batch``: its events leave the spool (never written, if not yet due)."""
         self._settled(batch)
-        self._queue_settle(_ACK, batch.handles)
+        self._settle(_ACK, batch.handles, None)
 
     def fail(self, batch: SpoolBatch, reason: str) -> None:
         """``batch`` failed for good: its events become dead letters, with ``reason``."""
         self._settled(batch)
-        self._queue_settle(_FAIL, batch.handles, reason)
+        self._settle(_FAIL, batch.handles, reason)
 
     def release(self, batch: SpoolBatch) -> None:
         """The recorder stops with ``batch`` unsent: it stays in the file for the next start."""
         self._settled(batch)
-        self._ops.append((_RELEASE, batch.handles))
 
     def _settled(self, batch: SpoolBatch) -> None:
         n = len(batch.events)
         self._held -= n
         self._in_memory -= n
 
-    def _queue_settle(self, kind: int, handles: Sequence[Hashable], reason: str | None = None) -> None:
-        self._deletes_queued += len(handles)
-        self._ops.append((kind, handles, reason))
+    def _settle(self, kind: int, handles: Sequence[Hashable], reason: str | None) -> None:
+        """Events leave: those never queued are simply not written; the writer deletes the others."""
+        queued: list[_Entry] = []
+        dead: list[tuple[Any, ...]] = []
+        for entry in handles:
+            assert isinstance(entry, _Entry)
+            if entry.queued:
+                queued.append(entry)
+            else:
+                entry.done = True
+                self._unwritten -= 1
+                if kind == _FAIL:
+                    dead.append(self._dead_row(entry, reason or ""))
+        if queued:
+            self._deletes_queued += len(queued)
+            self._ops.append((kind, queued, reason))
+        if dead:
+            self._ops.append((_DEAD, dead))
 
-    def _poke_writer(self) -> None:
-        if self._idle:
-            self._idle = False
-            self._wake.set()
+    def _dead_row(self, entry: _Entry, reason: str) -> tuple[Any, ...]:
+        line = event_line(entry.event, entry.session_id, entry.user_id).decode()
+        return (self._tracking_id, entry.session_id, entry.user_id, entry.event.event_id, line, reason)
 
     async def sync(self) -> None:
         """Return once every event appended before this call is on disk; ``SpoolError`` if writing fails."""
@@ -588,12 +653,13 @@ class SqliteSpool:
             return
         assert self._loop is not None
         done: asyncio.Future[None] = self._loop.create_future()
+        self._queue_due(force=True)
         self._ops.append((_SYNC, done))
-        self._poke_writer()
+        self._wake.set()
         await done
 
     async def close(self) -> None:
-        """Write what is due, free what is unsent for a later process, close the file; idempotent."""
+        """Write what is unsent, free it for a later process, close the file; idempotent."""
         if self._state in ("new", "closed", "failed"):
             if self._state == "new":
                 self._state = "closed"
@@ -602,6 +668,10 @@ class SqliteSpool:
             assert self._loop is not None
             self._closed = self._loop.create_future()
             self._state = "closing"
+            if self._tick is not None:
+                self._tick.cancel()
+                self._tick = None
+            self._queue_due(force=True)
             self._stop.set()
             self._wake.set()
         await asyncio.shield(self._closed)
@@ -637,6 +707,7 @@ class SqliteSpool:
         if result.clear_memory:
             self._grouper.cut()
             self._ready.clear()
+            self._due.clear()
             self._in_memory = 0
         if result.lost:
             self._held -= len(result.lost)
@@ -706,27 +777,32 @@ class SqliteSpool:
 
     def _fail_queue(self, error: SpoolError, *, everything: bool) -> None:
         """Nothing can be written: queued events on their way to disk only are lost (reported; with
-        ``everything``, when the spool never opened, those held in memory too), every sync waiter fails."""
+        ``everything``, when the spool never opened, all it holds), every sync waiter fails."""
         result = _Round()
         result.error = result.sync_error = error
         result.clear_memory = everything
-        for op in self._drain():
+        lost: list[_Entry] = []
+        for op in self._carry + self._drain():
             kind = op[0]
-            if kind == _APPEND:
-                entry = op[1]
-                result.resolved += 1
-                if everything or not entry.in_memory:
-                    result.lost.append(entry)
+            if kind == _SEGMENT:
+                result.resolved += len(op[1])
+                lost.extend(e for e in op[1] if everything or not e.in_memory)
             elif kind == _SYNC:
                 result.syncs.append(op[1])
-            elif kind != _RELEASE:
+            elif kind in (_ACK, _FAIL, _DROP):
                 result.deletes += len(op[1])
-        while self._pending:
-            entry = self._pending.popleft()
-            result.resolved += 1
-            if (everything or not entry.in_memory) and not entry.done:
+        self._carry = []
+        result.lost = lost
+        self._to_loop(self._round_done_failed if everything else self._round_done, result)
+
+    def _round_done_failed(self, result: _Round) -> None:
+        """The spool never opened: everything appended is lost, queued or not (on the loop thread)."""
+        for entry in self._due:
+            if not entry.done:
                 result.lost.append(entry)
-        self._to_loop(self._round_done, result)
+                result.resolved += 1
+        self._due.clear()
+        self._round_done(result)
 
     def _drain(self) -> list[tuple[Any, ...]]:
         ops: list[tuple[Any, ...]] = []
@@ -805,173 +881,152 @@ class SqliteSpool:
         return events
 
     def _writer_loop(self) -> None:
-        pace = self._commit_interval / 4
         while True:
             if not self._ops and not self._stop.is_set() and not self._backlog_ready():
-                self._idle = True
-                if not self._ops:
-                    self._wake.wait(timeout=self._wait_time())
-                self._wake.clear()
-                self._idle = False
+                self._wake.wait(timeout=self._wait_time())
+            self._wake.clear()
             stopping = self._stop.is_set()
-            started = time.monotonic()
             self._round(0)
-            if stopping and not self._ops and not self._pending:
+            if stopping and not self._ops and not self._carry:
                 return
-            rest = started + pace - time.monotonic()
-            if rest > 0 and not stopping:
-                self._stop.wait(rest)
+            if self._carry:  # a failed round: try again after a pause
+                self._stop.wait(self._commit_interval)
 
     def _backlog_ready(self) -> bool:
         return self._backlog > 0 and not self._in_transit and self._in_memory < self._window
 
     def _wait_time(self) -> float:
-        """How long the idle writer may sleep: until an event is due on disk, or the next lease or claim."""
-        wait = min(self._next_lease, self._next_claim) - self._clock()
-        if self._pending:
-            wait = min(wait, self._pending[0].born + self._hold - time.monotonic())
-        if self._carry:
-            wait = min(wait, self._commit_interval)
-        return max(0.001, wait)
+        """How long the idle writer may sleep: until the next lease renewal or claim."""
+        return max(0.01, min(self._next_lease, self._next_claim) - self._clock())
 
     def _round(self, recovered: int) -> None:
-        """One transaction: write what is due, delete what is settled, keep dead letters, renew, take over."""
+        """One transaction: write the queued segments, delete what is settled, keep dead letters, renew, take over.
+
+        Nothing changes in memory until the transaction committed: a round
+        that fails leaves everything as it was, to be tried again.
+        """
         conn = self._conn
         assert conn is not None
         result = _Round()
         result.recovered = recovered
-        stopping = self._stop.is_set()
-        settles = self._carry
+        ops = self._carry + self._drain()
         self._carry = []
-        for op in self._drain():
+        stopping = self._stop.is_set()
+        # plan: the new segments, and how settled events count down theirs (new or old)
+        segments: list[tuple[list[_Entry], bytes, bool]] = []
+        new_of: dict[int, int] = {}  # id(entry) -> index in segments, for events settled in this very round
+        left: list[int] = []  # events still unsettled per new segment
+        old: dict[int, int] = {}  # existing segment -> events settled now
+        settled_new: set[int] = set()
+        dead_rows: list[tuple[Any, ...]] = []
+        deletes = 0
+        for op in ops:
             kind = op[0]
-            if kind == _APPEND:
-                self._pending.append(op[1])
-                if not op[1].in_memory:
-                    self._force = len(self._pending)
+            if kind == _SEGMENT:
+                index = len(segments)
+                segments.append((op[1], op[2], op[3]))
+                left.append(len(op[1]))
+                for entry in op[1]:
+                    new_of[id(entry)] = index
             elif kind == _SYNC:
                 result.syncs.append(op[1])
-                self._force = len(self._pending)
-            elif kind != _RELEASE:
-                settles.append(op)
-        # settled events: those never written are simply not written; written ones count down their segment
-        emptied: dict[int, int] = {}  # segment -> bytes, every event in it settled
-        dead: list[tuple[_Entry, str]] = []
-        counts = self._segments
-        for segment in self._retry_empty:
-            emptied[segment] = counts[segment][1] if segment in counts else 0
-        self._retry_empty = set()
-        for kind, entries, reason in settles:
-            for entry in entries:
-                if kind == _FAIL:
-                    dead.append((entry, reason))
-                segment = entry.segment
-                if segment is None:
-                    entry.done = True  # settled before it was due on disk: never written
-                    continue
-                entry.segment = None
-                left = counts.get(segment)
-                if left is not None:
-                    left[0] -= 1
-                    if left[0] <= 0:
-                        emptied[segment] = left[1]
-        # what is due: forced (put(), disk-only), old enough, or everything when stopping
-        in_memory: list[_Entry] = []
-        disk_only: list[_Entry] = []
-        skipped = 0
-        pending = self._pending
-        horizon = time.monotonic() - self._hold
-        while pending:
-            entry = pending[0]
-            if not (self._force > 0 or stopping or entry.born <= horizon or entry.done):
-                break
-            pending.popleft()
-            if self._force > 0:
-                self._force -= 1
-            if entry.done:
-                skipped += 1
+            elif kind == _DEAD:
+                dead_rows.extend(op[1])
             else:
-                (in_memory if entry.in_memory else disk_only).append(entry)
+                deletes += len(op[1])
+                for entry in op[1]:
+                    if kind == _FAIL:
+                        dead_rows.append(self._dead_row(entry, op[2] or ""))
+                    where = new_of.get(id(entry))
+                    if where is not None:
+                        left[where] -= 1
+                        settled_new.add(id(entry))
+                    elif entry.segment is not None:
+                        old[entry.segment] = old.get(entry.segment, 0) + 1
+        emptied = [s for s, n in old.items() if s in self._segments and self._segments[s][0] - n <= 0]
+        emptied.extend(self._unreadable_segments)
         now = self._clock()
         housekeeping = now >= self._next_lease or now >= self._next_claim or stopping
         try:
-            segments, claimed = self._write(conn, in_memory, disk_only, emptied, dead, housekeeping, now)
+            written, claimed = self._write(conn, segments, left, emptied, dead_rows, housekeeping, now)
         except (sqlite3.Error, OSError) as exc:
-            self._round_failed(exc, in_memory + disk_only, settles, emptied, result)
-            result.resolved += skipped
+            self._round_failed(exc, ops, result)
             self._to_loop(self._round_done, result)
             return
         if self._failing_since is not None:
             log.warning("spool %s: writing works again", self._path)
             self._failing_since = None
         self._carry_rounds = 0
-        for segment in emptied:
-            counts.pop(segment, None)
-            self._memory_segments.discard(segment)
-        for segment, entries, nbytes, memory in segments:
-            for entry in entries:
-                entry.segment = segment
-            counts[segment] = [len(entries), nbytes]
-            if memory:
-                self._memory_segments.add(segment)
+        # committed: now memory follows
+        self._unreadable_segments = []
+        for row, n in old.items():
+            counts = self._segments.get(row)
+            if counts is not None:
+                counts[0] -= n
+        for row in emptied:
+            self._segments.pop(row, None)
+            self._memory_segments.discard(row)
+        for (entries, _, in_memory), new_row, nbytes in written:
+            remaining = [e for e in entries if id(e) not in settled_new]
+            for entry in remaining:
+                entry.segment = new_row
+            if new_row is None:
+                continue
+            self._segments[new_row] = [len(remaining), nbytes]
+            if in_memory:
+                self._memory_segments.add(new_row)
             else:
-                self._backlog += len(entries)
-        result.resolved += skipped + len(in_memory) + len(disk_only)
-        result.deletes += sum(len(op[1]) for op in settles)
+                self._backlog += len(remaining)
+        for op in ops:
+            if op[0] in (_ACK, _FAIL, _DROP):
+                for entry in op[1]:
+                    entry.segment = None
+        result.resolved = sum(len(s[0]) for s in segments)
+        result.deletes = deletes
         result.recovered += claimed
         if self._backlog_ready():
             self._load_backlog(conn, result)
-        if segments or emptied or dead or claimed or recovered or result.rows:
+        if segments or emptied or dead_rows or claimed or recovered or result.rows:
             self._read_totals(conn, result)
         self._to_loop(self._round_done, result)
 
     def _write(
         self,
         conn: sqlite3.Connection,
-        in_memory: list[_Entry],
-        disk_only: list[_Entry],
-        emptied: dict[int, int],
-        dead: list[tuple[_Entry, str]],
+        segments: list[tuple[list[_Entry], bytes, bool]],
+        left: list[int],
+        emptied: list[int],
+        dead_rows: list[tuple[Any, ...]],
         housekeeping: bool,
         now: float,
-    ) -> tuple[list[tuple[int, list[_Entry], int, bool]], int]:
-        """The round's transaction; returns the segments written and the events taken over."""
-        if not (in_memory or disk_only or emptied or dead or housekeeping):
+    ) -> tuple[list[tuple[tuple[list[_Entry], bytes, bool], int | None, int]], int]:
+        """The round's transaction; returns each new segment with its row id (None: all settled, not written)."""
+        if not (segments or emptied or dead_rows or housekeeping):
             return [], 0
-        bodies: list[tuple[list[_Entry], bytes, bool]] = []
-        for entries, memory in ((in_memory, True), (disk_only, False)):
-            if entries:  # events held in memory and events on disk only never share a segment
-                body = b"\n".join([event_line(e.event, e.session_id, e.user_id) for e in entries])
-                bodies.append((entries, body, memory))
-        dead_rows = [
-            (
-                self._tracking_id,
-                entry.session_id,
-                entry.user_id,
-                entry.event.event_id,
-                event_line(entry.event, entry.session_id, entry.user_id).decode(),
-                reason,
-                now,
-            )
-            for entry, reason in dead
-        ]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            written: list[tuple[int, list[_Entry], int, bool]] = []
-            for entries, body, memory in bodies:
+            written: list[tuple[tuple[list[_Entry], bytes, bool], int | None, int]] = []
+            events_in = bytes_in = 0
+            for segment, unsettled in zip(segments, left, strict=True):
+                entries, body, _ = segment
+                if unsettled <= 0:  # every event in it was settled before it reached the disk
+                    written.append((segment, None, 0))
+                    continue
                 nbytes = len(body) + _ROW_OVERHEAD
                 cursor = conn.execute(
                     "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) VALUES (?, ?, ?, ?, ?, ?)",
                     (self._tracking_id, len(entries), body, nbytes, self._owner, now),
                 )
                 assert cursor.lastrowid is not None
-                written.append((cursor.lastrowid, entries, nbytes, memory))
+                written.append((segment, cursor.lastrowid, nbytes))
+                events_in += len(entries)
+                bytes_in += nbytes
             deleted_events = deleted_bytes = 0
             if emptied:
                 gone = conn.execute(
                     "DELETE FROM segments WHERE id IN (SELECT value FROM json_each(?)) AND owner = ? "
                     "RETURNING count, nbytes",
-                    (json.dumps(list(emptied)), self._owner),
+                    (json.dumps(emptied), self._owner),
                 ).fetchall()
                 deleted_events = sum(g[0] for g in gone)
                 deleted_bytes = sum(g[1] for g in gone)
@@ -979,16 +1034,15 @@ class SqliteSpool:
                 conn.executemany(
                     "INSERT INTO dead (tracking_id, session_id, user_id, event_id, line, reason, failed_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    dead_rows,
+                    [(*row, now) for row in dead_rows],
                 )
-            events_in = sum(len(w[1]) for w in written)
             conn.executemany(
                 "UPDATE counters SET value = value + ? WHERE name = ?",
                 [
                     (events_in, "written"),
                     (deleted_events, "deleted"),
                     (events_in - deleted_events, "held_events"),
-                    (sum(w[2] for w in written) - deleted_bytes, "held_bytes"),
+                    (bytes_in - deleted_bytes, "held_bytes"),
                     (len(dead_rows), "dead"),
                 ],
             )
@@ -1024,22 +1078,14 @@ class SqliteSpool:
             self._next_claim = now + min(2.0, self._lease / 3)
         return claimed
 
-    def _round_failed(
-        self,
-        exc: BaseException,
-        due: list[_Entry],
-        settles: list[tuple[Any, ...]],
-        emptied: dict[int, int],
-        result: _Round,
-    ) -> None:
+    def _round_failed(self, exc: BaseException, ops: list[tuple[Any, ...]], result: _Round) -> None:
         """The round's transaction failed (full disk, I/O error, locked): nothing of it was written.
 
-        Events held in memory go back to the front of the queue (still sent;
-        written when writing works again); events that were on their way to
-        disk only are lost, unless the file was only locked (for less than a
-        minute). Emptied segments are deleted in a later round; dead letters
-        of this round are logged and lost. ``put()`` callers waiting on this
-        round get the error.
+        Everything is tried again next round, except the segments of events
+        that were on their way to disk only: those are lost (reported, so the
+        recorder fails them) unless the file was only locked, for less than a
+        minute. Events held in memory are still sent meanwhile. ``put()``
+        callers waiting on this round get the error.
         """
         now = time.monotonic()
         if self._failing_since is None:
@@ -1050,21 +1096,26 @@ class SqliteSpool:
             log.error("spool %s: %s; trying again each round", self._path, error)
         self._carry_rounds += 1
         result.error = result.sync_error = error
-        back: list[_Entry] = []
-        for entry in due:
-            if entry.in_memory or busy:
-                back.append(entry)
-            else:
-                result.lost.append(entry)
-                result.resolved += 1
-        self._pending.extendleft(reversed(back))
-        self._force = max(self._force, len(back))
-        result.deletes += sum(len(op[1]) for op in settles)
-        # the segments emptied this round are still on disk: count them down again next time
-        self._retry_empty.update(emptied)
-        failed_letters = sum(len(op[1]) for op in settles if op[0] == _FAIL)
-        if failed_letters:
-            log.error("spool %s: %d dead letter(s) could not be kept: %s", self._path, failed_letters, error)
+        carry: list[tuple[Any, ...]] = []
+        for op in ops:
+            kind = op[0]
+            if kind == _SYNC:
+                continue  # answered with the error now
+            if kind == _SEGMENT and not op[3] and not busy:
+                result.lost.extend(e for e in op[1] if not e.done)
+                result.resolved += len(op[1])
+                continue
+            carry.append(op)
+        if self._carry_rounds > _GIVE_UP_ROUNDS and not busy:
+            # a file that has not worked for this long: keep only what still matters (events), drop deletions
+            dropped = [op for op in carry if op[0] != _SEGMENT]
+            if dropped:
+                log.error(
+                    "spool %s: gave up %d deletion(s) after %d failed rounds", self._path, len(dropped), _GIVE_UP_ROUNDS
+                )
+                result.deletes += sum(len(op[1]) for op in dropped if op[0] in (_ACK, _FAIL, _DROP))
+            carry = [op for op in carry if op[0] == _SEGMENT]
+        self._carry = carry
 
     def _load_backlog(self, conn: sqlite3.Connection, result: _Round) -> None:
         """Read segments of ours waiting on disk back into memory, in id order, as far as the window allows."""
@@ -1098,7 +1149,7 @@ class SqliteSpool:
             self._memory_segments.add(segment)
             result.rows.extend(entries)
             if not entries:
-                self._retry_empty.add(segment)
+                self._unreadable_segments.append(segment)
         if not found:
             self._backlog = 0  # taken or cleared meanwhile
         if result.rows:

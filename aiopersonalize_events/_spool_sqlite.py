@@ -1,19 +1,21 @@
 """SqliteSpool: the recorder's events in an SQLite file, so they outlive a crash, a kill and a restart.
 
-Standard library ``sqlite3`` only, WAL mode. The event loop never touches the
-database: ``append()`` groups the event in memory (to be sent, as the memory
-spool does) and queues it (a ``deque``) for one writer thread, and returns.
-The writer works in rounds (group commit: a round at most every
-``commit_interval / 4``), each one transaction: it writes the events that
-are due (queued ``commit_interval / 4`` ago and not yet acknowledged, or
-waited on by ``put()``, or held on disk only), deletes the rows of events
-the service accepted, moves failed ones to the dead letters, renews this
-process's lease, and takes over what dead processes left. An event the
-service accepted before it was due is never written (write-behind): a
-healthy service costs no disk I/O, and whatever ``record()`` accepted is
-on disk or at the service within ``commit_interval``. Every event carries
-the ``eventId`` given at ``record()``, so one sent before a crash and again
-after it is counted once by the service.
+Standard library ``sqlite3`` only, WAL mode. ``append()`` groups the event
+in memory to be sent, as the memory spool does, and notes when it came; no
+I/O. At each tick (a loop timer, at most every ``commit_interval / 4``) the
+events still unsent ``commit_interval / 2`` after they came are serialised,
+on the loop, into one *segment* (one row holding their ``put-events`` lines)
+and queued for the spool's one writer thread, which does SQL only (so it
+holds the GIL little): one transaction per round (group commit) writes the
+new segments, deletes those whose events are all settled, keeps dead
+letters, renews this process's lease and takes over what dead processes
+left. An event the service accepted before it was due is never written
+(write-behind): whatever ``record()`` accepted is on disk or at the service
+within ``commit_interval``. ``put()`` forces the events before it onto disk
+and waits for the commit. Every event carries the ``eventId`` given at
+``record()``, so one sent before a crash and again after it is counted once
+by the service (after a kill, the events of a segment that were already
+accepted are sent again: the service drops them).
 
 Memory is bounded by ``window``: beyond it, events wait on disk only and
 are read back (in id order) as room frees up; so are events taken over.
@@ -28,11 +30,13 @@ nothing is sent twice by us while it lives. At ``close()`` an owner writes
 what it holds and frees the rows it did not send (owner NULL) for whoever
 opens the file next.
 
-Tables (schema version 1): ``schema_version``, ``events`` (pending),
-``dead`` (failed for good, with the reason), ``owners``, ``counters``
-(lifetime totals of what was written to the file, which add up across
-restarts: ``written == sent + failed + dropped + held_events``; ``recovered``
-counts rows taken over).
+Tables (schema version 1): ``schema_version``; ``segments`` (pending
+events, a ``put-events`` line each, with their tracking id, owner, count
+and size); ``dead`` (failed for good: one row per event, its line and the
+reason); ``owners``; ``counters`` (totals kept across restarts: events
+``written`` in segments, ``deleted`` with their segment, ``held_events`` and
+``held_bytes`` still there, with ``written == deleted + held_events`` at
+every commit; ``dead`` letters ever kept; events ``recovered``).
 """
 
 from __future__ import annotations
@@ -1217,6 +1221,9 @@ class SqliteSpool:
         """At interpreter exit (a loop that ended without close()), write what is queued and free our rows."""
 
         def at_exit() -> None:
+            if self._state in ("open", "closing"):  # the loop has ended: its events due on disk go now
+                with contextlib.suppress(Exception):
+                    self._queue_due(force=True)
             self._stop.set()
             self._wake.set()
             thread = self._thread

@@ -79,7 +79,7 @@ def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
 def _held_ids(path: Path) -> list[str]:
     ids: list[str] = []
     for (body,) in _rows(path, "SELECT body FROM segments ORDER BY id"):
-        ids.extend(json.loads(line)["eventId"] for line in bytes(body).split(b"\n"))
+        ids.extend(str(event.event_id) for event, _, _ in spool_module.segment_events(bytes(body)) if event)
     return ids
 
 

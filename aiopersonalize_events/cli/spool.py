@@ -280,6 +280,9 @@ def _delete_dead(conn: sqlite3.Connection, letters: list[int]) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
+    from .._spool_sqlite import line_event, segment_body
+    from ..errors import PersonalizeEventsError
+
     conn = _open(args.path, write=True)
     try:
         where, params = _where(args)
@@ -290,15 +293,20 @@ def _retry(args: argparse.Namespace) -> int:
                 "ORDER BY id",
                 params,
             ).fetchall()
-            by_tracker: dict[str, list[tuple[int, str]]] = {}
+            by_tracker: dict[str, list[tuple[Any, str, str | None]]] = {}
+            queued: list[int] = []
             for letter, tracking, line in rows:
-                by_tracker.setdefault(tracking, []).append((letter, line))
+                try:
+                    by_tracker.setdefault(tracking, []).append(line_event(line))
+                except (ValueError, PersonalizeEventsError):
+                    continue  # unreadable: it stays a dead letter
+                queued.append(letter)
             now = time.time()
             events = size = 0
             for tracking, letters in by_tracker.items():
                 for start in range(0, len(letters), _SEGMENT_EVENTS):
                     chunk = letters[start : start + _SEGMENT_EVENTS]
-                    body = "\n".join(line for _, line in chunk).encode()
+                    body = segment_body(chunk)
                     nbytes = len(body) + 64
                     conn.execute(
                         "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) "
@@ -307,16 +315,12 @@ def _retry(args: argparse.Namespace) -> int:
                     )
                     events += len(chunk)
                     size += nbytes
-            conn.execute(
-                "DELETE FROM dead WHERE id IN (SELECT value FROM json_each(?))", (json.dumps([r[0] for r in rows]),)
-            )
+            conn.execute("DELETE FROM dead WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(queued),))
             conn.executemany(
                 "UPDATE counters SET value = value + ? WHERE name = ?",
                 [(events, "written"), (events, "held_events"), (size, "held_bytes")],
             )
-            skipped = conn.execute(
-                f"SELECT count(*) FROM dead{where}{' AND' if where else ' WHERE'} event_id IS NULL", params
-            ).fetchone()[0]
+            skipped = conn.execute(f"SELECT count(*) FROM dead{where}", params).fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -619,3 +620,66 @@ async def test_a_worker_that_dies_leaves_its_events_to_the_next_start(emulator: 
     assert len(ids) == 45
     assert set(ids.values()) == {1}
     assert _held_ids(db) == []
+
+
+# -- what a segment may hold; the end of a loop without close() -------------------------------------------
+
+
+def test_a_segment_that_names_a_class_is_never_unpickled(tmp_path: Path) -> None:
+    """A segment is plain data: one naming a callable (a forged file) comes back unreadable, nothing runs."""
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self) -> Any:
+            return (os.mkdir, (str(marker),))
+
+    forged = pickle.dumps((1, [Evil()]), protocol=5)
+    ((event, _text, reason),) = spool_module.segment_events(forged)
+    assert event is None
+    assert "plain data only" in reason
+    assert not marker.exists()
+    good = spool_module.segment_body([(_event(1, event_id="x"), "s", None)])
+    assert [(e.event_id, s, u) for e, s, u in spool_module.segment_events(good)] == [("x", "s", None)]  # type: ignore[union-attr]
+
+
+async def test_events_due_on_disk_are_written_when_the_loop_ends_without_close(emulator: Emulator, db: Path) -> None:
+    """asyncio.run() returning with the recorder open: the events are written at interpreter exit and the
+    next recorder on the file sends them."""
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from aiopersonalize_events import Credentials, Event, PersonalizeEventsClient, SqliteSpool
+
+        async def main():
+            client = PersonalizeEventsClient(
+                region="us-east-1", endpoint_url="http://127.0.0.1:9", credentials=Credentials("AKIDEXIT", "s")
+            )
+            recorder = client.event_recorder(tracking_id="tracker-spool", spool=SqliteSpool(sys.argv[1]))
+            await recorder.__aenter__()
+            for i in range(20):
+                recorder.record(Event(event_type="v", sent_at=1, event_id=f"x{i}"), session_id="s")
+            # returns with the recorder and the client open
+
+        asyncio.run(main())
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-W", "ignore", "-c", script, str(db)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(_held_ids(db)) == sorted(f"x{i}" for i in range(20))
+    async with (
+        PersonalizeEventsClient(
+            region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDEXIT", "s")
+        ) as client,
+        client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(db)) as recorder,
+    ):
+        await recorder.flush()
+    assert recorder.stats.recovered == 20
+    assert len(emulator.events(TRACKER)) == 20

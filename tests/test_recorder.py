@@ -20,10 +20,12 @@ from aiopersonalize_events import (
     Credentials,
     Event,
     EventRecorder,
+    MemorySpool,
     PersonalizeEventsClient,
     PersonalizeEventsError,
     RecorderClosedError,
     ResourceNotFoundException,
+    SpoolBatch,
     ValidationError,
 )
 from aiopersonalize_events.emulator import Emulator, Faults
@@ -439,3 +441,89 @@ async def test_mass_failure_logs_a_few_lines_not_one_per_batch(
     warnings = [r for r in caplog.records if "could not deliver" in r.getMessage()]
     assert 1 <= len(warnings) <= 4
     assert warnings[-1].getMessage().endswith("3000 failed so far")
+
+
+# -- the recorder over the Spool protocol ------------------------------------------------------------------
+
+
+class _DurableMemory(MemorySpool):
+    """A spool that says it is durable (kept in memory, for the test): what the recorder does for one."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appended: list[Event] = []
+        self.released: list[str | None] = []
+        self.acked: list[str | None] = []
+        self.failed: list[tuple[str | None, str]] = []
+
+    def append(self, event: Event, session_id: str, user_id: str | None) -> None:
+        self.appended.append(event)
+        super().append(event, session_id, user_id)
+
+    def ack(self, batch: SpoolBatch) -> None:
+        self.acked.extend(e.event_id for e in batch.events)
+        super().ack(batch)
+
+    def fail(self, batch: SpoolBatch, reason: str) -> None:
+        self.failed.extend((e.event_id, reason) for e in batch.events)
+        super().fail(batch, reason)
+
+    def release(self, batch: SpoolBatch) -> None:
+        self.released.extend(e.event_id for e in batch.events)
+        super().release(batch)
+
+
+async def test_a_durable_spool_gets_each_event_with_its_id_and_keeps_what_is_unsent_at_close(
+    client: PersonalizeEventsClient, emulator: Emulator
+) -> None:
+    """With a durable spool the eventId is given at record() (before the spool sees the event); the spool
+    is acked what was sent, and what is unsent at the close deadline is released to it, not failed."""
+    spool = _DurableMemory()
+    recorder = client.event_recorder(tracking_id=TRACKER, spool=spool, flush_interval=0.01)
+    async with recorder:
+        recorder.record(_event(1), session_id="s")
+        recorder.record(_event(2, event_id="mine"), session_id="s")
+        assert [e.event_id is not None for e in spool.appended] == [True, True]
+        assert spool.appended[1].event_id == "mine"
+        await recorder.flush()
+    assert sorted(map(str, spool.acked)) == sorted(str(e.event_id) for e in spool.appended)
+    assert sorted(e["eventId"] for e in emulator.events(TRACKER)) == sorted(map(str, spool.acked))
+
+    emulator.faults = Faults(server_error=1.0)
+    failures: list[Any] = []
+    spool = _DurableMemory()
+    recorder = client.event_recorder(
+        tracking_id=TRACKER,
+        spool=spool,
+        flush_interval=0.01,
+        close_timeout=0.1,
+        on_failure=lambda events, error: failures.append(events),
+    )
+    async with recorder:
+        for i in range(12):
+            recorder.record(_event(i), session_id="s")
+    assert failures == []
+    assert sorted(map(str, spool.released)) == sorted(str(e.event_id) for e in spool.appended)
+    stats = recorder.stats
+    assert (stats.recorded, stats.sent, stats.failed, stats.pending) == (12, 0, 0, 12)
+    _check_invariant(recorder)
+
+
+async def test_a_spool_that_is_not_one_is_refused(client: PersonalizeEventsClient) -> None:
+    """spool= takes a Spool, a path or None; anything else is a ValidationError naming `spool`."""
+    with pytest.raises(ValidationError) as info:
+        client.event_recorder(tracking_id=TRACKER, spool=42)  # type: ignore[arg-type]
+    assert info.value.path == "spool"
+
+
+async def test_the_memory_spool_is_the_default_and_bounded_by_max_queue_size(client: PersonalizeEventsClient) -> None:
+    """Without spool= the recorder keeps events in a MemorySpool holding max_queue_size events at most."""
+    recorder = client.event_recorder(tracking_id=TRACKER, max_queue_size=3, flush_interval=60)
+    assert isinstance(recorder.spool, MemorySpool)
+    assert not recorder.spool.durable
+    async with recorder:
+        assert [recorder.record(_event(i), session_id=f"s{i}") for i in range(4)] == [True, True, True, False]
+        assert len(recorder.spool) == 3
+    assert len(recorder.spool) == 0

@@ -683,3 +683,19 @@ async def test_events_due_on_disk_are_written_when_the_loop_ends_without_close(e
         await recorder.flush()
     assert recorder.stats.recovered == 20
     assert len(emulator.events(TRACKER)) == 20
+
+
+def test_the_spool_benchmark_runs_for_both_spools() -> None:
+    """benchmarks/spool.py measures each spool (briefly here) against the stub, and loses nothing."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks import spool as bench
+    from benchmarks.procs import Stub
+
+    with Stub("raw") as stub:
+        for kind in ("memory", "sqlite"):
+            result = bench._run_one(stub.url, kind, 0.3)
+            assert result["kind"] == kind
+            assert result["sent"] > 0
+            assert (result["failed"], result["dropped"], result["pending"]) == (0, 0, 0)
+            assert result["record_p50_ns"] > 0

@@ -724,6 +724,7 @@ class EventRecorder:
         if batch not in self._unsettled:
             return
         self._unsettled.discard(batch)
+        batch.error = None  # its traceback holds the sending frame, and so the recorder: no cycle to wait for
         n = len(batch.events)
         self._pending -= n
         spooled = batch.spooled
@@ -747,6 +748,7 @@ class EventRecorder:
         if batch not in self._unsettled:
             return
         self._unsettled.discard(batch)
+        batch.error = None
         spooled = batch.spooled
         spooled.events = batch.events
         self._spool.release(spooled)  # still pending: in the spool, for the next start

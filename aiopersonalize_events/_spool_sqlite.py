@@ -82,7 +82,8 @@ _ROW_OVERHEAD: Final = 64  # bytes counted per segment beyond its body (row head
 _MAX_ROUND: Final = 50_000  # operations taken in one round at most
 _CLAIM_CHUNK: Final = 10_000  # rows taken over from dead owners in one round at most
 _BUSY_TIMEOUT: Final = 5.0
-_GIVE_UP_ROUNDS: Final = 20  # failed rounds after which acknowledgements are given up (they are only deletions)
+_GIVE_UP_ROUNDS: Final = 20  # failed rounds after which deletions and dead letters are given up
+_STOP_ATTEMPTS: Final = 3  # failed rounds at close before what could not be written is given up
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS segments (
@@ -869,7 +870,7 @@ class SqliteSpool:
             self._unregister_exit_hook()
             self._to_loop(self._closed_result)
 
-    def _fail_queue(self, error: SpoolError, *, everything: bool) -> None:
+    def _fail_queue(self, error: SpoolError, *, everything: bool, memory_too: bool = False) -> None:
         """Nothing can be written: queued events on their way to disk only are lost (reported; with
         ``everything``, when the spool never opened, all it holds), every sync waiter fails."""
         result = _Round()
@@ -885,7 +886,7 @@ class SqliteSpool:
                 unsettled = [e for e in entries if e.seg is seg]
                 result.resolved += seg.count
                 result.deletes += seg.count - len(unsettled)
-                if everything or not seg.in_memory:
+                if everything or memory_too or not seg.in_memory:
                     result.lost.extend(unsettled)
             elif kind == _SYNC:
                 result.syncs.append(op[1])
@@ -978,6 +979,7 @@ class SqliteSpool:
         return events
 
     def _writer_loop(self) -> None:
+        failed_at_stop = 0
         while True:
             if not self._ops and not self._stop.is_set() and not self._backlog_ready():
                 self._wake.wait(timeout=self._wait_time())
@@ -987,6 +989,13 @@ class SqliteSpool:
             if stopping and not self._ops and not self._carry:
                 return
             if self._carry:  # a failed round: try again after a pause
+                if stopping:
+                    failed_at_stop += 1
+                    if failed_at_stop >= _STOP_ATTEMPTS:  # closing and the file does not take them: they are lost
+                        error = SpoolError(f"the spool {self._path} could not be written at close")
+                        log.error("spool %s: writing still fails at close; the events not written are lost", self._path)
+                        self._fail_queue(error, everything=False, memory_too=True)
+                        return
                 self._stop.wait(self._commit_interval)
 
     def _backlog_ready(self) -> bool:

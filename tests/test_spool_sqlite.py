@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _no_retry_waits(retry_testing: None) -> None:
     """Every test here runs with the package's testing switch on: no backoff waits."""
+
+
+@pytest.fixture(autouse=True)
+def _collect_after() -> Iterator[None]:
+    """Recorders closed here (some on purpose with events left in their spool) go before the next test:
+    a test that reads every live recorder's gauges (tests/test_telemetry.py) sees only its own."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
@@ -377,7 +386,8 @@ async def test_an_injected_disk_error_fails_disk_only_events_and_put_says_so(
 async def test_a_really_full_database_fails_cleanly(
     emulator: Emulator, client: Any, db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite's own 'database or disk is full' (a page limit): put() raises a SpoolError saying the disk is full."""
+    """SQLite's own 'database or disk is full' (a page limit): put() raises a SpoolError saying the disk is full;
+    at close, what could not be written is failed and counted, and the writer thread ends."""
     original = spool_module.connect_spool
 
     def small(path: str, **kwargs: Any) -> sqlite3.Connection:
@@ -399,6 +409,14 @@ async def test_a_really_full_database_fails_cleanly(
         with pytest.raises(SpoolError, match="full"):
             await fill()
         _check(recorder)
+    # closing with the file still full: what could not be written is failed and counted, what was written
+    # stays for the next start, and the writer thread ends
+    _check(recorder)
+    stats = recorder.stats
+    assert stats.failed > 0
+    assert stats.failed + stats.pending == stats.recorded
+    assert len(_held_ids(db)) == stats.pending
+    assert not recorder.spool._thread.is_alive()  # type: ignore[attr-defined]
 
 
 # -- bad files at open ---------------------------------------------------------------------------------

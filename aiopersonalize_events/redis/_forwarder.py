@@ -320,6 +320,10 @@ class Forwarder:
         self._held = self._calls = self._retried = 0
         self._lag: int | None = None
         self._group_pending: int | None = None
+        self._acks: list[_Batch] = []  # accepted by the service, waiting for XACK
+        self._ack_wake = asyncio.Event()
+        self._acker: asyncio.Task[None] | None = None
+        self._acks_closed = False
         _telemetry.watch_forwarder(self)
 
     def __repr__(self) -> str:
@@ -392,6 +396,7 @@ class Forwarder:
         self._forget_script = self._redis.register_script(_FORGET_CONSUMER)
         log.info("forwarder %s: stream %s, group %s, to %s", self.consumer, self.stream, self.group, self._op.name)
         housekeeping = loop.create_task(self._housekeeping(), name="aiopersonalize_events-forwarder-housekeeping")
+        self._acker = loop.create_task(self._acknowledge(), name="aiopersonalize_events-forwarder-acks")
         try:
             await self._redis_call(self._create_group)
             await self._read_loop()
@@ -402,6 +407,8 @@ class Forwarder:
 
     async def _finish(self, housekeeping: asyncio.Task[None]) -> None:
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._close_timeout
         try:
             tasks = list(self._flying)
             if tasks:
@@ -415,8 +422,21 @@ class Forwarder:
                     for task in late:
                         task.cancel()
                     await asyncio.wait(late)
-            housekeeping.cancel()
-            await asyncio.wait([housekeeping])
+            acker, self._acker = self._acker, None
+            if acker is not None:  # acknowledge what the service accepted (within what is left of close_timeout)
+                self._acks_closed = True
+                self._ack_wake.set()
+                await asyncio.wait([acker], timeout=max(0.0, deadline - loop.time()))
+                await _end(acker)
+                if self._acks:
+                    log.warning(
+                        "forwarder %s: %d accepted record(s) not acknowledged within close_timeout; they stay pending "
+                        "and will be sent again (the service keeps one copy)",
+                        self.consumer,
+                        sum(len(b.ids) for b in self._acks),
+                    )
+            await asyncio.wait([housekeeping], timeout=self._socket_timeout + self._block)
+            await _end(housekeeping)
             if self._held:
                 log.info(
                     "forwarder %s: %d entr(ies) read and not sent stay pending, for another forwarder or the next run",
@@ -740,19 +760,39 @@ class Forwarder:
                 continue
             if token.cost:
                 self._policy.record_success(token)
-            await self._ack(batch)
+            self._ack(batch)
             return
 
-    async def _ack(self, batch: _Batch) -> None:
-        connection = self._redis
-        assert connection is not None
+    def _ack(self, batch: _Batch) -> None:
+        """Queue ``batch`` for acknowledgement: one XACK takes the batches of every call accepted meanwhile."""
+        self._acks.append(batch)
+        self._ack_wake.set()
 
-        async def ack() -> Any:
-            return await connection.xack(self.stream, self.group, *batch.ids)
+    async def _acknowledge(self) -> None:
+        """The acknowledging task: XACK what the service accepted, many calls' entries per round trip."""
+        while True:
+            if not self._acks:
+                if self._acks_closed:  # ends by itself, as the housekeeping does
+                    return
+                self._ack_wake.clear()
+                await self._ack_wake.wait()
+                continue
+            batches = self._acks[:]
+            ids = [entry_id for batch in batches for entry_id in batch.ids]
+            connection = self._redis
+            assert connection is not None
 
-        await self._redis_call(ack, until_stopped=False)
-        self._sent += len(batch.ids)
-        self._settled(batch)
+            async def ack(ids: list[Any] = ids, connection: Any = connection) -> Any:
+                pipe = connection.pipeline(transaction=False)
+                for start in range(0, len(ids), 1000):
+                    pipe.xack(self.stream, self.group, *ids[start : start + 1000])
+                return await pipe.execute()
+
+            await self._redis_call(ack, until_stopped=False)
+            del self._acks[: len(batches)]
+            for batch in batches:
+                self._sent += len(batch.ids)
+                self._settled(batch)
 
     async def _dead_letter(
         self, entries: list[tuple[bytes, bytes]], reason: str, *, until_stopped: bool = False
@@ -787,8 +827,10 @@ class Forwarder:
         beat = self._claim_idle / 3
         every = min(beat, self._trim_interval)
         next_trim = self._now() + self._trim_interval
-        while True:
-            await self._sleep(every)
+        while not self._stopping:  # ends by itself at stop(): redis-py may swallow a cancellation mid-command
+            await self._pause(every)
+            if self._stopping:
+                return
             try:
                 await self._heartbeat(beat)
                 await self._group_info()
@@ -820,6 +862,16 @@ class Forwarder:
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
             await self._redis.xclaim(self.stream, self.group, self.consumer, int(beat * 500), chunk, justid=True)
+
+
+async def _end(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` if it still runs, and wait a little for it (redis-py may swallow the cancellation)."""
+    if task.done():
+        return
+    task.cancel()
+    await asyncio.wait([task], timeout=1.0)
+    if not task.done():
+        log.error("forwarder: task %s did not end when cancelled", task.get_name())
 
 
 def _reason(error: PersonalizeEventsError) -> str:

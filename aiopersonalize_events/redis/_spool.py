@@ -135,6 +135,7 @@ class RedisStreamSpool:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._state = "new"  # new -> open -> closing -> closed
+        self._give_up = False
         self._written = self._lost = self._outages = self._retries = 0
         self._down_since: float | None = None
 
@@ -239,8 +240,9 @@ class RedisStreamSpool:
             if writer is not None and not writer.done():
                 await asyncio.wait([writer], timeout=self._close_timeout)
                 if not writer.done():
+                    self._give_up = True  # the writer ends at its next step even if redis-py swallows the cancel
                     writer.cancel()
-                    await asyncio.wait([writer])
+                    await asyncio.wait([writer], timeout=self._socket_timeout)
         finally:
             if len(self):
                 self._lose(
@@ -274,7 +276,7 @@ class RedisStreamSpool:
 
     async def _write_loop(self) -> None:
         queue = self._queue
-        while True:
+        while not self._give_up:
             if not queue:
                 if self._state != "open":
                     return
@@ -287,6 +289,8 @@ class RedisStreamSpool:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._give_up:  # close() has accounted for every event held
+                    return
                 self._sending = []
                 if transient(exc):
                     queue.extendleft(reversed(batch))  # still the oldest: written first when Redis is back
@@ -294,6 +298,8 @@ class RedisStreamSpool:
                 else:
                     self._lose(batch, f"Redis refused them: {describe(exc)}")
                 continue
+            if self._give_up:
+                return
             self._sending = []
             written: list[_Item] = []
             again: list[_Item] = []

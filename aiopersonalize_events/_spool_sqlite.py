@@ -770,6 +770,11 @@ class SqliteSpool:
             self._stop.set()
             self._wake.set()
         await asyncio.shield(self._closed)
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            # the writer said it is done as its last act; wait (off the loop) for it to end, so that
+            # close() returns with no thread of this spool left
+            await asyncio.to_thread(thread.join, 10)
 
     # called on the loop thread by the writer
 

@@ -390,6 +390,8 @@ async def test_recorder_instruments_read_its_stats_and_its_sends_are_not_childre
     async with make_client(emulator, max_attempts=2) as client:
         client.retry_policy.sleep = lambda delay: asyncio.sleep(0)
         recorder = client.event_recorder(tracking_id=TRACKING_ID, max_queue_size=30, flush_interval=0.05)
+        # other tests' recorders may still be alive (not yet collected): read this one's series only
+        mine_id = next(key for key, ref in _telemetry._recorders.items() if ref() is recorder)
         with tracer.start_as_current_span("handle-request"):
             for i in range(35):  # five more than max_queue_size: dropped
                 recorder.record(event(i), session_id=f"MARK-session-{i % 3}", user_id="MARK-user")
@@ -401,7 +403,9 @@ async def test_recorder_instruments_read_its_stats_and_its_sends_are_not_childre
 
     def read(points: dict[str, list[tuple[dict[str, Any], Any]]], name: str) -> Any:
         mine = [
-            v for a, v in points[f"aiopersonalize_events.recorder.{name}"] if a["aiopersonalize_events.recorder.spool"]
+            v
+            for a, v in points[f"aiopersonalize_events.recorder.{name}"]
+            if str(a["aiopersonalize_events.recorder.id"]) == str(mine_id)
         ]
         assert len(mine) == 1
         return mine[0]

@@ -124,6 +124,49 @@ async def test_a_forwarder_killed_mid_batch_is_replaced_and_every_event_is_store
         )
 
 
+@pytest.mark.slow
+async def test_forwarders_killed_again_and_again_lose_nothing(
+    redis_server: RedisServer, r: redis.asyncio.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """5,000 events, three forwarders; every second one is killed with SIGKILL and replaced: each event stored once."""
+    stream = "pe:{churn}"
+    for session in range(500):
+        batch = [Event(event_type="click", sent_at=SENT_AT, item_id="x", event_id=f"c{session}-{i}") for i in range(10)]
+        await add_records(r, stream, batch, session_id=f"s{session}")
+    kills = 0
+    async with Emulator(faults=Faults(latency=0.3)) as emulator:
+        running = [
+            await forwarder_process(redis_server.url, emulator.endpoint_url, stream, f"f{n}", "--claim-idle", "1")
+            for n in range(3)
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 180
+        while len(emulator.events(TRACKER)) < 5000:
+            assert loop.time() < deadline, "the events were not all stored in time"
+            await asyncio.sleep(1.0)
+            if len(emulator.events(TRACKER)) >= 5000:
+                break
+            victim = running.pop(kills % len(running))
+            victim.kill()
+            await victim.wait()
+            kills += 1
+            running.append(
+                await forwarder_process(
+                    redis_server.url, emulator.endpoint_url, stream, f"f{kills + 2}", "--claim-idle", "1"
+                )
+            )
+        await until(lambda: _group_pending(r, stream, 0), timeout=30, what="no entry left pending")
+        for process in running:
+            status, log = await stop_process(process)
+            assert status == 0, log
+        stored = [e["eventId"] for e in emulator.events(TRACKER)]
+        resent = emulator.duplicates
+    assert len(stored) == len(set(stored)) == 5000
+    assert kills >= 1
+    with capsys.disabled():
+        print(f"\n[churn test] {kills} forwarders killed; 5000 events stored once each; {resent} sent twice")
+
+
 async def _group_pending(r: redis.asyncio.Redis, stream: str, n: int) -> bool:
     return int((await r.xpending(stream, "fleet"))["pending"]) == n
 

@@ -50,3 +50,19 @@ async def test_the_fleet_example_uses_a_redis_and_an_emulator_started_elsewhere(
         assert process.returncode == 0, out.decode() + err.decode()
         assert len(emulator.events("fleet-tracker")) == 300
         assert emulator.duplicates == 0
+
+
+def test_the_fleet_benchmark_runs_at_a_tiny_size(redis_server: RedisServer) -> None:
+    """python -m benchmarks.fleet, 2 producers x 300 events and 1 forwarder: both set-ups deliver every event."""
+    del redis_server  # only for the check that redis-server is installed (the benchmark starts its own)
+    tiny = ["--events", "300", "--reps", "1", "--producers", "2", "--forwarders", "1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fleet", *tiny],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| end-to-end events/s (into the emulator) |" in result.stdout
+    assert "| events sent twice (duplicates) | 0 | 0 |" in result.stdout

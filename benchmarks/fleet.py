@@ -213,8 +213,7 @@ async def _one_run(
         for process in forwarders:
             process.terminate()
         for process in forwarders:
-            while process.poll() is None:
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(process.wait, 60)
             children.forget(process)
     stored = emulator.events(TRACKING_ID)
     calls = emulator.calls[("PutEvents", 200)]

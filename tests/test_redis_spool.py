@@ -219,3 +219,19 @@ async def test_producers_lose_nothing_put_acknowledged_through_redis_pauses_and_
         assert s.recorded == s.sent + s.failed + s.dropped + s.pending
         assert (s.failed, s.dropped, s.pending) == (0, 0, 0)
     assert sum(s.sent for s in stats) == len(acknowledged)
+
+
+async def test_a_spool_that_cannot_open_reports_what_was_recorded_before(client: PersonalizeEventsClient) -> None:
+    """Not a Redis URL: opening fails with SpoolError and the events recorded meanwhile are counted as failed."""
+    failed: list[int] = []
+    recorder = client.event_recorder(
+        tracking_id=TRACKER,
+        spool=RedisStreamSpool("nonsense://127.0.0.1:9", stream="s"),
+        on_failure=lambda events, error: failed.append(len(events)),
+    )
+    assert recorder.record(event(1), session_id="s1")  # starts the recorder; the spool opens in the background
+    await asyncio.sleep(0.01)  # the background task runs: opening fails
+    await recorder.close()
+    stats = recorder.stats
+    assert (stats.recorded, stats.failed, stats.pending) == (1, 1, 0)
+    assert failed == [1]

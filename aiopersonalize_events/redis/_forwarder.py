@@ -207,10 +207,12 @@ class Forwarder:
     limiter), at most ``max_concurrency`` at once. ``flush_interval`` and
     ``max_held`` bound how long and how many records wait to fill calls of
     ten (``read_count`` entries are read at a time, blocking ``block``
-    seconds when there are none). ``claim_idle`` (seconds) is how long an entry may sit with
-    another consumer before this one takes it over; ``dead_letters`` the
-    dead-letter stream (default ``dead_letter_key(stream)``, in the stream's
-    cluster slot); ``trim`` turns trimming off. ``clock``, ``sleep`` and
+    seconds when there are none). ``claim_idle`` (seconds) is how long an
+    entry may sit with another consumer before this one takes it over;
+    ``dead_letters`` the dead-letter stream (default
+    ``dead_letter_key(stream)``, in the stream's cluster slot); ``trim``
+    turns trimming off; ``close_timeout`` bounds how long a stop waits for
+    the calls in flight and their acknowledgement. ``clock``, ``sleep`` and
     ``random`` are injectable for tests. See the module documentation for
     the life of an entry.
     """

@@ -165,12 +165,23 @@ class RedisStreamSpool:
         del tracking_id  # one stream per tracker: the forwarder names the tracker
         if self._state != "new":
             raise SpoolStateError(f"this RedisStreamSpool is {self._state}; make one spool per recorder")
+        error: SpoolError | None = None
         if not isinstance(listener, HandOffListener):
-            raise SpoolError("RedisStreamSpool needs a recorder that counts events handed off (spool_handed_off)")
-        try:
-            self._redis = connect(self._url, socket_timeout=self._socket_timeout)
-        except ValidationError as exc:
-            raise SpoolError(f"RedisStreamSpool: {exc.message}") from None
+            error = SpoolError("RedisStreamSpool needs a recorder that counts events handed off (spool_handed_off)")
+        else:
+            try:
+                self._redis = connect(self._url, socket_timeout=self._socket_timeout)
+            except ValidationError as exc:
+                error = SpoolError(f"RedisStreamSpool: {exc.message}")
+        if error is not None:  # what was appended before open() is reported lost, as the contract says
+            self._state = "closed"
+            items = self._take_all()
+            if items:
+                self._lost += len(items)
+                self._resolve()
+                listener.spool_lost([item[1] for item in items], error)
+            raise error
+        assert isinstance(listener, HandOffListener)
         self._listener = listener
         self._state = "open"
         self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="aiopersonalize_events-redis")

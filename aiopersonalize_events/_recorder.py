@@ -902,6 +902,8 @@ class EventRecorder:
         if self._opened is None:
             return
         assert self._deadline is not None
+        if self._hands_off and not self._opened.done():  # closed before the task ran: open so close() hands off
+            await self._open_spool()
         limit = max(SPOOL_CLOSE_TIME, self._deadline - loop.time())
         try:
             await asyncio.wait_for(self._spool.close(), limit)

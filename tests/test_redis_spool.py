@@ -235,3 +235,15 @@ async def test_a_spool_that_cannot_open_reports_what_was_recorded_before(client:
     stats = recorder.stats
     assert (stats.recorded, stats.failed, stats.pending) == (1, 1, 0)
     assert failed == [1]
+
+
+async def test_close_right_after_the_first_record_still_hands_the_event_off(
+    redis_server: RedisServer, r: redis.asyncio.Redis, client: PersonalizeEventsClient
+) -> None:
+    """record() starts the recorder lazily and close() comes before its task ran: the event still reaches Redis."""
+    recorder = client.event_recorder(tracking_id=TRACKER, spool=RedisStreamSpool(redis_server.url, stream="quick"))
+    assert recorder.record(event(1), session_id="s1")
+    await recorder.close()
+    stats = recorder.stats
+    assert (stats.recorded, stats.sent, stats.pending) == (1, 1, 0)
+    assert await r.xlen("quick") == 1

@@ -191,7 +191,14 @@ def _is_corrupt(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.DatabaseError) and ("not a database" in low or "malformed" in low)
 
 
-def connect_spool(path: str, *, synchronous: Synchronous = "normal", create: bool = True) -> sqlite3.Connection:
+def connect_spool(
+    path: str,
+    *,
+    synchronous: Synchronous = "normal",
+    create: bool = True,
+    _attempt: int = 0,
+    _deadline: float | None = None,
+) -> sqlite3.Connection:
     """Open the spool file (WAL mode, autocommit: transactions are explicit) and check its schema.
 
     Raises ``SpoolError`` with a clear message: a directory that does not
@@ -199,8 +206,11 @@ def connect_spool(path: str, *, synchronous: Synchronous = "normal", create: boo
     than the busy timeout, a newer schema. A file that is not a database (or
     is malformed) raises ``sqlite3.DatabaseError`` for the caller to move
     aside. With ``create=False`` a missing file is an error (the command line
-    inspects, never creates).
+    inspects, never creates). A lock met while opening is waited out for
+    up to three busy timeouts in all.
     """
+    attempt = _attempt
+    deadline = _deadline if _deadline is not None else time.monotonic() + 3 * _BUSY_TIMEOUT
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise SpoolError(f"cannot open the spool {path}: its directory {directory} does not exist")
@@ -249,6 +259,11 @@ def connect_spool(path: str, *, synchronous: Synchronous = "normal", create: boo
         conn.close()
         if _is_corrupt(exc):
             raise
+        if _is_busy(exc) and time.monotonic() < deadline:
+            # switching a new file to WAL does not always wait for the busy timeout (two processes creating
+            # the same spool at once): try again, briefly, until the deadline
+            time.sleep(min(0.5, 0.02 * 2**attempt))
+            return connect_spool(path, synchronous=synchronous, create=create, _attempt=attempt + 1, _deadline=deadline)
         raise SpoolError(describe_sqlite_error(path, exc)) from exc
     except OSError as exc:
         conn.close()

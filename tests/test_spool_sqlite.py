@@ -717,3 +717,26 @@ def test_the_spool_benchmark_runs_for_both_spools() -> None:
             assert result["sent"] > 0
             assert (result["failed"], result["dropped"], result["pending"]) == (0, 0, 0)
             assert result["record_p50_ns"] > 0
+
+
+def test_a_lock_met_while_opening_is_waited_out_not_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holding the new file briefly (longer than one busy timeout): opening waits and succeeds.
+
+    Two processes creating one spool at once met "database is locked" from ``PRAGMA journal_mode=WAL``,
+    which does not always wait for the busy timeout; opening now tries again until three busy timeouts.
+    """
+    import threading
+
+    monkeypatch.setattr(spool_module, "_BUSY_TIMEOUT", 0.1)
+    path = tmp_path / "events.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.2, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        conn = spool_module.connect_spool(str(path))
+    finally:
+        release.join()
+        holder.close()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()

@@ -106,8 +106,12 @@ def _open(path: str, *, write: bool) -> sqlite3.Connection:
             raise UsageError(f"{path} is not a spool ({exc})") from None
     try:
         conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, timeout=5.0, isolation_level=None)
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"{path} is not a spool ({exc})") from None
+    try:
         version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
     except sqlite3.DatabaseError as exc:
+        conn.close()  # Python 3.13 warns of a connection left to the garbage collector
         raise UsageError(f"{path} is not a spool ({exc})") from None
     if version is None or version > SCHEMA_VERSION:
         conn.close()

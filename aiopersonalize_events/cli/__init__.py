@@ -35,12 +35,11 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from .. import _operations as ops
-from .._validators import check_positive_int
 from .._version import __version__
-from ..errors import ValidationError
 from .console import settle_std_streams
 from .feed import MAX_LINE_BYTES
 from .lines import LineError, ParsedLine, line_members, parse_line
+from .options import positive_int, rate, seconds
 from .status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
 
 __all__ = [
@@ -60,28 +59,6 @@ __all__ = [
 ]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a whole number") from None
-    try:
-        check_positive_int("value", value)
-    except ValidationError:
-        raise argparse.ArgumentTypeError("expected at least 1") from None
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("expected a number of seconds, more than 0")
-    return value
-
-
 EXIT_STATUSES: Final = f"""exit status:
   {EXIT_OK:<4} every record accepted (with --dry-run: every line valid)
   {EXIT_FAILED:<4} some records not accepted (see --failed-out), or --failed-out could not be written
@@ -89,16 +66,6 @@ EXIT_STATUSES: Final = f"""exit status:
   {EXIT_INTERRUPTED:<4} interrupted (SIGINT, Ctrl-C)
   {EXIT_TERMINATED:<4} terminated (SIGTERM)"""
 """Every exit status, as each ``--help`` lists them."""
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of calls per second") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("expected a number of calls per second, at least 0")
-    return value
 
 
 _EXAMPLES: Final = {
@@ -186,12 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--profile", help="named profile of the shared AWS config and credentials files")
         sub.add_argument("--endpoint-url", metavar="URL", help="send to this endpoint (e.g. the emulator's URL)")
         sub.add_argument(
-            "--concurrency", type=_positive_int, default=4, metavar="N", help="calls in flight at once (default: 4)"
+            "--concurrency", type=positive_int, default=4, metavar="N", help="calls in flight at once (default: 4)"
         )
         quota = f"{op.rate:g}, the service quota" if op.rate else "unpaced"
         sub.add_argument(
             "--rate",
-            type=_rate,
+            type=rate,
             default=None,
             metavar="R",
             help=f"calls per second at most, 0 for unpaced (default: {quota})",
@@ -204,14 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--max-attempts",
-            type=_positive_int,
+            type=positive_int,
             default=None,
             metavar="N",
             help="attempts of each call by the client, the first included (default: AWS_MAX_ATTEMPTS, else 3)",
         )
         sub.add_argument(
             "--deadline",
-            type=_seconds,
+            type=seconds,
             default=None,
             metavar="SECONDS",
             help="send a batch whose call failed with a retryable error (throttling, 5xx, timeouts) again until "

@@ -23,6 +23,7 @@ from typing import Any, Final
 from .. import _limits as L
 from .. import _operations as ops
 from .console import Console, say_error
+from .options import positive_int, rate, seconds
 from .status import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EPILOG", "add_arguments", "rate_limiter", "run"]
@@ -33,36 +34,6 @@ EPILOG: Final = """exit status:
   2    usage error, or the redis extra is not installed"""
 
 _NEEDS_REDIS: Final = "the forward command and --rate-limiter need redis-py: pip install 'aiopersonalize-events[redis]'"
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("expected a number of seconds, more than 0")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected at least 1")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of calls per second") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("expected a number of calls per second, at least 0")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,11 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="named profile of the shared AWS config and credentials files")
     parser.add_argument("--endpoint-url", metavar="URL", help="send to this endpoint (e.g. the emulator's URL)")
     parser.add_argument(
-        "--concurrency", type=_count, default=8, metavar="N", help="calls in flight at once (default: 8)"
+        "--concurrency", type=positive_int, default=8, metavar="N", help="calls in flight at once (default: 8)"
     )
     parser.add_argument(
         "--rate",
-        type=_rate,
+        type=rate,
         default=None,
         metavar="R",
         help="calls per second at most, 0 for unpaced (default: the service quota for PutItems/PutUsers, else unpaced)",
@@ -100,14 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-attempts",
-        type=_count,
+        type=positive_int,
         default=None,
         metavar="N",
         help="attempts of each call by the client, the first included (default: AWS_MAX_ATTEMPTS, else 3)",
     )
     parser.add_argument(
         "--claim-idle",
-        type=_seconds,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="take over entries another forwarder held this long without settling them (default: 30)",

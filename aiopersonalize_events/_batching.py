@@ -365,22 +365,33 @@ async def run_batched(
         except (ValidationError, asyncio.CancelledError):
             raise
         except Exception as exc:  # the input failed: finish what was started, then say what was done
-            while tasks:
-                await asyncio.gather(*tasks)
+            await _all_done(tasks)
             if chunk:
                 reason = PersonalizeEventsError(f"not sent: the input failed ({type(exc).__name__})")
                 failures.append(BatchFailure(tuple(chunk), reason, start))
             raise BatchIncompleteError(_result(counts, failures), exc) from exc
         if chunk:
             await launch(chunk, start)
-        while tasks:
-            await asyncio.gather(*tasks)
+        await _all_done(tasks)
     finally:
         if tasks:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     return _result(counts, failures)
+
+
+async def _all_done(tasks: set[asyncio.Task[None]]) -> None:
+    """Wait until every task in ``tasks`` has ended.
+
+    The set loses a task in its done callback, one loop iteration after the
+    task ended; and since Python 3.12 ``gather`` of tasks that have all ended
+    returns without yielding to the loop. Waiting "while the set is not
+    empty" could then spin forever without letting the callback run, so
+    this looks at the tasks themselves.
+    """
+    while pending := [task for task in tasks if not task.done()]:
+        await asyncio.gather(*pending)
 
 
 def _result(counts: dict[str, int], failures: list[BatchFailure[R]]) -> BatchResult[R]:

@@ -273,3 +273,61 @@ async def test_empty_input_makes_no_call(client: PersonalizeEventsClient, emulat
     result = await client.put_events_batched(tracking_id="t", session_id="s", event_list=[])
     assert (result.sent, result.calls, result.failures) == (0, 0, ())
     assert sum(emulator.calls.values()) == 0
+
+
+_LAST_CALL_ENDS_WITH_THE_STREAM = r"""
+import asyncio
+
+from aiopersonalize_events import Item
+from aiopersonalize_events import _operations as ops
+from aiopersonalize_events._batching import run_batched
+
+ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/ITEMS"
+
+
+async def main() -> None:
+    answer = asyncio.Event()
+    sent = []
+
+    async def invoke(op, request):  # the service answers when `answer` is set
+        await answer.wait()
+        sent.append(len(request.items))
+
+    async def items():
+        for i in range(10):
+            yield Item(item_id=f"sku-{i}")
+        for _ in range(3):  # the call starts and waits for its answer first
+            await asyncio.sleep(0)
+        await answer.wait()  # then the stream ends in the same loop iteration as the call
+
+    async def respond() -> None:
+        for _ in range(10):
+            await asyncio.sleep(0)
+        answer.set()
+
+    responder = asyncio.create_task(respond())
+    result = await run_batched(invoke, ops.PUT_ITEMS, {"dataset_arn": ARN}, items(), requests_per_second=None)
+    await responder
+    print(result.sent, result.calls, sent)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_stream_that_ends_as_its_last_call_ends_returns() -> None:
+    """The last call and the stream ending in one loop iteration: the helper returns (it once spun forever).
+
+    Waiting "while tasks remain" let ``gather`` of already-finished tasks return
+    without yielding (Python 3.12+), so the callback that removes them never ran
+    and the loop never got back control. Run in a child process: a spin cannot be
+    interrupted from inside its loop.
+    """
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _LAST_CALL_ENDS_WITH_THE_STREAM], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["10", "1", "[10]"]

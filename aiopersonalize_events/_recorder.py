@@ -69,7 +69,7 @@ FailureCallback = Callable[[list[Event], PersonalizeEventsError], "Awaitable[Non
 DropCallback = Callable[[Event, str], "Awaitable[None] | None"]
 _OVERFLOWS: Final = ("drop_newest", "drop_oldest", "block")
 _ID_MAX: Final = L.ID_MAX
-_IDS_AT_ONCE: Final = 256  # event ids made from one os.urandom call for a durable spool
+_IDS_AT_ONCE: Final = 256  # event ids made from one os.urandom call
 SPOOL_CLOSE_TIME: Final = 5.0
 """Seconds ``close()`` gives a spool to close at least, even past its deadline (to write what it holds)."""
 
@@ -164,27 +164,28 @@ def _make_copier() -> Callable[[Event, str], Event]:
 _copy_with_id: Final = _make_copier()
 
 
-def _new_ids(count: int) -> list[str]:
-    """``count`` random UUIDs (version 4, as 32 hex digits) from one ``os.urandom``."""
-    raw = bytearray(os.urandom(16 * count))
-    for i in range(count):  # the version 4 and RFC 4122 variant bits, as uuid.uuid4() sets them
-        raw[16 * i + 6] = (raw[16 * i + 6] & 0x0F) | 0x40
-        raw[16 * i + 8] = (raw[16 * i + 8] & 0x3F) | 0x80
-    text = raw.hex()
-    return [text[n : n + 32] for n in range(0, 32 * count, 32)]
+def _uuid_bits(count: int) -> tuple[int, int]:
+    """The masks that make ``count`` concatenated 16-byte strings version 4 UUIDs: (bits kept, bits set)."""
+    keep = bytearray(b"\xff" * 16)
+    set_ = bytearray(16)
+    keep[6], set_[6] = 0x0F, 0x40  # the version, 4
+    keep[8], set_[8] = 0x3F, 0x80  # the RFC 4122 variant
+    return int.from_bytes(bytes(keep) * count, "big"), int.from_bytes(bytes(set_) * count, "big")
 
 
-def _with_ids(events: list[Event]) -> list[Event]:
-    """Give each event without an id a random UUID (version 4, as 32 hex digits).
+_UUID_KEEP, _UUID_SET = _uuid_bits(_IDS_AT_ONCE)
 
-    The copies are made without validating the event again, and the random
-    bytes for the whole batch come from one ``os.urandom``.
+
+def _new_ids(count: int = _IDS_AT_ONCE) -> list[str]:
+    """``count`` random UUIDs (version 4, as 32 hex digits) from one ``os.urandom``.
+
+    The version and variant bits of all of them are set with two big-integer
+    operations, as ``uuid.uuid4()`` sets them one by one.
     """
-    missing = sum(1 for e in events if e.event_id is None)
-    if not missing:
-        return events
-    ids = iter(_new_ids(missing))
-    return [event if event.event_id is not None else _copy_with_id(event, next(ids)) for event in events]
+    keep, set_ = (_UUID_KEEP, _UUID_SET) if count == _IDS_AT_ONCE else _uuid_bits(count)
+    raw = int.from_bytes(os.urandom(16 * count), "big") & keep | set_
+    text = raw.to_bytes(16 * count, "big").hex()
+    return [text[n : n + 32] for n in range(0, 32 * count, 32)]
 
 
 def _reason(error: PersonalizeEventsError) -> str:
@@ -433,7 +434,7 @@ class EventRecorder:
         if self._pending >= self._unchecked and self._full() and not self._make_room(event):
             return False
         if self._durable and event.event_id is None:  # the id goes to disk with the event: a resend is de-duplicated
-            ids = self._ids or _new_ids(_IDS_AT_ONCE)
+            ids = self._ids or _new_ids()
             event = _copy_with_id(event, ids.pop())
             self._ids = ids
         self._pending += 1
@@ -664,10 +665,28 @@ class EventRecorder:
         assert self._loop is not None
         return self._loop.time()
 
+    def _with_ids(self, events: list[Event]) -> list[Event]:
+        """The events, each one without an id copied with a random UUID (version 4, as 32 hex digits).
+
+        A batch keeps these ids when it is sent again, so the service counts a
+        resent event once. The copies are not validated again, and the ids come
+        from the recorder's pool, made ``_IDS_AT_ONCE`` at a time.
+        """
+        ids = self._ids
+        given: list[Event] = []
+        for event in events:
+            if event.event_id is None:
+                if not ids:
+                    ids = _new_ids()
+                event = _copy_with_id(event, ids.pop())
+            given.append(event)
+        self._ids = ids
+        return given
+
     async def _deliver(self, batch: _Batch) -> None:
         """Make one call for a batch; settle it, or put it back to be retried later."""
         try:
-            events = batch.events = _with_ids(batch.events)
+            events = batch.events = self._with_ids(batch.events)
             if self._limiter is not None:  # a call (a retry too) waits for its turn
                 await self._limiter.acquire()
             await self._client.put_events(

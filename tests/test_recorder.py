@@ -108,6 +108,18 @@ async def test_every_event_gets_an_id_before_its_first_send(
     assert uuid.UUID(generated).version == 4
 
 
+async def test_generated_ids_are_distinct_version_4_uuids(client: PersonalizeEventsClient, emulator: Emulator) -> None:
+    """600 events (more than one pool of 256 ids) arrive with 600 distinct ids, each a version 4 RFC 4122 UUID."""
+    async with client.event_recorder(tracking_id=TRACKER) as recorder:
+        for i in range(600):
+            recorder.record(_event(i), session_id=f"s{i % 7}")
+    ids = [e["eventId"] for e in emulator.events(TRACKER)]
+    assert len(ids) == len(set(ids)) == 600
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.hex, parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+
+
 async def test_flush_interval_sends_partial_groups(client: PersonalizeEventsClient, emulator: Emulator) -> None:
     """A group smaller than ten is sent once flush_interval passes, without flush() or close()."""
     async with client.event_recorder(tracking_id=TRACKER, flush_interval=0.05) as recorder:

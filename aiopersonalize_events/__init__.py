@@ -13,6 +13,7 @@ import typing as _typing
 
 from ._batching import DEFAULT_RATE, BatchError, BatchFailure, BatchIncompleteError, BatchResult
 from ._client import PersonalizeEventsClient, ResponseMetadata
+from ._clock import Clock, ManualClock
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, RefreshingProvider
 from ._recorder import EventRecorder, RecorderClosedError, RecorderStateError, RecorderStats
@@ -78,6 +79,7 @@ __all__ = [
     "BatchResult",
     "ClientConfig",
     "ClientStateError",
+    "Clock",
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "CredentialProvider",
@@ -89,6 +91,7 @@ __all__ = [
     "InvalidInputException",
     "InvalidResponseError",
     "Item",
+    "ManualClock",
     "MemorySpool",
     "MetricAttribution",
     "NoCredentialsError",

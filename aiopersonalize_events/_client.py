@@ -20,6 +20,7 @@ from . import _operations as ops
 from . import _telemetry
 from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
 from ._chain import default_provider
+from ._clock import Clock
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, StaticProvider
 from ._endpoints import configured_endpoint, endpoint_for, host_header, is_loopback_host
@@ -430,6 +431,7 @@ class PersonalizeEventsClient:
         close_timeout: float = 30.0,
         spool: SpoolOption = None,
         requests_per_second: Rate = None,
+        clock: Clock | None = None,
     ) -> EventRecorder:
         """Return an ``EventRecorder`` that buffers events and sends them in the background.
 
@@ -439,7 +441,9 @@ class PersonalizeEventsClient:
         ``spool`` is where events wait: memory (``None``), a ``Spool`` such as
         ``SqliteSpool(path)``, or a path (short for ``SqliteSpool(path)``).
         ``requests_per_second`` paces its calls (a number, or a shared limiter
-        such as ``RedisRateLimiter``); unpaced by default.
+        such as ``RedisRateLimiter``); unpaced by default. ``clock`` measures
+        the flush interval and the waits before re-sending (the event loop's
+        by default; a ``ManualClock`` in tests).
         """
         return EventRecorder(
             self,
@@ -453,6 +457,7 @@ class PersonalizeEventsClient:
             close_timeout=close_timeout,
             spool=spool,
             requests_per_second=requests_per_second,
+            clock=clock,
         )
 
     async def _invoke(self, op: ops.Operation, request: Any, call: _telemetry.Call | None = None) -> ResponseMetadata:

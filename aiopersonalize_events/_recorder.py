@@ -54,6 +54,7 @@ from . import _limits as L
 from . import _operations as ops
 from . import _telemetry
 from ._batching import Rate, _limiter
+from ._clock import Clock
 from ._retry import RetryPolicy, RetryToken
 from ._shapes import Event
 from ._spool import MemorySpool, Spool, SpoolBatch, SpoolError
@@ -244,6 +245,7 @@ class EventRecorder:
         close_timeout: float = 30.0,
         spool: SpoolOption = None,
         requests_per_second: Rate = None,
+        clock: Clock | None = None,
     ) -> None:
         self._state = "new"  # new -> running -> closing -> closed; set first so __del__ works after a failed init
         self._pending = 0
@@ -290,6 +292,9 @@ class EventRecorder:
         self._on_drop = on_drop
         self._close_timeout = float(close_timeout)
         self._limiter = _limiter(ops.PUT_EVENTS, requests_per_second)
+        if clock is not None and not isinstance(clock, Clock):
+            raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
+        self._clock: Clock | None = clock  # None: the event loop's
 
         self._ready: deque[_Batch] = deque()
         self._later: list[tuple[float, int, _Batch]] = []  # batches waiting to be retried, by due time
@@ -588,10 +593,11 @@ class EventRecorder:
         if not await self._open_spool():
             return
         loop = asyncio.get_running_loop()
-        next_tick = loop.time() + self._flush_interval
+        clock: Clock = self._clock or loop
+        next_tick = clock.time() + self._flush_interval
         while True:
             try:
-                now = loop.time()
+                now = clock.time()
                 if self._flush_now or now >= next_tick:
                     self._flush_now = False
                     self._take_batches(flush=True)
@@ -613,7 +619,7 @@ class EventRecorder:
                     continue
                 wake_at = next_tick if not self._later else min(next_tick, self._later[0][0])
                 waiter = self._waiter = loop.create_future()
-                timer = loop.call_at(wake_at, _wake, waiter)
+                timer = clock.call_at(wake_at, _wake, waiter)
                 try:
                     await waiter  # no wait_for: a cancellation always reaches this task (Python 3.11's may not)
                 finally:
@@ -650,7 +656,7 @@ class EventRecorder:
 
     def _later_add(self, batch: _Batch, delay: float) -> None:
         assert self._loop is not None
-        heapq.heappush(self._later, (self._loop.time() + delay, next(self._order), batch))
+        heapq.heappush(self._later, (self._clock_time() + delay, next(self._order), batch))
 
     def _sent_done(self, task: asyncio.Task[None]) -> None:
         batch = self._in_flight.pop(task, None)
@@ -658,10 +664,13 @@ class EventRecorder:
             self._probe = None
             if batch not in self._unsettled and self._later:  # it got through: the next may go now
                 due, order, first = heapq.heappop(self._later)
-                heapq.heappush(self._later, (min(due, self._loop_time()), order, first))
+                heapq.heappush(self._later, (min(due, self._clock_time()), order, first))
         self._poke()  # a slot is free
 
-    def _loop_time(self) -> float:
+    def _clock_time(self) -> float:
+        """The time on the recorder's clock, which schedules the flushes and the re-sends."""
+        if self._clock is not None:
+            return self._clock.time()
         assert self._loop is not None
         return self._loop.time()
 

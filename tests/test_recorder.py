@@ -20,6 +20,7 @@ from aiopersonalize_events import (
     Credentials,
     Event,
     EventRecorder,
+    ManualClock,
     MemorySpool,
     PersonalizeEventsClient,
     PersonalizeEventsError,
@@ -120,16 +121,55 @@ async def test_generated_ids_are_distinct_version_4_uuids(client: PersonalizeEve
         assert (parsed.hex, parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
 
 
+async def _turns(n: int = 20) -> None:
+    """Let the loop run ``n`` times (the recorder's task reacts to a clock's callback at the next turn)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
 async def test_flush_interval_sends_partial_groups(client: PersonalizeEventsClient, emulator: Emulator) -> None:
-    """A group smaller than ten is sent once flush_interval passes, without flush() or close()."""
-    async with client.event_recorder(tracking_id=TRACKER, flush_interval=0.05) as recorder:
+    """A group smaller than ten waits for flush_interval on the recorder's clock, then goes without flush()."""
+    clock = ManualClock()
+    async with client.event_recorder(tracking_id=TRACKER, flush_interval=5, clock=clock) as recorder:
         recorder.record(_event(1), session_id="s")
-        for _ in range(200):
+        await _turns()
+        assert clock.next_due() == 5.0  # the recorder sleeps until the interval ends
+        clock.advance(4.9)
+        await _turns()
+        assert (recorder.stats.sent, emulator.calls[("PutEvents", 200)]) == (0, 0)
+        clock.advance(0.1)
+        for _ in range(2000):  # the send itself is real I/O to the emulator
             if recorder.stats.sent:
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
         assert recorder.stats.sent == 1
+        assert clock.next_due() == 10.0  # and the next interval is measured from then
     assert len(emulator.events(TRACKER)) == 1
+
+
+def test_manual_clock_runs_what_came_due_in_time_order_and_skips_cancelled() -> None:
+    """advance() runs due callbacks earliest first, never a cancelled one, and never goes back in time."""
+    clock = ManualClock(start=10)
+    ran: list[tuple[str, float]] = []
+    clock.call_at(12, lambda: ran.append(("b", clock.time())))
+    clock.call_at(11, lambda: ran.append(("a", clock.time())))
+    clock.call_at(11.5, ran.append, ("x", 0)).cancel()
+    clock.call_at(30, lambda: ran.append(("late", clock.time())))
+    assert clock.next_due() == 11
+    clock.advance(5)
+    assert ran == [("a", 11), ("b", 12)]
+    assert (clock.time(), clock.next_due()) == (15, 30)
+    with pytest.raises(ValueError, match="forward"):
+        clock.advance(-1)
+    clock.call_at(0, lambda: ran.append(("past", clock.time())))  # already due: runs at the next advance
+    clock.advance(0)
+    assert ran[-1] == ("past", 15)
+
+
+async def test_a_recorder_refuses_a_clock_without_call_at(client: PersonalizeEventsClient) -> None:
+    """clock= must look like an event loop's clock; anything else is a ValidationError naming it."""
+    with pytest.raises(ValidationError, match="clock"):
+        client.event_recorder(tracking_id=TRACKER, clock=object())  # type: ignore[arg-type]
 
 
 async def test_a_full_group_is_sent_without_waiting_for_the_interval(

@@ -30,6 +30,7 @@ from aiopersonalize_events import (
     Credentials,
     Event,
     Item,
+    ManualClock,
     PersonalizeEventsClient,
     PersonalizeEventsError,
     PoolTimeoutError,
@@ -398,19 +399,35 @@ async def test_recorder_resends_spend_the_clients_budget_then_probe(
 
 
 async def test_recorder_resends_honour_retry_after(server: ScriptedServer) -> None:
-    """A throttling answer with Retry-After: 0.3 holds the batch back at least that long (jitter would say 0)."""
-    server.error("ThrottlingException", 400, headers={"Retry-After": "0.3"})
+    """A throttling answer with Retry-After: 3 holds the batch back 3 s on the recorder's clock (jitter says 0).
+
+    The clock is a ManualClock: the test moves it instead of sleeping, and checks
+    that nothing is re-sent at 2.9 s and that the batch goes at 3 s.
+    """
+    server.error("ThrottlingException", 400, headers={"Retry-After": "3"})
     client = make_client(server, config=ClientConfig(max_attempts=1, retry_budget=100))
     client.retry_policy.random = lambda: 0.0
-    async with client, client.event_recorder(tracking_id=TRACKER, flush_interval=0.01) as recorder:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+    clock = ManualClock()
+    async with client, client.event_recorder(tracking_id=TRACKER, flush_interval=60, clock=clock) as recorder:
         recorder.record(_event(1), session_id="s")
-        await asyncio.wait_for(recorder.flush(), HANG_GUARD)
-        took = loop.time() - start
+        flushed = asyncio.ensure_future(recorder.flush())
+        for _ in range(4000):  # the first send and its throttling answer: real I/O
+            if recorder.stats.retried:
+                break
+            await asyncio.sleep(0.005)
+        assert (recorder.stats.retried, len(server.requests)) == (1, 1)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert clock.next_due() == 3.0  # the re-send is due at Retry-After, not at the jitter's 0
+        clock.advance(2.9)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(server.requests) == 1
+        assert not flushed.done()
+        clock.advance(0.1)
+        await asyncio.wait_for(flushed, HANG_GUARD)
     assert recorder.stats.sent == 1
     assert len(server.requests) == 2
-    assert took >= 0.3
 
 
 async def test_a_not_found_tracker_fails_at_once_without_retries(emulator: Emulator) -> None:

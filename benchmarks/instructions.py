@@ -36,7 +36,15 @@ from typing import Any
 
 from benchmarks.procs import ROOT, WORKER, WorkerError, children, parse_result
 
-__all__ = ["TOGGLE", "callgrind_argv", "count_instructions", "parse_callgrind", "parse_callgrind_stderr", "run_counts"]
+__all__ = [
+    "TOGGLE",
+    "callgrind_argv",
+    "count_instructions",
+    "count_recorder_instructions",
+    "parse_callgrind",
+    "parse_callgrind_stderr",
+    "run_counts",
+]
 
 TOGGLE = "_operator_call"  # the C function behind operator.call (CPython 3.11+)
 _COLLECTED = re.compile(r"^==\d+==\s+Collected\s*:\s*([\d ]+)\s*$", re.MULTILINE)
@@ -87,6 +95,53 @@ def callgrind_argv(out_file: Path, valgrind: str = "valgrind") -> list[str]:
     ]
 
 
+def _run_counted(args: list[str], env: Mapping[str, str], what: str, timeout: float) -> tuple[dict[str, Any], int]:
+    """Run a worker under callgrind (``args`` after the valgrind prefix); its result and the instructions counted."""
+    valgrind = valgrind_path()
+    if valgrind is None:
+        raise WorkerError("valgrind is not installed")
+    if sys.version_info < (3, 11):
+        raise WorkerError("needs Python 3.11+ (operator.call switches the counting on)")
+    out_dir = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
+    out_file = out_dir / "callgrind.out"
+    argv = [*callgrind_argv(out_file, valgrind), *args]
+    proc = children.start(argv, env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise WorkerError(f"callgrind run of {what} timed out after {timeout:.0f}s") from None
+    finally:
+        children.stop(proc)
+    try:
+        stderr = err.decode(errors="replace")
+        result = parse_result(out)
+        if proc.returncode != 0 or result is None or not out_file.exists():
+            raise WorkerError(f"callgrind run of {what} failed (exit {proc.returncode}): {stderr[-2000:]}")
+        totals = parse_callgrind(out_file.read_text(errors="replace"))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    instructions = totals.get("Ir", 0)
+    if not instructions:
+        raise WorkerError(f"callgrind counted nothing: is {TOGGLE} in this interpreter's symbols?")
+    result["collected_stderr"] = parse_callgrind_stderr(stderr)
+    return result, instructions
+
+
+def count_recorder_instructions(
+    url: str, env: Mapping[str, str], events: int = 10_000, timeout: float = 900.0
+) -> dict[str, Any]:
+    """Instructions per event through the recorder (worker mode ``recins``): the user's events, calls of ten."""
+    args = [sys.executable, str(WORKER), "recins", f"url={url}", f"events={events}", "callgrind=1"]
+    result, instructions = _run_counted(args, env, "the recorder", timeout)
+    return {
+        "events": events,
+        "sent": result["sent"],
+        "retried": result["retried"],
+        "instructions": instructions,
+        "instructions_per_event": instructions / events,
+    }
+
+
 def count_instructions(
     url: str,
     env: Mapping[str, str],
@@ -98,13 +153,6 @@ def count_instructions(
     timeout: float = 900.0,
 ) -> dict[str, Any]:
     """Run ``calls`` calls of ``client`` under callgrind against the stub at ``url``; instructions per call."""
-    valgrind = valgrind_path()
-    if valgrind is None:
-        raise WorkerError("valgrind is not installed")
-    if sys.version_info < (3, 11):
-        raise WorkerError("needs Python 3.11+ (operator.call switches the counting on)")
-    out_dir = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
-    out_file = out_dir / "callgrind.out"
     params = {
         "client": client,
         "workload": workload,
@@ -115,26 +163,8 @@ def count_instructions(
         "warmup": warmup,
         "callgrind": 1,
     }
-    args = [*callgrind_argv(out_file, valgrind), sys.executable, str(WORKER), "throughput"]
-    args += [f"{k}={v}" for k, v in params.items()]
-    proc = children.start(args, env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise WorkerError(f"callgrind run of {client} timed out after {timeout:.0f}s") from None
-    finally:
-        children.stop(proc)
-    try:
-        stderr = err.decode(errors="replace")
-        result = parse_result(out)
-        if proc.returncode != 0 or result is None or not out_file.exists():
-            raise WorkerError(f"callgrind run of {client} failed (exit {proc.returncode}): {stderr[-2000:]}")
-        totals = parse_callgrind(out_file.read_text(errors="replace"))
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    instructions = totals.get("Ir", 0)
-    if not instructions:
-        raise WorkerError(f"callgrind counted nothing: is {TOGGLE} in this interpreter's symbols?")
+    args = [sys.executable, str(WORKER), "throughput", *(f"{k}={v}" for k, v in params.items())]
+    result, instructions = _run_counted(args, env, client, timeout)
     made = result["calls"] + result["errors"]
     return {
         "client": client,
@@ -145,7 +175,7 @@ def count_instructions(
         "warmup_calls": result["warmup_calls"],
         "instructions": instructions,
         "instructions_per_call": instructions / made if made else None,
-        "collected_stderr": parse_callgrind_stderr(stderr),
+        "collected_stderr": result["collected_stderr"],
     }
 
 
@@ -182,21 +212,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--clients", default="ours,floor")
     parser.add_argument("--workloads", default="user")
+    parser.add_argument(
+        "--recorder-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count N events through the recorder (instructions per event, and ÷ the floor's per call / 10)",
+    )
+    parser.add_argument("--package-root", help="count the aiopersonalize_events found in this directory")
     args = parser.parse_args(argv)
+    env = child_env(Path(args.package_root).absolute()) if args.package_root else child_env()
     children.install()
     try:
         with Stub("raw") as stub:
             counts = run_counts(
                 stub.url,
-                child_env(),
+                env,
                 args.clients.split(","),
                 args.workloads.split(","),
                 args.calls,
                 log=lambda m: print(m, file=sys.stderr, flush=True),
             )
+            recorder = (
+                count_recorder_instructions(stub.url, env, args.recorder_events) if args.recorder_events else None
+            )
     finally:
         children.stop_all()
     print(render_instructions(counts))
+    if recorder is not None:
+        line = (
+            f"recorder: {recorder['instructions_per_event']:,.0f} instructions per event ({recorder['events']} events)"
+        )
+        floor = [r for r in counts["runs"] if r["client"] == "floor" and r["workload"] == "user"]
+        if floor and floor[0]["instructions_per_call"]:
+            per_event = floor[0]["instructions_per_call"] / 10
+            ratio = recorder["instructions_per_event"] / per_event
+            line += f"; the floor's per call / 10: {per_event:,.0f}; ratio {ratio:.2f}x"
+        print(line)
     return 0
 
 

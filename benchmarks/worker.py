@@ -19,6 +19,12 @@ max_calls=M warmup=W``
 ``recorder url=... duration=S max_events=N prebuilt=0|1``
     events recorded through ``client.event_recorder()`` as fast as the
     recorder drains them; reports events/s delivered and CPU per event.
+``recins url=... events=N callgrind=0|1``
+    the recorder's instruction count mode: ``events`` of the user's events
+    recorded (bursts of 50, as ``recorder``) with a flush interval longer
+    than the run, so that calls hold ten events (as at full speed) and not
+    what a slowed-down clock would cut; ``callgrind=1`` runs recording and
+    the final flush inside ``operator.call`` (see ``throughput``).
 ``recmem url=... events=N``
     bytes of memory (tracemalloc) per event queued in the recorder.
 ``recmicro url=... events=N repeats=R``
@@ -739,6 +745,71 @@ async def recmicro(args: dict[str, str]) -> dict[str, Any]:
     }
 
 
+async def _recins_open(url: str) -> tuple[Any, Any, Callable[[int], Any]]:
+    client = await _ours_client(url)
+    await client.__aenter__()
+    rec = client.event_recorder(tracking_id=TRACKING_ID, flush_interval=3600.0)
+    await rec.__aenter__()
+    build = _event_factory()
+    for i in range(2000):  # warm-up: connections, code paths, the id pool
+        rec.record(build(i), session_id=SESSIONS[i % 64])
+    await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+    return client, rec, build
+
+
+async def _recins_run(rec: Any, build: Callable[[int], Any], events: int) -> None:
+    record = rec.record
+    i = 0
+    while i < events:
+        if _stat(rec.stats, "pending") > 4000:
+            await asyncio.sleep(0.0005)
+            continue
+        for _ in range(min(50, events - i)):
+            record(build(i), session_id=SESSIONS[i % 64])
+            i += 1
+        await asyncio.sleep(0)
+    await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+
+
+def _recins_section(loop: asyncio.AbstractEventLoop, rec: Any, build: Callable[[int], Any], events: int) -> None:
+    """The counted part of ``recins``: recording ``events`` events and the flush that sends the last ones."""
+    loop.run_until_complete(_recins_run(rec, build, events))
+
+
+def recins(args: dict[str, str]) -> dict[str, Any]:
+    """The recorder's instruction-count mode (see the module docstring)."""
+    import gc
+
+    events = int(args.get("events", "10000"))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        client, rec, build = loop.run_until_complete(_recins_open(args["url"]))
+        before = rec.stats
+        gc.collect()
+        cpu0 = time.process_time()
+        if args.get("callgrind") == "1":
+            import operator
+
+            operator.call(_recins_section, loop, rec, build, events)  # type: ignore[attr-defined, unused-ignore]
+        else:
+            _recins_section(loop, rec, build, events)
+        cpu = time.process_time() - cpu0
+        after = rec.stats
+        loop.run_until_complete(rec.__aexit__(None, None, None))
+        loop.run_until_complete(client.__aexit__(None, None, None))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    return {
+        "mode": "recins",
+        "events": events,
+        "sent": _stat(after, "sent") - _stat(before, "sent"),
+        "retried": _stat(after, "retried") - _stat(before, "retried"),
+        "cpu_us_per_event": 1e6 * cpu / events,
+    }
+
+
 MODES: dict[str, Callable[[dict[str, str]], Coroutine[Any, Any, dict[str, Any]]]] = {
     "first": first,
     "recorder": recorder,
@@ -747,10 +818,14 @@ MODES: dict[str, Callable[[dict[str, str]], Coroutine[Any, Any, dict[str, Any]]]
 }
 
 
+SYNC_MODES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {"throughput": throughput, "recins": recins}
+"""The modes that run their own event loop (their counted section is synchronous)."""
+
+
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     """``MODE key=value ...`` to (mode, {key: value})."""
-    if not argv or (argv[0] not in MODES and argv[0] != "throughput"):
-        raise SystemExit(f"usage: worker.py {{throughput|{'|'.join(MODES)}}} key=value ...")
+    if not argv or (argv[0] not in MODES and argv[0] not in SYNC_MODES):
+        raise SystemExit(f"usage: worker.py {{{'|'.join([*SYNC_MODES, *MODES])}}} key=value ...")
     pairs = {}
     for item in argv[1:]:
         key, sep, value = item.partition("=")
@@ -764,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one mode and print ``RESULT {json}``."""
     mode, args = parse(sys.argv[1:] if argv is None else argv)
     try:
-        result = throughput(args) if mode == "throughput" else asyncio.run(MODES[mode](args))
+        result = SYNC_MODES[mode](args) if mode in SYNC_MODES else asyncio.run(MODES[mode](args))
     except KeyboardInterrupt:
         return 130
     print("RESULT " + json.dumps(result), flush=True)

@@ -209,6 +209,21 @@ def test_recorder_workers_deliver_every_event(stub: Stub) -> None:
     assert memory["bytes_per_queued_event"] > 0
 
 
+def test_recorder_instruction_mode_sends_its_events_in_calls_of_ten(stub: Stub) -> None:
+    """``recins`` (the recorder's callgrind mode, run here without valgrind): 640 events, 64 sessions, 64 calls."""
+    before = stub.stats()
+    result = run_worker("recins", {"url": stub.url, "events": 640}, timeout=90)
+    after = stub.stats()
+    assert (result["sent"], result["retried"]) == (640, 0)
+    assert after["events"] - before["events"] == 640 + 2000  # the warm-up's events, then the counted ones
+    # 2,000 warm-up events over 64 sessions: 31 full calls and a flush of the rest per session, then 640 in 64 calls
+    assert after["requests"] - before["requests"] - 64 == sum(-(-n // 10) for n in _per_session(2000, 64))
+
+
+def _per_session(events: int, sessions: int) -> list[int]:
+    return [events // sessions + (1 if i < events % sessions else 0) for i in range(sessions)]
+
+
 def test_report_pieces_on_synthetic_input() -> None:
     """Paired ratios, target verdicts, the py-spy summary and the import-trace parser work on known input."""
     runs = [

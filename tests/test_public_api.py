@@ -110,7 +110,10 @@ def test_modules_have_docstrings() -> None:
 def test_py_typed_ships() -> None:
     """py.typed is in the package and declared as package data, so type checkers use our annotations."""
     assert importlib.resources.files("aiopersonalize_events").joinpath("py.typed").is_file()
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the dev extra installs tomli on 3.10
+        import tomli as tomllib
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["aiopersonalize_events"]
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 
 from .. import _limits as L
+from .. import _lines
 from .. import _operations as ops
-from .. import serde
-from .._naming import camel
-from .._validators import check_arn, check_optional_text, check_text
+from .._lines import line_members
+from .._validators import check_arn, check_text
 from ..errors import ValidationError
 
 __all__ = [
@@ -56,34 +56,6 @@ class ParsedLine(NamedTuple):
     members: tuple[Any, ...]
 
 
-class _Member(NamedTuple):
-    name: str  # snake_case, as the request shape spells it
-    wire: str  # camelCase, as the line spells it
-    required: bool
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# Strict JSON: Python's json accepts NaN, Infinity and -Infinity, which no other JSON reader takes back.
-_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
-
-
-@functools.cache
-def _members(op: ops.Operation) -> tuple[_Member, ...]:
-    return tuple(
-        _Member(field.name, camel(field.name), field.default is attrs.NOTHING)
-        for field in attrs.fields(op.request)
-        if field.name not in (op.resource_field, op.record_field)
-    )
-
-
-def line_members(op: ops.Operation) -> tuple[str, ...]:
-    """The request members each line carries besides its record (``session_id``, ``user_id`` for PutEvents)."""
-    return tuple(member.name for member in _members(op))
-
-
 @functools.cache
 def _has_event_id(op: ops.Operation) -> bool:
     return "event_id" in attrs.fields_dict(op.record)
@@ -104,18 +76,9 @@ def json_type(value: object) -> str:
     return "a number"
 
 
-def _camel_path(path: str) -> str:
-    """``metric_attribution.event_attribution_source`` -> ``metricAttribution.eventAttributionSource``."""
-    return ".".join(camel(part) for part in path.split("."))
-
-
-def _reason(error: ValidationError) -> str:
-    return f"{_camel_path(error.path)}: {error.message}" if error.path else error.message
-
-
 def _decode(text: str) -> Any:
     try:
-        return _DECODER.decode(text)
+        return _lines.STRICT_JSON.decode(text)
     except json.JSONDecodeError as exc:
         # some of json's messages end in "at" already ("Unterminated string starting at")
         where = "column" if exc.msg.endswith(" at") else "at column"
@@ -145,47 +108,24 @@ def parse_line(
         raise LineError(f"must be a JSON object, not {json_type(data)}", data)
     fields = data
     values: tuple[Any, ...] = ()
-    members = _members(op)
-    if members:
-        fields = dict(data)  # the line as given stays whole, for --failed-out
-        found: list[Any] = []
-        for member in members:
-            if member.wire in fields:
-                value = fields.pop(member.wire)
-                try:
-                    # the request members a line carries are ids: the request's own checks, made here, once a line
-                    if member.required:
-                        check_text(member.name, value, L.ID_MAX)
-                    else:
-                        check_optional_text(member.name, value, L.ID_MAX)
-                except ValidationError as exc:
-                    raise LineError(_reason(exc), data) from None
-                found.append(value)
-            elif member.required:
-                raise LineError(f"{member.wire}: is required", data)
-            else:
-                found.append(None)
-        values = tuple(found)
-    if assign_event_id and "eventId" not in fields and _has_event_id(op):
-        if fields is data:
-            fields = dict(data)
-        fields["eventId"] = uuid.uuid4().hex
     try:
-        record = serde.from_wire(op.record, fields)
-    except ValidationError as exc:
-        raise LineError(_reason(exc), data) from None
-    except (TypeError, ValueError) as exc:  # defensive: a value no check foresaw
-        raise LineError(f"cannot be read as {op.record.__name__} ({type(exc).__name__})", data) from None
+        if _lines.members(op):
+            fields = dict(data)  # the line as given stays whole, for --failed-out
+            # the request members a line carries are ids: the request's own checks, made here, once a line
+            values = _lines.take_members(op, fields)
+        if assign_event_id and "eventId" not in fields and _has_event_id(op):
+            if fields is data:
+                fields = dict(data)
+            fields["eventId"] = uuid.uuid4().hex
+        record = _lines.to_record(op, fields)
+    except _lines.RecordError as exc:
+        raise LineError(exc.reason, data) from None
     return ParsedLine(record, values)
 
 
 def as_input(op: ops.Operation, members: tuple[Any, ...], record: Any) -> dict[str, Any]:
     """A record back in the input's JSON Lines form (``properties`` as a JSON string), for ``--failed-out``."""
-    out: dict[str, Any] = {
-        member.wire: value for member, value in zip(_members(op), members, strict=True) if value is not None
-    }
-    out.update(serde.to_wire(record))
-    return out
+    return _lines.to_line(op, members, record)
 
 
 def raw_record(text: str) -> Any:

@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from .._retry import RetryBudget, RetryPolicy
 from ..errors import TransportError, ValidationError
 
-__all__ = ["Backoff", "connect", "describe", "transient"]
+__all__ = ["Backoff", "check_url", "connect", "describe", "transient"]
 
 _TRANSIENT_REPLIES: Final = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "MISCONF")
 """Error replies that pass by themselves (memory freed, failover done, data loaded, disk writable again)."""
@@ -32,10 +32,15 @@ MIN_WAIT: Final = 0.01
 """The shortest wait between tries, even with ``set_testing(True)``: a down Redis is never polled in a loop."""
 
 
-def connect(url: str, *, socket_timeout: float | None, connect_timeout: float = 5.0) -> redis.asyncio.Redis:
-    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``) without redis-py's own retries."""
+def check_url(url: object) -> None:
+    """``ValidationError`` (naming ``url``) unless ``url`` is a non-empty string; redis-py parses the rest."""
     if not isinstance(url, str) or not url:
         raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+
+
+def connect(url: str, *, socket_timeout: float | None, connect_timeout: float = 5.0) -> redis.asyncio.Redis:
+    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://``) without redis-py's own retries."""
+    check_url(url)
     try:
         client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
             url,

@@ -65,7 +65,7 @@ from .._batching import DEFAULT_RATE, AcquireLimit, Grouper, Rate, _limiter
 from .._retry import RetryToken
 from .._validators import check_arn, check_positive_int, check_text
 from ..errors import PersonalizeEventsError, ServiceError, ValidationError
-from ._connect import Backoff, as_text, connect, describe, transient
+from ._connect import Backoff, as_text, check_url, connect, describe, transient
 from ._entries import RECORD_FIELD, PoisonEntry, decode, line_members
 from ._keys import dead_letter_key
 
@@ -254,8 +254,7 @@ class Forwarder:
         else:
             check_arn("dataset_arn", dataset_arn)
             resource = dataset_arn
-        if not isinstance(url, str) or not url:
-            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+        check_url(url)
         check_text("stream", stream, 512)
         check_text("group", group, 512)
         if consumer is not None:

@@ -31,7 +31,7 @@ import redis.asyncio
 
 from .._validators import check_text
 from ..errors import PersonalizeEventsError, ValidationError
-from ._connect import Backoff, connect, describe, transient
+from ._connect import Backoff, check_url, connect, describe, transient
 
 __all__ = ["RedisCommandError", "RedisRateLimiter", "limiter_from_url", "quota_key"]
 
@@ -84,8 +84,7 @@ class RedisRateLimiter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        if not isinstance(url, str) or not url:
-            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+        check_url(url)
         check_text("key", key, 512)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1_000_000:
             raise ValidationError("rate", "must be a positive number of calls per second (below 1,000,000)")

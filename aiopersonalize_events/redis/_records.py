@@ -17,6 +17,7 @@ import attrs
 import redis.asyncio
 
 from .. import _operations as ops
+from .._batching import _aiter
 from .._validators import check_optional_text, check_positive_int, check_text
 from ..errors import ValidationError
 from ._connect import connect
@@ -25,15 +26,6 @@ from ._entries import RECORD_FIELD, encode, line_members
 __all__ = ["add_records"]
 
 _BY_RECORD = {op.record: op for op in ops.OPERATIONS}
-
-
-async def _aiter(records: Iterable[Any] | AsyncIterable[Any]) -> Any:
-    if isinstance(records, AsyncIterable):
-        async for record in records:
-            yield record
-    else:
-        for record in records:
-            yield record
 
 
 async def add_records(

@@ -39,7 +39,7 @@ from .._shapes import Event
 from .._spool import HandOffListener, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from .._validators import check_positive_int, check_text
 from ..errors import ValidationError
-from ._connect import Backoff, connect, describe, transient
+from ._connect import Backoff, check_url, connect, describe, transient
 from ._entries import RECORD_FIELD, encode_event
 
 __all__ = ["RedisSpoolStats", "RedisStreamSpool"]
@@ -106,8 +106,7 @@ class RedisStreamSpool:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        if not isinstance(url, str) or not url:
-            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+        check_url(url)
         check_text("stream", stream, 512)
         if maxlen is not None:
             check_positive_int("maxlen", maxlen)

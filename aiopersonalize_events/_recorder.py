@@ -165,28 +165,28 @@ def _make_copier() -> Callable[[Event, str], Event]:
 _copy_with_id: Final = _make_copier()
 
 
-def _uuid_bits(count: int) -> tuple[int, int]:
-    """The masks that make ``count`` concatenated 16-byte strings version 4 UUIDs: (bits kept, bits set)."""
+def _uuid_masks() -> tuple[int, int]:
+    """The masks that make ``_IDS_AT_ONCE`` concatenated 16-byte strings version 4 UUIDs: (bits kept, bits set)."""
     keep = bytearray(b"\xff" * 16)
     set_ = bytearray(16)
     keep[6], set_[6] = 0x0F, 0x40  # the version, 4
     keep[8], set_[8] = 0x3F, 0x80  # the RFC 4122 variant
-    return int.from_bytes(bytes(keep) * count, "big"), int.from_bytes(bytes(set_) * count, "big")
+    return int.from_bytes(bytes(keep) * _IDS_AT_ONCE, "big"), int.from_bytes(bytes(set_) * _IDS_AT_ONCE, "big")
 
 
-_UUID_KEEP, _UUID_SET = _uuid_bits(_IDS_AT_ONCE)
+_UUID_KEEP, _UUID_SET = _uuid_masks()
 
 
-def _new_ids(count: int = _IDS_AT_ONCE) -> list[str]:
-    """``count`` random UUIDs (version 4, as 32 hex digits) from one ``os.urandom``.
+def _new_ids() -> list[str]:
+    """``_IDS_AT_ONCE`` random UUIDs (version 4, as 32 hex digits) from one ``os.urandom``.
 
     The version and variant bits of all of them are set with two big-integer
     operations, as ``uuid.uuid4()`` sets them one by one.
     """
-    keep, set_ = (_UUID_KEEP, _UUID_SET) if count == _IDS_AT_ONCE else _uuid_bits(count)
-    raw = int.from_bytes(os.urandom(16 * count), "big") & keep | set_
-    text = raw.to_bytes(16 * count, "big").hex()
-    return [text[n : n + 32] for n in range(0, 32 * count, 32)]
+    size = 16 * _IDS_AT_ONCE
+    raw = int.from_bytes(os.urandom(size), "big") & _UUID_KEEP | _UUID_SET
+    text = raw.to_bytes(size, "big").hex()
+    return [text[n : n + 32] for n in range(0, 2 * size, 32)]
 
 
 def _reason(error: PersonalizeEventsError) -> str:
@@ -439,9 +439,7 @@ class EventRecorder:
         if self._pending >= self._unchecked and self._full() and not self._make_room(event):
             return False
         if self._durable and event.event_id is None:  # the id goes to disk with the event: a resend is de-duplicated
-            ids = self._ids or _new_ids()
-            event = _copy_with_id(event, ids.pop())
-            self._ids = ids
+            event = _copy_with_id(event, self._next_id())
         self._pending += 1
         self._append(event, session_id, user_id)
         return True
@@ -674,6 +672,12 @@ class EventRecorder:
         assert self._loop is not None
         return self._loop.time()
 
+    def _next_id(self) -> str:
+        """A random UUID (version 4, as 32 hex digits) from the recorder's pool, made ``_IDS_AT_ONCE`` at a time."""
+        if not self._ids:
+            self._ids = _new_ids()
+        return self._ids.pop()
+
     def _with_ids(self, events: list[Event]) -> list[Event]:
         """The events, each one without an id copied with a random UUID (version 4, as 32 hex digits).
 
@@ -681,15 +685,11 @@ class EventRecorder:
         resent event once. The copies are not validated again, and the ids come
         from the recorder's pool, made ``_IDS_AT_ONCE`` at a time.
         """
-        ids = self._ids
         given: list[Event] = []
         for event in events:
             if event.event_id is None:
-                if not ids:
-                    ids = _new_ids()
-                event = _copy_with_id(event, ids.pop())
+                event = _copy_with_id(event, self._next_id())
             given.append(event)
-        self._ids = ids
         return given
 
     async def _deliver(self, batch: _Batch) -> None:

@@ -30,33 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from benchmarks.procs import ROOT, Stub, child_env, children, parse_result
+from benchmarks.worker import _event_factory
 
 TRACKING_ID = "bench-spool"
 SESSIONS = [f"session-{i}" for i in range(64)]
-ITEMS = [f"item-{i}" for i in range(100)]
 HIGH_WATER = 4000
 BURST = 50
-
-
-def _build() -> Any:
-    from aiopersonalize_events import Event
-
-    now = datetime.now
-    utc = timezone.utc
-
-    def build(n: int) -> Any:
-        return Event(
-            event_type="click",
-            sent_at=now(utc),
-            item_id=ITEMS[n % 100],
-            properties={"device": "mobile", "page": "product", "position": n % 10},
-        )
-
-    return build
 
 
 def _timer_cost_ns() -> float:
@@ -71,7 +53,7 @@ def _timer_cost_ns() -> float:
 async def _measure(url: str, kind: str, duration: float, path: str | None) -> dict[str, Any]:
     from aiopersonalize_events import Credentials, PersonalizeEventsClient
 
-    build = _build()
+    build = _event_factory()
     spool: Any = None
     if kind == "sqlite":
         from aiopersonalize_events import SqliteSpool

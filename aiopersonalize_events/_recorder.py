@@ -8,7 +8,8 @@ spool by default, grouping by (session, user) with the package's one
 background task (started on first use, inside the running loop) opens the
 spool, takes full groups of ten, and every group when ``flush_interval``
 passes, as batches, and sends each with the client's public ``put_events``,
-at most ``max_concurrency`` at once. A batch leaves the spool when the service
+at most ``max_concurrency`` at once (a sender whose call ends goes straight on
+to the next ready batch, without a task per call). A batch leaves the spool when the service
 accepted it (``ack``) or when it failed for good (``fail``: a durable spool
 keeps it as a dead letter); one unsettled when the recorder stops goes back
 to a durable spool (``release``) for the next start.
@@ -658,12 +659,18 @@ class EventRecorder:
 
     def _sent_done(self, task: asyncio.Task[None]) -> None:
         batch = self._in_flight.pop(task, None)
-        if batch is not None and batch is self._probe:
+        if batch is not None:
+            self._batch_ended(batch)
+        self._poke()  # a slot is free
+
+    def _batch_ended(self, batch: _Batch) -> None:
+        """A sender is done with ``batch``: a probe that got through lets the next waiting batch go now."""
+        if batch is self._probe:
             self._probe = None
-            if batch not in self._unsettled and self._later:  # it got through: the next may go now
+            if batch not in self._unsettled and self._later:
                 due, order, first = heapq.heappop(self._later)
                 heapq.heappush(self._later, (min(due, self._clock_time()), order, first))
-        self._poke()  # a slot is free
+                self._poke()
 
     def _clock_time(self) -> float:
         """The time on the recorder's clock, which schedules the flushes and the re-sends."""
@@ -693,29 +700,50 @@ class EventRecorder:
         return given
 
     async def _deliver(self, batch: _Batch) -> None:
-        """Make one call for a batch; settle it, or put it back to be retried later."""
-        try:
-            events = batch.events = self._with_ids(batch.events)
-            if self._limiter is not None:  # a call (a retry too) waits for its turn
-                await self._limiter.acquire()
-            await self._client.put_events(
-                tracking_id=self._tracking_id, session_id=batch.session_id, event_list=events, user_id=batch.user_id
-            )
-        except asyncio.CancelledError:
-            if batch in self._unsettled:
-                self._give_up(batch, RecorderClosedError("the recorder closed before delivery"))
-            raise
-        except PersonalizeEventsError as error:
-            self._failed_call(batch, error)
-            return
-        except Exception as exc:  # a bug or misuse (client closed): fail loudly, never lose
-            log.exception("recorder send failed unexpectedly")
-            wrapped = PersonalizeEventsError(f"unexpected error while sending: {type(exc).__name__}: {exc}")
-            self._settle_failed(batch, wrapped)
-            return
-        if batch.token.cost:
-            self._policy.record_success(batch.token)
-        self._settle(batch, None)
+        """Make one call for a batch and settle it (or put it back to be retried later); then the next ready one.
+
+        The task keeps its place among the ``max_concurrency`` senders while
+        batches are ready, so a busy recorder makes no task per call.
+        """
+        task = asyncio.current_task()
+        while True:
+            try:
+                events = batch.events = self._with_ids(batch.events)
+                if self._limiter is not None:  # a call (a retry too) waits for its turn
+                    await self._limiter.acquire()
+                await self._client.put_events(
+                    tracking_id=self._tracking_id, session_id=batch.session_id, event_list=events, user_id=batch.user_id
+                )
+            except asyncio.CancelledError:
+                if batch in self._unsettled:
+                    self._give_up(batch, RecorderClosedError("the recorder closed before delivery"))
+                raise
+            except PersonalizeEventsError as error:
+                self._failed_call(batch, error)
+            except Exception as exc:  # a bug or misuse (client closed): fail loudly, never lose
+                log.exception("recorder send failed unexpectedly")
+                wrapped = PersonalizeEventsError(f"unexpected error while sending: {type(exc).__name__}: {exc}")
+                self._settle_failed(batch, wrapped)
+            else:
+                if batch.token.cost:
+                    self._policy.record_success(batch.token)
+                self._settle(batch, None)
+            following = self._next_ready()
+            if following is None or task is None:
+                return
+            self._batch_ended(batch)
+            batch = self._in_flight[task] = following
+
+    def _next_ready(self) -> _Batch | None:
+        """The ready batch a sender whose call ended may send at once; None leaves it to the background task."""
+        if self._state == "closed":
+            return None
+        ready = self._ready
+        if not ready:
+            self._take_batches(flush=False)
+        if ready and not ready[0].waiting_for_budget:  # one waiting for the budget: the background task asks
+            return ready.popleft()
+        return None
 
     def _failed_call(self, batch: _Batch, error: PersonalizeEventsError) -> None:
         batch.token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too

@@ -186,6 +186,55 @@ async def test_a_full_group_is_sent_without_waiting_for_the_interval(
         assert recorder.stats.sent == 10
 
 
+async def test_a_sender_goes_on_to_the_next_ready_batch_within_max_concurrency() -> None:
+    """A call that ends is followed at once by the next ready batch: never more than ``max_concurrency`` calls
+    in flight, every slot used while batches wait, and (one at a time) batches leave in the order they filled."""
+    from aiohttp import web
+
+    in_flight = peak = 0
+    sessions: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        sessions.append((await request.json())["sessionId"])
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(0.005)
+        finally:
+            in_flight -= 1
+        return web.json_response({}, headers={"x-amzn-RequestId": "req"})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        for limit in (1, 3):
+            sessions.clear()
+            peak = 0
+            async with (
+                PersonalizeEventsClient(
+                    region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}", credentials=Credentials("AKIDX", "s")
+                ) as client,
+                client.event_recorder(tracking_id=TRACKER, max_concurrency=limit, flush_interval=60) as recorder,
+            ):
+                for s in range(12):
+                    for i in range(10):
+                        recorder.record(_event(i), session_id=f"s{s:02d}")
+                await asyncio.wait_for(recorder.flush(), 10)
+                assert recorder.stats.sent == 120
+            assert peak == limit
+            assert sorted(sessions) == [f"s{s:02d}" for s in range(12)]
+            if limit == 1:
+                assert sessions == [f"s{s:02d}" for s in range(12)]
+    finally:
+        await runner.cleanup()
+
+
 async def test_faults_every_event_stored_exactly_once(emulator: Emulator) -> None:
     """With throttling, 5xx and dropped connections, every event is stored exactly once and counters add up."""
     emulator.faults = Faults(throttle=0.1, server_error=0.1, disconnect=0.05, seed=7)

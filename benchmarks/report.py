@@ -283,6 +283,24 @@ def _headline(summary: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def dependency_bound(imports: dict[str, Any] | None, first: dict[str, Any] | None) -> dict[str, float] | None:
+    """The least start-to-first-call ratio to the floor that the declared dependencies allow, or None.
+
+    The floor imports aiohttp; any client on the four dependencies imports
+    them all, so it starts at least their extra import time (best of each,
+    fresh processes) after the floor's best start to first call.
+    """
+    if not imports or not first:
+        return None
+    best = imports.get("best_s") or {}
+    deps, alone = best.get("its four dependencies"), best.get("aiohttp alone")
+    floor = ((first.get("best") or {}).get("floor") or {}).get("since_spawn_s")
+    if not deps or not alone or not floor:
+        return None
+    extra = max(0.0, deps - alone)
+    return {"extra_s": extra, "floor_s": floor, "ratio": 1 + extra / floor}
+
+
 def render(results: dict[str, Any]) -> str:
     """The Markdown report."""
     m = results["machine"]
@@ -476,6 +494,16 @@ def render(results: dict[str, Any]) -> str:
             "Start-up work is fixed, so interference from other processes only adds to it: the best run is the "
             "least disturbed estimate, and the target is judged on it.",
         ]
+        bound = dependency_bound(imports, first)
+        if bound is not None:
+            parts += [
+                "",
+                f"What the declared dependencies alone cost: importing aiohttp, aws-requests-auth, attrs and cattrs "
+                f"takes {1000 * bound['extra_s']:.1f} ms more than aiohttp alone (best of each), so a client built on "
+                f"them starts no faster than about **{bound['ratio']:.2f}x** the floor (best "
+                f"{1000 * bound['floor_s']:.1f} ms), before any code of its own. aws-requests-auth imports `requests` "
+                "(and urllib3, charset_normalizer) at the top of its module.",
+            ]
     rec = results.get("recorder")
     if rec:
         parts += ["", "## Recorder", ""]

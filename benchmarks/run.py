@@ -59,7 +59,7 @@ from benchmarks.procs import (
     run_python,
     run_worker,
 )
-from benchmarks.report import fmt, median, paired_ratio, render, summarise_throughput, targets
+from benchmarks.report import dependency_bound, fmt, median, paired_ratio, render, summarise_throughput, targets
 
 __all__ = ["IMPORTS", "Plan", "main", "run_suite"]
 
@@ -545,6 +545,8 @@ def run_suite(plan: Plan, command: str = "python -m benchmarks") -> dict[str, An
         if plan.startup:
             results["imports"] = _phase("import times", lambda: run_imports(plan), warnings)
             results["first_call"] = _phase("time to first call", lambda: run_first_call(plan, stub), warnings)
+            if results["first_call"]:
+                results["first_call"]["dependency_bound"] = dependency_bound(results["imports"], results["first_call"])
         if plan.recorder:
             results["recorder"] = _phase("recorder", lambda: run_recorder(plan, stub), warnings)
         if plan.stages:

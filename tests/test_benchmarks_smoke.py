@@ -272,6 +272,16 @@ def test_report_pieces_on_synthetic_input() -> None:
     ]
 
 
+def test_dependency_bound_on_synthetic_input() -> None:
+    """The start-up bound the dependencies set: their import beyond aiohttp's, over the floor's best start."""
+    imports = {"best_s": {"its four dependencies": 0.080, "aiohttp alone": 0.045}}
+    first = {"best": {"floor": {"since_spawn_s": 0.175}, "ours": {"since_spawn_s": 0.240}}}
+    bound = report.dependency_bound(imports, first)
+    assert bound == pytest.approx({"extra_s": 0.035, "floor_s": 0.175, "ratio": 1.2})
+    assert report.dependency_bound(imports, None) is None
+    assert report.dependency_bound({"best_s": {"aiohttp alone": 0.045}}, first) is None
+
+
 def test_stage_rules_on_synthetic_stacks() -> None:
     """Only the timed section counts; the outermost matching frame under the user's call decides the stage."""
     head = "<module> (worker.py:1);throughput (worker.py:9);_timed_section (worker.py:5);_run (asyncio/events.py:78)"

@@ -32,6 +32,7 @@ from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
+from ._redact import hidden as _hidden
 from .errors import NoCredentialsError, PersonalizeEventsError
 
 __all__ = [
@@ -64,10 +65,6 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _hidden(value: object) -> str:
-    return "None" if value is None else "'***'"
 
 
 def _access_key_repr(value: str) -> str:

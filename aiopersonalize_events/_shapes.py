@@ -25,6 +25,7 @@ import attrs
 
 from . import _limits as L
 from ._json import dumps as _dumps
+from ._redact import hidden as _hidden
 from ._validators import (
     check_arn,
     check_optional_text,
@@ -59,11 +60,6 @@ Timestamp: TypeAlias = datetime | int | float | str
 
 Properties: TypeAlias = Mapping[str, Any] | str
 """A mapping of str to JSON values, or a str that already holds a JSON object."""
-
-
-def _hidden(value: object) -> str:
-    """Show whether a sensitive member is set, never its value."""
-    return "None" if value is None else "'***'"
 
 
 _ID_MAX = L.ID_MAX

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -38,6 +39,15 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@pytest.fixture
+def collect_after() -> Iterator[None]:
+    """Recorders a test leaves behind (some on purpose, with events left in their spool) go before the
+    next test: a test that reads every live recorder's gauges (tests/test_telemetry.py) sees only its own.
+    Modules that leave recorders use it for every test (``pytestmark``)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

@@ -223,7 +223,7 @@ CREDENTIAL_LAYER = ("_credentials", "_environ", "_region", "_aws_config", "_chai
 ALLOWED = {
     "_environ": set(),
     "_aws_config": set(),
-    "_credentials": {"errors"},
+    "_credentials": {"errors", "_redact"},  # _redact: the one repr helper for secrets, imports nothing
     "_region": {"_environ", "_aws_config", "errors"},
     "_sources": {
         "_credentials",

@@ -10,7 +10,7 @@ import tracemalloc
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,18 +33,12 @@ from aiopersonalize_events.emulator import Emulator, Faults
 
 TRACKER = "tracker-1"
 
+pytestmark = pytest.mark.usefixtures("collect_after")
+
 
 @pytest.fixture(autouse=True)
 def _no_retry_waits(retry_testing: None) -> None:
     """Every test here runs with the package's testing switch on: no backoff waits."""
-
-
-@pytest.fixture(autouse=True)
-def _collect_after() -> Iterator[None]:
-    """Recorders left here (some on purpose) go before the next test: a test that reads every live
-    recorder's gauges (tests/test_telemetry.py) sees only its own."""
-    yield
-    gc.collect()
 
 
 @pytest.fixture

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +16,12 @@ from aiopersonalize_events.emulator import Emulator, Faults
 
 TRACKER = "tracker-cli"
 
+pytestmark = pytest.mark.usefixtures("collect_after")
+
 
 @pytest.fixture(autouse=True)
 def _no_retry_waits(retry_testing: None) -> None:
     """No backoff waits in these tests."""
-
-
-@pytest.fixture(autouse=True)
-def _collect_after() -> Iterator[None]:
-    """Recorders closed here (some on purpose with events left in their spool) go before the next test:
-    a test that reads every live recorder's gauges (tests/test_telemetry.py) sees only its own."""
-    yield
-    gc.collect()
 
 
 def _event(i: int) -> Event:

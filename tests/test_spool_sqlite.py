@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +38,12 @@ from aiopersonalize_events.emulator import Emulator, Faults
 TRACKER = "tracker-spool"
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.usefixtures("collect_after")
+
 
 @pytest.fixture(autouse=True)
 def _no_retry_waits(retry_testing: None) -> None:
     """Every test here runs with the package's testing switch on: no backoff waits."""
-
-
-@pytest.fixture(autouse=True)
-def _collect_after() -> Iterator[None]:
-    """Recorders closed here (some on purpose with events left in their spool) go before the next test:
-    a test that reads every live recorder's gauges (tests/test_telemetry.py) sees only its own."""
-    yield
-    gc.collect()
 
 
 @pytest.fixture

@@ -601,6 +601,43 @@ def _event_factory() -> Callable[[int], Any]:
     return build
 
 
+async def _warm_up(rec: Any, build: Callable[[int], Any]) -> None:
+    """Record and send 2,000 events before measuring: connections, code paths, the id pool."""
+    for i in range(2000):
+        rec.record(build(i), session_id=SESSIONS[i % 64])
+    await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+
+
+async def _produce(
+    rec: Any, build: Callable[[int], Any], pool: list[Any], limit: int, deadline: float, high_water: int
+) -> int:
+    """Record up to ``limit`` events (until ``deadline`` on ``perf_counter``) as a busy service would; the count.
+
+    Bursts of 50 events of 64 sessions, built per event (or taken from
+    ``pool`` when it is not empty), then a yield so the recorder's task and
+    the sends run; a pause while more than ``high_water`` are pending.
+    """
+    record = rec.record
+    clock = time.perf_counter
+    size = len(pool)
+    i = 0
+    while i < limit and clock() < deadline:
+        if _stat(rec.stats, "pending") > high_water:
+            await asyncio.sleep(0.0005)  # back off while the recorder drains
+            continue
+        burst = min(50, limit - i)
+        if size:
+            for _ in range(burst):
+                record(pool[i % size], session_id=SESSIONS[i % 64])
+                i += 1
+        else:
+            for _ in range(burst):
+                record(build(i), session_id=SESSIONS[i % 64])
+                i += 1
+        await asyncio.sleep(0)
+    return i
+
+
 async def recorder(args: dict[str, str]) -> dict[str, Any]:
     """Sustained events/s through the recorder into the stub (the producer yields and backs off as a service would)."""
     duration = float(args.get("duration", "3"))
@@ -613,29 +650,12 @@ async def recorder(args: dict[str, str]) -> dict[str, Any]:
     async with client:
         rec = client.event_recorder(tracking_id=TRACKING_ID)
         async with rec:
-            record = rec.record
-            for i in range(2000):  # warm-up: connections, code paths
-                record(build(i), session_id=SESSIONS[i % 64])
-            await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+            await _warm_up(rec, build)
             warm_stats = rec.stats
-            i = 0
             cpu0 = time.process_time()
             wall0 = time.perf_counter()
-            deadline = wall0 + duration
             clock = time.perf_counter
-            while i < max_events and clock() < deadline:
-                if _stat(rec.stats, "pending") > high_water:
-                    await asyncio.sleep(0.0005)  # back off while the recorder drains, as a busy service would
-                    continue
-                if prebuilt:
-                    for _ in range(50):
-                        record(pool[i % 1000], session_id=SESSIONS[i % 64])
-                        i += 1
-                else:
-                    for _ in range(50):
-                        record(build(i), session_id=SESSIONS[i % 64])
-                        i += 1
-                await asyncio.sleep(0)  # the recorder's task and the sends run between bursts
+            i = await _produce(rec, build, pool, max_events, wall0 + duration, high_water)
             produced_s = clock() - wall0
             await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
             wall = clock() - wall0
@@ -751,23 +771,12 @@ async def _recins_open(url: str) -> tuple[Any, Any, Callable[[int], Any]]:
     rec = client.event_recorder(tracking_id=TRACKING_ID, flush_interval=3600.0)
     await rec.__aenter__()
     build = _event_factory()
-    for i in range(2000):  # warm-up: connections, code paths, the id pool
-        rec.record(build(i), session_id=SESSIONS[i % 64])
-    await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
+    await _warm_up(rec, build)
     return client, rec, build
 
 
 async def _recins_run(rec: Any, build: Callable[[int], Any], events: int) -> None:
-    record = rec.record
-    i = 0
-    while i < events:
-        if _stat(rec.stats, "pending") > 4000:
-            await asyncio.sleep(0.0005)
-            continue
-        for _ in range(min(50, events - i)):
-            record(build(i), session_id=SESSIONS[i % 64])
-            i += 1
-        await asyncio.sleep(0)
+    await _produce(rec, build, [], events, float("inf"), 4000)
     await asyncio.wait_for(rec.flush(), FLUSH_TIMEOUT)
 
 

@@ -13,12 +13,19 @@ import re
 from typing import Any
 
 _FRAGMENT = re.compile(r"^<!-- fragment: (?P<assumes>\S.*?) -->$", flags=re.M)
+_CODE = re.compile(r"`([^`]+)`")
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """Replace each ``<!-- fragment: ... -->`` line by a visible note (then a blank line, so the fence still opens)."""
 
     def note(match: re.Match[str]) -> str:
-        return f'<p class="snippet-note">Fragment: {html.escape(match.group("assumes"))}</p>\n'
+        assumes = match.group("assumes")
+        if assumes.startswith("not code: "):
+            text = "Not code: " + assumes.removeprefix("not code: ")
+        else:
+            text = "Fragment; it assumes: " + assumes
+        shown = _CODE.sub(r"<code>\1</code>", html.escape(text))
+        return f'<p class="snippet-note">{shown}</p>\n'
 
     return _FRAGMENT.sub(note, markdown)

@@ -40,6 +40,13 @@ R = TypeVar("R")
 
 
 class _ServiceRate(enum.Enum):
+    """``DEFAULT_RATE``: pace calls at the operation's service quota (10/s for PutItems and PutUsers, others unpaced).
+
+    The one value of this type is the default of every ``requests_per_second``
+    option; pass a number for another rate, ``None`` for no pacing, or an object
+    with ``async def acquire() -> None`` to share one limit between callers.
+    """
+
     DEFAULT = "the operation's service quota"
 
 

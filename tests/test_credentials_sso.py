@@ -480,3 +480,22 @@ async def test_keys_in_the_credentials_file_come_before_login(login_dir: Path, a
         "[web]\naws_access_key_id = AKIDFILE000000000001\naws_secret_access_key = fileSecret/0123456789abcdef\n"
     )
     assert (await default_provider("web").resolve()).access_key_id == "AKIDFILE000000000001"
+
+
+def test_readme_lists_the_profile_sources_in_chain_order() -> None:
+    """README "Credentials" names SSO and `aws login` where the chain tries them, and what is not supported."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Credentials", 1)[1].split("\n## ", 1)[0]
+    order = [
+        "`role_arn`",
+        "`sso_session",
+        "static keys in `~/.aws/credentials`",
+        "`login_session`",
+        "`credential_process`",
+        "static keys in `~/.aws/config`",
+        "**Container**",
+    ]
+    positions = [section.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert "aws sso login --profile" in section
+    assert "Not supported" in section

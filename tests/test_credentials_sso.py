@@ -7,9 +7,12 @@ with the same keys, so what the portal handed out is what went on the wire.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import os
+import sys
 import textwrap
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -499,3 +502,104 @@ def test_readme_lists_the_profile_sources_in_chain_order() -> None:
     assert positions == sorted(positions)
     assert "aws sso login --profile" in section
     assert "Not supported" in section
+
+
+# --- the stand-in speaks botocore's wire form -----------------------------------------------------
+
+BOTOCORE_RESOLVES = """
+import botocore.session
+credentials = botocore.session.Session(profile="dev").get_credentials().get_frozen_credentials()
+print(credentials.access_key)
+"""
+
+
+async def test_botocore_gets_the_same_credentials_from_the_stand_in(identity: IdentityEmulator, aws_env: Path) -> None:
+    """botocore itself (in a subprocess) refreshes the token and fetches role credentials from IdentityEmulator."""
+    config(aws_env, SSO_SESSION_CONFIG)
+    client_id, client_secret = identity.register_client()
+    path = sso_cache(
+        aws_env,
+        "corp",
+        {
+            "startUrl": START_URL,
+            "region": "us-east-1",
+            "accessToken": "expired",
+            "expiresAt": iso(now() - timedelta(minutes=1)),
+            "clientId": client_id,
+            "clientSecret": client_secret,
+            "registrationExpiresAt": iso(now() + timedelta(days=1)),
+            "refreshToken": identity.issue_refresh_token(client_id),
+        },
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "HOME": str(aws_env),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL_SSO": identity.endpoint_url,
+            "AWS_ENDPOINT_URL_SSO_OIDC": identity.endpoint_url,
+        }
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        BOTOCORE_RESOLVES,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert out.decode().strip() == SSO_KEY
+    assert identity.calls == {"CreateToken": 1, "GetRoleCredentials": 1}
+    assert json.loads(path.read_text())["accessToken"] != "expired"  # botocore wrote back what the stand-in issued
+    # and our chain reads what botocore wrote: the fresh token is used as it is
+    assert (await default_provider("dev").resolve()).access_key_id == SSO_KEY
+    assert identity.calls == {"CreateToken": 1, "GetRoleCredentials": 2}
+
+
+async def test_no_token_or_secret_in_logs_reprs_or_errors(
+    identity: IdentityEmulator, service: Emulator, aws_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through a refresh, a put_events and a refused refresh, no token or secret is logged, shown or raised."""
+    config(aws_env, SSO_SESSION_CONFIG)
+    client_id, client_secret = identity.register_client()
+    refresh = identity.issue_refresh_token(client_id)
+    path = sso_cache(
+        aws_env,
+        "corp",
+        {
+            "startUrl": START_URL,
+            "region": "us-east-1",
+            "accessToken": "expired-access-token-value",
+            "expiresAt": iso(now() - timedelta(minutes=1)),
+            "clientId": client_id,
+            "clientSecret": client_secret,
+            "registrationExpiresAt": iso(now() + timedelta(days=1)),
+            "refreshToken": refresh,
+        },
+    )
+    with caplog.at_level(logging.DEBUG):
+        chain = default_provider("dev")
+        credentials = await chain.resolve()
+        shown = [repr(chain), repr(credentials), str(credentials)]
+        await send_one(service, "dev")
+        fresh = json.loads(path.read_text())
+        fresh["expiresAt"] = iso(now() - timedelta(minutes=1))  # expired again, and its refresh token already used
+        fresh["refreshToken"] = refresh
+        path.write_text(json.dumps(fresh))
+        with pytest.raises(NoCredentialsError) as caught:
+            await default_provider("dev").resolve()
+        shown.append(str(caught.value))
+    secrets = [
+        refresh,
+        client_secret,
+        fresh["accessToken"],
+        "expired-access-token-value",
+        SSO_SECRET,
+        "sso-session-token-value",
+    ]
+    text = caplog.text + "\n".join(shown)
+    assert "aws sso login --profile dev" in shown[-1]
+    for secret in secrets:
+        assert secret not in text

@@ -603,3 +603,15 @@ async def test_no_token_or_secret_in_logs_reprs_or_errors(
     assert "aws sso login --profile dev" in shown[-1]
     for secret in secrets:
         assert secret not in text
+
+
+async def test_malformed_cached_token_says_aws_sso_login(aws_env: Path) -> None:
+    """A cache entry without expiresAt (or not JSON) is refused with the login hint, nothing from the file quoted."""
+    config(aws_env, SSO_SESSION_CONFIG)
+    path = sso_cache(aws_env, "corp", {"accessToken": "token-without-expiry"})
+    with pytest.raises(NoCredentialsError, match=r"expiresAt.*aws sso login --profile dev") as caught:
+        await default_provider("dev").resolve()
+    assert "token-without-expiry" not in str(caught.value)
+    path.write_text("{not json")
+    with pytest.raises(NoCredentialsError, match=r"cannot be read"):
+        await default_provider("dev").resolve()

@@ -226,7 +226,10 @@ async def _access_token(sso: SsoProfile, environ: Mapping[str, str], files: AwsF
     access = entry.get("accessToken")
     if not isinstance(access, str) or not access:
         raise SourceFailed(f"profile {sso.profile!r}: the cached SSO token in {path} is invalid; {sso.login_hint}")
-    expires = timestamp(entry, "expiresAt", f"the cached SSO token in {path}")
+    try:
+        expires = timestamp(entry, "expiresAt", f"the cached SSO token in {path}")
+    except SourceFailed as exc:
+        raise SourceFailed(f"profile {sso.profile!r}: {exc}; {sso.login_hint}") from None
     if sso.session_name is not None and (expires - _now()).total_seconds() < TOKEN_REFRESH_SECONDS:
         fresh = await _refreshed(sso, entry, environ, files)
         if fresh is not None:

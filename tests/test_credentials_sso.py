@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from test_credentials_http import Sts, serve, sts  # noqa: F401  (the STS stand-in and its fixtures)
 
 from aiopersonalize_events import Event, NoCredentialsError, PersonalizeEventsClient
 from aiopersonalize_events._aws_config import read_files
@@ -615,3 +616,27 @@ async def test_malformed_cached_token_says_aws_sso_login(aws_env: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(NoCredentialsError, match=r"cannot be read"):
         await default_provider("dev").resolve()
+
+
+async def test_sso_profile_as_source_profile_signs_assume_role(
+    identity: IdentityEmulator,
+    sts: Sts,  # noqa: F811  (the fixture imported above)
+    aws_env: Path,
+) -> None:
+    """role_arn with source_profile = an SSO profile: AssumeRole is signed with the portal's role credentials."""
+    config(
+        aws_env,
+        SSO_SESSION_CONFIG + "\n[profile admin]\nrole_arn = arn:aws:iam::123456789012:role/admin\n"
+        "source_profile = dev\n",
+    )
+    sso_cache(
+        aws_env, "corp", {"accessToken": identity.issue_access_token(), "expiresAt": iso(now() + timedelta(hours=1))}
+    )
+    sts.secrets[SSO_KEY] = SSO_SECRET
+    sts.tokens[SSO_KEY] = "sso-session-token-value"  # the stand-in checks X-Amz-Security-Token is sent and signed
+    found = await default_provider("admin").resolve()
+    assert found.access_key_id.startswith("ASIAASSUMEROLE")
+    (call,) = sts.calls
+    assert call.signed_by == SSO_KEY
+    assert call.token == "sso-session-token-value"
+    assert identity.calls == {"GetRoleCredentials": 1}

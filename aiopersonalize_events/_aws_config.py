@@ -80,6 +80,21 @@ def _config_services(sections: Mapping[str, dict[str, str]]) -> dict[str, dict[s
     return services
 
 
+def _config_sso_sessions(sections: Mapping[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The ``[sso-session NAME]`` sections of the config file, by NAME."""
+    sessions: dict[str, dict[str, str]] = {}
+    for section, values in sections.items():
+        if not section.startswith("sso-session"):
+            continue
+        try:
+            parts = shlex.split(section)
+        except ValueError:
+            continue
+        if len(parts) == 2 and parts[0] == "sso-session":
+            sessions.setdefault(parts[1], {}).update(values)
+    return sessions
+
+
 def _config_profiles(sections: Mapping[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     profiles: dict[str, dict[str, str]] = {}
     for section, values in sections.items():
@@ -106,6 +121,7 @@ class AwsFiles:
     credentials: Profiles = attrs.field(repr=False, factory=dict)
     config: Profiles = attrs.field(repr=False, factory=dict)
     services: Profiles = attrs.field(repr=False, factory=dict)
+    sso_sessions: Profiles = attrs.field(repr=False, factory=dict)
 
     @property
     def where(self) -> str:
@@ -138,6 +154,31 @@ class AwsFiles:
         name = self.config.get(profile, {}).get("services", "").strip()
         block = self.services.get(name, {}).get(service) if name else None
         return service_settings(block).get(key) if block else None
+
+    def service_endpoint(self, profile: str, environ: Mapping[str, str], service_id: str, default: str) -> str:
+        """The endpoint of an AWS service (``service_id`` as in ``AWS_ENDPOINT_URL_<ID>``), as botocore finds it.
+
+        ``AWS_ENDPOINT_URL_<ID>``, then ``AWS_ENDPOINT_URL``, then the
+        service's ``endpoint_url`` in the ``[services NAME]`` section the
+        profile names (key: the id lower-cased), then the profile's own
+        ``endpoint_url``; none of them when ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``
+        or the profile's ``ignore_configured_endpoint_urls`` is true. Else ``default``.
+        """
+        settings = self.config.get(profile, {})
+        ignore = environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "") or settings.get(
+            "ignore_configured_endpoint_urls", ""
+        )
+        if ignore.strip().lower() == "true":
+            return default
+        for variable in (f"AWS_ENDPOINT_URL_{service_id.upper()}", "AWS_ENDPOINT_URL"):
+            value = environ.get(variable, "").strip()
+            if value:
+                return value
+        return (
+            self.service_setting(profile, service_id.lower(), "endpoint_url")
+            or settings.get("endpoint_url", "").strip()
+            or default
+        )
 
     def profile_names(self) -> list[str]:
         """Every profile either file defines, sorted."""
@@ -172,6 +213,7 @@ def _read(environ: Mapping[str, str], *, with_credentials: bool) -> AwsFiles:
         credentials=_parse(credentials_path) if with_credentials else {},
         config=_config_profiles(sections),
         services=_config_services(sections),
+        sso_sessions=_config_sso_sessions(sections),
     )
 
 

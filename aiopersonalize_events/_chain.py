@@ -180,12 +180,14 @@ class CredentialChain:
                 if credentials.expiration is None:
                     self._chosen = StaticProvider(credentials)
                 else:
+                    # a source may ask for its own windows (``aws login`` credentials live 15 minutes)
+                    windows: tuple[float, float] = getattr(source, "refresh_windows", None) or self._windows
                     self._chosen = RefreshingProvider(
                         _source_loader(source),
                         name=source.name,
                         initial=credentials,
-                        advisory_window=self._windows[0],
-                        mandatory_window=self._windows[1],
+                        advisory_window=min(windows[0], self._windows[0]),
+                        mandatory_window=min(windows[1], self._windows[1]),
                         clock=self._clock,
                     )
                 return
@@ -209,8 +211,9 @@ def default_provider(
     ``profile`` is given, as botocore does), web identity
     (``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN`` through STS), the shared
     credentials and config files (``profile``, else ``AWS_PROFILE``, else
-    ``default``: static keys, ``credential_process``, ``role_arn`` with
-    ``source_profile`` or ``credential_source`` through STS), the container
+    ``default``: ``role_arn`` with ``source_profile`` or ``credential_source``
+    through STS, IAM Identity Center (``sso_session`` or legacy SSO), static
+    keys, ``login_session``, ``credential_process``), the container
     endpoint (ECS, EKS Pod Identity) and EC2 instance metadata (IMDSv2).
     Nothing is read until the first ``resolve()``, and the sources after the
     environment are imported only when the environment has no credentials.

@@ -47,6 +47,7 @@ from .errors import (
     ConnectTimeoutError,
     EndpointConnectionError,
     InvalidResponseError,
+    NoRegionError,
     PersonalizeEventsError,
     PoolTimeoutError,
     ReadTimeoutError,
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
 __all__ = ["PersonalizeEventsClient", "ResponseMetadata"]
 
 log: Final = logging.getLogger("aiopersonalize_events")
+
+LOCAL_SIGNING_REGION: Final = "us-east-1"
+"""The region requests are signed for when the endpoint is on this machine (an emulator) and no region is set."""
 
 _UNOPENED, _OPENED, _CLOSED = "unopened", "opened", "closed"
 
@@ -126,6 +130,17 @@ class PersonalizeEventsClient:
     creates one pooled aiohttp session lazily inside the running loop, and
     sends each ``put_*`` call as one signed request with retries. A caller's
     own ``session`` is used and never closed.
+
+    A region is needed only to sign and to find the endpoint: ``async with``
+    a client that has none still opens (a producer that only writes to a
+    spool never signs), and ``NoRegionError`` comes at the first call;
+    ``open()`` raises it at once. With an endpoint on this machine (an
+    emulator: ``endpoint_url=``, ``AWS_ENDPOINT_URL_PERSONALIZE_EVENTS``, ...)
+    and no region anywhere, requests are signed for ``us-east-1``
+    (``LOCAL_SIGNING_REGION``). boto3's keywords ``region_name``,
+    ``aws_access_key_id``, ``aws_secret_access_key`` and
+    ``aws_session_token`` are accepted as spellings of ``region`` and
+    ``credentials``; giving both spellings is a ``ValidationError``.
     """
 
     def __init__(
@@ -137,8 +152,29 @@ class PersonalizeEventsClient:
         endpoint_url: str | None = None,
         config: ClientConfig | None = None,
         session: aiohttp.ClientSession | None = None,
+        region_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
     ) -> None:
+        if config is not None and not isinstance(config, ClientConfig):
+            raise ValidationError(
+                "config", "must be an aiopersonalize_events.ClientConfig (botocore's Config is not accepted)"
+            )
         self._config = config or ClientConfig()
+        if region_name is not None:
+            if region is not None:
+                raise ValidationError("region_name", "give region or region_name (boto3's spelling), not both")
+            region = region_name
+        if aws_access_key_id is not None or aws_secret_access_key is not None or aws_session_token is not None:
+            if credentials is not None:
+                raise ValidationError(
+                    "aws_access_key_id", "give credentials or boto3's aws_access_key_id/... keywords, not both"
+                )
+            if not aws_access_key_id or not aws_secret_access_key:
+                missing = "aws_secret_access_key" if aws_access_key_id else "aws_access_key_id"
+                raise ValidationError(missing, "boto3-style keys need both aws_access_key_id and aws_secret_access_key")
+            credentials = Credentials(aws_access_key_id, aws_secret_access_key, aws_session_token or None)
         self._region_arg = region
         self._profile = profile
         if isinstance(credentials, Credentials):
@@ -206,7 +242,7 @@ class PersonalizeEventsClient:
         return self._state == _CLOSED
 
     async def __aenter__(self) -> PersonalizeEventsClient:
-        await self.open()
+        await self._open(need_region=False)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -217,8 +253,12 @@ class PersonalizeEventsClient:
 
         Raises ``NoRegionError`` when no region can be found, and
         ``ClientStateError`` when the client is closed or was opened in another
-        event loop.
+        event loop. (``async with`` opens without a region and leaves
+        ``NoRegionError`` to the first call that signs.)
         """
+        await self._open(need_region=True)
+
+    async def _open(self, *, need_region: bool) -> None:
         if self._state == _CLOSED:
             raise ClientStateError("this PersonalizeEventsClient is closed; create a new one")
         loop = asyncio.get_running_loop()
@@ -226,17 +266,22 @@ class PersonalizeEventsClient:
             raise ClientStateError(
                 "this PersonalizeEventsClient was opened in another event loop; make one client per loop"
             )
-        if self._state == _OPENED:
+        if self._state == _OPENED and (self._signer is not None or not need_region):
             return
         if self._setup_lock is None:
             self._setup_lock = asyncio.Lock()
         async with self._setup_lock:
-            if self._state != _UNOPENED:
-                if self._state == _CLOSED:
-                    raise ClientStateError("this PersonalizeEventsClient is closed; create a new one")
-                return
+            if self._state == _CLOSED:
+                raise ClientStateError("this PersonalizeEventsClient is closed; create a new one")
             if self._signer is None:
-                await self._resolve_endpoint()
+                try:
+                    await self._resolve_endpoint()
+                except NoRegionError:
+                    if need_region:
+                        raise
+                    log.debug("no AWS region yet: the first call that signs will look again")
+            if self._state == _OPENED:
+                return
             if self._session is None:
                 self._session = aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=self._config.max_connections),
@@ -247,14 +292,19 @@ class PersonalizeEventsClient:
             self._state = _OPENED
 
     async def _resolve_endpoint(self) -> None:
+        # endpoint_url=, else AWS_ENDPOINT_URL_PERSONALIZE_EVENTS, AWS_ENDPOINT_URL, the config file; else the region's
+        configured = self._endpoint_arg or await configured_endpoint(self._profile)
         region = self._region_arg
         if region is None:
-            region = await resolve_region(None, self._profile)
-        # endpoint_url=, else AWS_ENDPOINT_URL_PERSONALIZE_EVENTS, AWS_ENDPOINT_URL, the config file; else the region's
-        endpoint = (
-            self._endpoint_arg
-            or await configured_endpoint(self._profile)
-            or endpoint_for(region, fips=self._config.use_fips_endpoint, dualstack=self._config.use_dualstack_endpoint)
+            try:
+                region = await resolve_region(None, self._profile)
+            except NoRegionError:
+                if configured is None or not is_loopback_host(urlsplit(configured).hostname or ""):
+                    raise
+                region = LOCAL_SIGNING_REGION  # an emulator on this machine: any region signs
+                log.debug("no AWS region set; signing for %s the requests to %s", region, configured)
+        endpoint = configured or endpoint_for(
+            region, fips=self._config.use_fips_endpoint, dualstack=self._config.use_dualstack_endpoint
         )
         parts = urlsplit(endpoint)
         if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
@@ -469,7 +519,7 @@ class PersonalizeEventsClient:
         """
         if call is None and _telemetry.hook is not None:  # instrumented: the hook wraps the call in a span
             return await _telemetry.hook.invoke(self._invoke, self, op, request)
-        if self._state != _OPENED:
+        if self._state != _OPENED or self._signer is None:
             await self.open()
         loop = asyncio.get_running_loop()
         if loop is not self._loop:

@@ -8,14 +8,16 @@ which ``_chain`` sets:
    STS ``AssumeRoleWithWebIdentity`` (EKS IRSA);
 3. ``shared_files``: the profile in ``~/.aws/credentials`` / ``~/.aws/config``:
    ``role_arn`` (with ``source_profile``, ``credential_source`` or
-   ``web_identity_token_file``) through STS, static keys, ``credential_process``
-   (run by ``process``);
+   ``web_identity_token_file``) through STS, IAM Identity Center (``sso``:
+   ``sso_session`` or legacy SSO), static keys, ``aws login`` (``login``:
+   ``login_session``), ``credential_process`` (run by ``process``);
 4. ``container``: the ECS / EKS Pod Identity credentials endpoint;
 5. ``instance_metadata``: EC2 instance metadata, IMDSv2.
 
 Beside them: ``sts`` (the STS query-protocol client, signed by ``_signing``),
 ``_http`` (one short-lived aiohttp session per fetch, short timeouts, bodies
-capped) and ``_documents`` (ISO 8601 time stamps, JSON credential documents,
+capped), ``_token_cache`` (the AWS CLI's JSON token caches, read and replaced
+atomically off the loop) and ``_documents`` (ISO 8601 time stamps, JSON credential documents,
 token files, redacted excerpts for messages).
 
 This package's ``__init__`` imports nothing, so ``_chain`` can load the

@@ -2,8 +2,10 @@
 
 A profile gives credentials in botocore's order: ``role_arn`` (through STS,
 from ``web_identity_token_file``, ``source_profile`` or
-``credential_source``), static keys in the credentials file,
-``credential_process`` (``process``), static keys in the config file.
+``credential_source``), IAM Identity Center (``sso_session`` or the legacy
+``sso_start_url``, ``sso``), static keys in the credentials file,
+``login_session`` (``aws login``, ``login``), ``credential_process``
+(``process``), static keys in the config file.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from .._environ import environ_or_os, region_from_env
 from .container import ContainerSource
 from .environment import EnvironmentProvider
 from .instance_metadata import InstanceMetadataSource
+from .login import LOGIN_WINDOWS, login_credentials
 from .process import PROCESS_TIMEOUT, run_credential_process
+from .sso import sso_credentials, sso_profile
 from .sts import assume_role_with_web_identity, default_session_name, sts_call
 
 __all__ = ["SharedFilesSource"]
@@ -49,12 +53,16 @@ class SharedFilesSource:
     assumed through STS from ``source_profile``, recursively with cycle
     detection, or from ``credential_source``: ``Environment``,
     ``Ec2InstanceMetadata``, ``EcsContainer``; with ``role_session_name``,
-    ``external_id``, ``duration_seconds``), then static keys from the
-    credentials file, then ``credential_process``, then static keys from the
-    config file. The files are re-read on every load (so on every refresh).
+    ``external_id``, ``duration_seconds``), then IAM Identity Center
+    (``sso_session`` or legacy ``sso_start_url``, with ``sso_account_id`` and
+    ``sso_role_name``), then static keys from the credentials file, then
+    ``login_session`` (``aws login``), then ``credential_process``, then
+    static keys from the config file. The files are re-read on every load (so
+    on every refresh). ``refresh_windows`` tells the chain to refresh
+    ``aws login`` credentials (15 minutes long) later than others.
     """
 
-    __slots__ = ("_environ", "_process_timeout", "_profile")
+    __slots__ = ("_environ", "_process_timeout", "_profile", "refresh_windows")
 
     name: Final = "shared credentials and config files"
 
@@ -68,6 +76,7 @@ class SharedFilesSource:
         self._profile = profile
         self._environ = environ
         self._process_timeout = process_timeout
+        self.refresh_windows: tuple[float, float] | None = None
 
     def __repr__(self) -> str:
         return f"SharedFilesSource(profile={self._profile!r})"
@@ -86,6 +95,7 @@ class SharedFilesSource:
             raise SourceUnavailable(f"no [default] profile in {files.where}")
         region = region_from_env(environ) or files.region(name)
         lookup = _Lookup(files, environ, region)
+        self.refresh_windows = None
         return await self._profile_credentials(lookup, name, [name], as_source=False)
 
     async def _profile_credentials(
@@ -105,8 +115,18 @@ class SharedFilesSource:
                     region=lookup.region,
                 )
             return await self._assume_role(lookup, name, values, visited)
+        sso = sso_profile(files, name, values)
+        if sso is not None:
+            return await sso_credentials(sso, lookup.environ, files)
         if _has_static(files.credentials.get(name, {})):
             return _static(files.credentials[name])
+        login_session = values.get("login_session")
+        if login_session:
+            region = region_from_env(lookup.environ) or files.region(name)
+            credentials = await login_credentials(name, login_session, region, lookup.environ, files)
+            if not as_source:
+                self.refresh_windows = LOGIN_WINDOWS
+            return credentials
         command = values.get("credential_process")
         if command:
             return await run_credential_process(command, profile=name, timeout=self._process_timeout)
@@ -114,7 +134,9 @@ class SharedFilesSource:
             return _static(files.config[name])
         if as_source:
             raise SourceFailed(f"source profile {name!r} has no credentials")
-        raise SourceUnavailable(f"profile {name!r} has no keys, credential_process or role_arn")
+        raise SourceUnavailable(
+            f"profile {name!r} has no keys, role_arn, sso_session/sso_account_id, login_session or credential_process"
+        )
 
     async def _assume_role(
         self, lookup: _Lookup, name: str, values: Mapping[str, str], visited: list[str]

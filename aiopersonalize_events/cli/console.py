@@ -71,6 +71,9 @@ class Console:
                 module: Any = importlib.import_module("tqdm")
             except ImportError:
                 module = None
+                self.say(
+                    "note: no progress bar without tqdm: pip install 'aiopersonalize-events[cli]' (or --no-progress)"
+                )
             if module is not None:
                 # our own subclass: no monitor thread, and tqdm's class is left as it is
                 bar_class: Any = type("_QuietTqdm", (module.tqdm,), {"monitor_interval": 0})

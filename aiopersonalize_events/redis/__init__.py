@@ -35,6 +35,13 @@ key (``pe:{quota}:PutItems:DATASET-GROUP``, say).
 
 from __future__ import annotations
 
+try:
+    import redis.asyncio  # noqa: F401  (checked here: a missing extra is named, not a bare ModuleNotFoundError)
+except ImportError as exc:
+    raise ImportError(
+        "aiopersonalize_events.redis needs redis-py (redis.asyncio): pip install 'aiopersonalize-events[redis]'"
+    ) from exc
+
 from ._entries import PoisonEntry
 from ._forwarder import Forwarder, ForwarderStateError, ForwarderStats, default_consumer
 from ._keys import dead_letter_key, hash_tag

@@ -431,8 +431,8 @@ class AdaptiveRateLimiter:
             return
         while True:
             self._refill()
-            if self._capacity >= 1.0:
-                self._capacity -= 1.0
+            if self._capacity >= 1.0 - 1e-9:  # a wait of exactly the deficit may fall short by a rounding
+                self._capacity = max(0.0, self._capacity - 1.0)
                 return
             wait = (1.0 - self._capacity) / self._fill_rate
             if self.fail_fast:

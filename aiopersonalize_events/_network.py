@@ -171,10 +171,14 @@ class Network:
         return cls(proxies=dict(proxies), no_proxy=no_proxy, ca_bundle=ca_bundle, ssl_context=ssl_context)
 
     def proxy_for(self, url: str) -> ProxyRoute | None:
-        """The proxy a request to ``url`` goes through, or None (no proxy for its scheme, or ``NO_PROXY`` names it)."""
+        """The proxy a request to ``url`` goes through, or None: no proxy for its scheme, ``NO_PROXY`` names
+        the host, or the host is the instance's own metadata or container endpoint (a link-local address,
+        ``fd00:ec2::254``, ``fd00:ec2::23``), which a proxy could only answer with another machine's."""
         parts = urlsplit(url)
         route = self._routes.get(parts.scheme)
         if route is None:
+            return None
+        if _machine_local(parts.hostname or ""):
             return None
         if self.no_proxy and parts.netloc and _bypass(parts.netloc, self.no_proxy):
             return None
@@ -184,6 +188,17 @@ class Network:
     def ssl(self) -> ssl.SSLContext | bool:
         """What aiohttp's ``ssl=`` takes: the CA bundle's context, or True (verify with the system's CAs)."""
         return self.ssl_context if self.ssl_context is not None else True
+
+
+_METADATA_V6: Final = frozenset({ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("fd00:ec2::23")})
+
+
+def _machine_local(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_link_local or address in _METADATA_V6
 
 
 def _bypass(netloc: str, no_proxy: str) -> bool:

@@ -26,13 +26,15 @@ PER_CHILD = 20
 
 SCRIPT = r"""
 import asyncio, json, os, sys
-from aiopersonalize_events import Credentials, Event, PersonalizeEventsClient, RecorderStateError
+import aiohttp
+from aiopersonalize_events import ClientStateError, Credentials, Event, PersonalizeEventsClient, RecorderStateError
 
 endpoint, out, children, per_child = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 keys = Credentials("AKIDFORK00000000001", "s")
 client = PersonalizeEventsClient(region="us-east-1", endpoint_url=endpoint, credentials=keys)
 started = client.event_recorder(tracking_id="t", flush_interval=0.01)
 unstarted = client.event_recorder(tracking_id="t", flush_interval=0.01)
+given = []  # a client on a session the caller made (in the parent)
 
 def event(tag):
     return Event(event_type="click", item_id="i", event_id=tag, sent_at=1_700_000_000)
@@ -41,6 +43,10 @@ async def parent_first():
     await client.open()
     await client.put_events(tracking_id="t", session_id="parent", event_list=[event("parent-0")])
     started.record(event("parent-started-0"), session_id="parent")  # started here, in the parent's loop
+    own = aiohttp.ClientSession()
+    other = PersonalizeEventsClient(region="us-east-1", endpoint_url=endpoint, credentials=keys, session=own)
+    await other.put_events(tracking_id="t", session_id="parent", event_list=[event("parent-given-0")])
+    given.append(other)
     await asyncio.sleep(0)
 
 async def child(index):
@@ -62,8 +68,16 @@ async def child(index):
     except RecorderStateError as exc:
         refused = str(exc)
     await started.close()  # a no-op in the child: never raises, never touches the parent's loop
+    try:
+        await given[0].put_events(tracking_id="t", session_id="x", event_list=[event(f"c{index}-given")])
+        session_refused = ""
+    except ClientStateError as exc:
+        session_refused = str(exc)
     await client.close()
-    return {"acked": acked, "refused": refused, "stats": [stats.sent, stats.failed, stats.dropped]}
+    return {
+        "acked": acked, "refused": refused, "session_refused": session_refused,
+        "stats": [stats.sent, stats.failed, stats.dropped],
+    }
 
 asyncio.run(parent_first())
 pids = []
@@ -93,7 +107,8 @@ print(json.dumps({"failed_children": failed}))
 async def test_children_of_a_fork_send_with_the_inherited_client_and_refuse_the_started_recorder(
     tmp_path: Path,
 ) -> None:
-    """Each child's acknowledged events (direct calls, an unstarted recorder) arrive once; a started one refuses."""
+    """Each child's acknowledged events (direct calls, an unstarted recorder) arrive once; a started recorder
+    and a client on the caller's session refuse there."""
     async with Emulator() as emu:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -122,4 +137,6 @@ async def test_children_of_a_fork_send_with_the_inherited_client_and_refuse_the_
             assert seen.count(tag) == 1, tag
         assert "started before os.fork()" in result["refused"]
         assert f"c{index}-inherited" not in seen
+        assert "created before os.fork()" in result["session_refused"]
+        assert f"c{index}-given" not in seen
     assert duplicates == 0

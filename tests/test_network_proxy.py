@@ -249,3 +249,25 @@ async def test_a_proxy_that_is_down_fails_the_credential_call_clearly(
     assert "proxy" in str(info.value)
     assert container.calls == 0
     json.dumps(str(info.value))  # plain text
+
+
+def test_the_metadata_and_container_addresses_never_go_through_a_proxy() -> None:
+    """169.254.169.254, 169.254.170.2 and fd00:ec2::254 are the machine's own: a proxy would answer for another."""
+    from aiopersonalize_events._network import Network
+
+    network = Network.from_environment({"HTTP_PROXY": "http://proxy.corp:3128"})
+    assert network.proxy_for("http://169.254.169.254/latest/api/token") is None
+    assert network.proxy_for("http://169.254.170.2/v2/credentials/x") is None
+    assert network.proxy_for("http://[fd00:ec2::254]/latest/api/token") is None
+    route = network.proxy_for("http://10.1.2.3:8080/")
+    assert route is not None
+    assert route.url == "http://proxy.corp:3128"
+    assert network.proxy_for("https://personalize-events.us-east-1.amazonaws.com/events") is None  # no HTTPS_PROXY
+    listed = Network.from_environment({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "10.0.0.0/8, .corp.example, h:9"})
+    assert listed.proxy_for("https://10.9.9.9/") is None
+    assert listed.proxy_for("https://api.corp.example/") is None
+    assert listed.proxy_for("https://corp.example/") is None
+    assert listed.proxy_for("https://h:9/") is None
+    assert listed.proxy_for("https://h:10/") is not None
+    assert listed.proxy_for("https://notcorp.example/") is not None
+    assert Network.from_environment({"HTTPS_PROXY": "http://p:1", "no_proxy": "*"}).proxy_for("https://x/") is None

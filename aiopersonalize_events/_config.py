@@ -188,5 +188,5 @@ class ClientConfig:
     retry_mode: RetryMode = attrs.field(factory=_retry_mode_from_env, validator=_retry_mode)
     retries_2026: bool = attrs.field(factory=_new_retries_from_env)
     rate_limit_fail_fast: bool = False
-    proxies: Mapping[str, str] | None = attrs.field(default=None, converter=_proxies, repr=proxies_repr)
+    proxies: Mapping[str, str] | None = attrs.field(default=None, converter=_proxies, repr=proxies_repr, hash=False)
     ca_bundle: str | None = attrs.field(default=None, validator=_ca_bundle)

@@ -235,6 +235,9 @@ def test_bad_proxies_are_a_validation_error_that_does_not_quote_the_url() -> Non
     assert SECRET_PASSWORD not in str(info.value)
     with pytest.raises(ValidationError):
         ClientConfig(proxies={"ftp": "http://h:1"})
+    configured = ClientConfig(proxies={"https": "http://h:1"})
+    assert hash(configured) == hash(ClientConfig(proxies={"https": "http://h:1"}))  # still a hashable value
+    assert configured != ClientConfig(proxies={})
 
 
 async def test_a_proxy_that_is_down_fails_the_credential_call_clearly(

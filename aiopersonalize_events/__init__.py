@@ -37,6 +37,7 @@ from ._spool import MemorySpool, Spool, SpoolBatch, SpoolError, SpoolListener, S
 from ._version import __version__
 from .errors import (
     AccessDeniedException,
+    ClientRateLimitError,
     ClientStateError,
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -78,6 +79,7 @@ __all__ = [
     "BatchIncompleteError",
     "BatchResult",
     "ClientConfig",
+    "ClientRateLimitError",
     "ClientStateError",
     "Clock",
     "ConnectTimeoutError",

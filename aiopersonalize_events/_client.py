@@ -7,7 +7,9 @@ import collections
 import contextlib
 import json
 import logging
+import os
 import platform
+import weakref
 from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -16,18 +18,18 @@ import aiohttp
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from . import _network, _telemetry
 from . import _operations as ops
-from . import _telemetry
 from ._batching import DEFAULT_RATE, BatchResult, Rate, run_batched
 from ._chain import default_provider
 from ._clock import Clock
-from ._config import ClientConfig
+from ._config import ClientConfig, mode_was_defaulted, parse_retry_mode
 from ._credentials import CredentialProvider, Credentials, StaticProvider
 from ._endpoints import configured_endpoint, endpoint_for, host_header, is_loopback_host
 from ._json import dumps_wire, float_agrees
 from ._recorder import DropCallback, EventRecorder, FailureCallback, Overflow, SpoolOption
 from ._region import resolve_region
-from ._retry import RetryBudget, RetryPolicy
+from ._retry import AdaptiveRateLimiter, RetryPolicy
 from ._shapes import (
     Action,
     ActionInteraction,
@@ -84,7 +86,7 @@ def _user_agent(extra: str | None) -> str:
     return f"{agent} {extra}" if extra else agent
 
 
-_SIGNED_SECRETS: Final = ("Authorization", "X-Amz-Security-Token")
+_SIGNED_SECRETS: Final = ("Authorization", "X-Amz-Security-Token", "Proxy-Authorization")
 
 
 def _scrub(exc: BaseException) -> None:
@@ -107,7 +109,13 @@ def _scrub(exc: BaseException) -> None:
 def _translate(exc: BaseException) -> TransportError:
     """Map an aiohttp or socket exception to ours, once, at the boundary."""
     _scrub(exc)
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = _network.without_userinfo(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc.certificate_error, "verify_message", None) or type(exc.certificate_error).__name__
+        return EndpointConnectionError(
+            f"TLS certificate verification failed for {exc.host}:{exc.port} ({reason}); if the endpoint uses a "
+            "private CA, point AWS_CA_BUNDLE, the profile's ca_bundle or ClientConfig(ca_bundle=...) at its PEM file"
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return EndpointConnectionError(f"could not connect to the endpoint ({text})")
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -209,13 +217,19 @@ class PersonalizeEventsClient:
             sock_connect=self._config.connect_timeout,
             sock_read=self._config.read_timeout,
         )
-        self.retry_policy: RetryPolicy = RetryPolicy(
-            max_attempts=self._config.max_attempts,
-            backoff_base=self._config.backoff_base,
-            backoff_max=self._config.backoff_max,
-            budget=RetryBudget(self._config.retry_budget),
-        )
-        """The retry policy every call and the recorder share; its ``random`` and ``sleep`` may be replaced."""
+        self.retry_policy: RetryPolicy = RetryPolicy.for_config(self._config)
+        """The retry policy every call and the recorder share; its ``random`` and ``sleep`` may be replaced.
+
+        In the adaptive retry mode its ``rate_limiter`` is the client's
+        ``AdaptiveRateLimiter`` (from the start when the mode was given or
+        in ``AWS_RETRY_MODE``; when the profile sets it, once the client opens).
+        """
+        if self._config.retry_mode == "adaptive":
+            self.retry_policy.rate_limiter = AdaptiveRateLimiter(fail_fast=self._config.rate_limit_fail_fast)
+        self._network: _network.Network | None = None
+        self._request_options: dict[str, Any] = {}
+        self._pid = os.getpid()
+        _LIVE_CLIENTS.add(self)
         _telemetry.watch_client(self)
 
     def __repr__(self) -> str:
@@ -261,6 +275,11 @@ class PersonalizeEventsClient:
     async def _open(self, *, need_region: bool) -> None:
         if self._state == _CLOSED:
             raise ClientStateError("this PersonalizeEventsClient is closed; create a new one")
+        if self._pid != os.getpid():
+            raise ClientStateError(
+                "this PersonalizeEventsClient was given an aiohttp session that was created before os.fork(); "
+                "create the client (or its session) in the child process"
+            )
         loop = asyncio.get_running_loop()
         if self._loop is not None and self._loop is not loop:
             raise ClientStateError(
@@ -282,9 +301,12 @@ class PersonalizeEventsClient:
                     log.debug("no AWS region yet: the first call that signs will look again")
             if self._state == _OPENED:
                 return
+            network = self._network
+            if network is None:
+                network = await self._resolve_network()
             if self._session is None:
                 self._session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=self._config.max_connections),
+                    connector=aiohttp.TCPConnector(limit=self._config.max_connections, ssl=network.ssl),
                     timeout=self._timeout,
                 )
             self._slots = _Slots(self._config.max_connections)
@@ -318,13 +340,76 @@ class PersonalizeEventsClient:
 
         self._signer = Signer(host_header(endpoint), region)
 
+    async def _resolve_network(self) -> _network.Network:
+        """Proxies, the CA bundle and the retry mode: the config, the environment, then the profile.
+
+        The profile is read (the config file, in a worker thread) only for
+        what neither the ``ClientConfig`` nor the environment sets: its
+        ``ca_bundle`` and its ``retry_mode``.
+        """
+        config = self._config
+        ca_bundle = config.ca_bundle or os.environ.get("AWS_CA_BUNDLE") or None
+        where = "ca_bundle" if config.ca_bundle else "AWS_CA_BUNDLE"
+        defaulted = mode_was_defaulted(config.retry_mode)
+        if ca_bundle is None or defaulted:
+            from ._aws_config import ConfigFileError, load_config, profile_name
+
+            name, _ = profile_name(self._profile, os.environ)
+            try:
+                settings = (await load_config(os.environ)).config.get(name, {})
+            except ConfigFileError:
+                settings = {}  # the region and credential searches report a broken file where they need it
+            section = "[default]" if name == "default" else f"[profile {name}]"
+            if ca_bundle is None and settings.get("ca_bundle", "").strip():
+                ca_bundle = settings["ca_bundle"].strip()
+                where = f"ca_bundle of {section}"
+            mode = settings.get("retry_mode", "").strip()
+            adaptive = defaulted and mode and parse_retry_mode(f"retry_mode of {section}", mode) == "adaptive"
+            if adaptive and self.retry_policy.rate_limiter is None:
+                self.retry_policy.rate_limiter = AdaptiveRateLimiter(fail_fast=config.rate_limit_fail_fast)
+        context = None
+        if ca_bundle is not None:
+            context = await asyncio.to_thread(_network.load_ca_bundle, where, ca_bundle)
+        network = _network.Network.from_environment(proxies=config.proxies, ca_bundle=ca_bundle, ssl_context=context)
+        options: dict[str, Any] = {}
+        endpoint = self._endpoint or ""
+        route = network.proxy_for(endpoint)
+        if route is not None:
+            keywords, headers = route.options(urlsplit(endpoint).scheme)
+            options.update(keywords)
+            self._base_headers.update(headers)  # kept out of logs and errors (_scrub)
+        if not self._owns_session and network.ssl_context is not None:
+            options["ssl"] = network.ssl_context  # a caller's session: the CA bundle per request
+        self._request_options = options
+        self._network = network
+        return network
+
+    def _after_fork(self) -> None:
+        """In a child process: forget the parent's session, loop and slots; the next call opens afresh.
+
+        A session the caller gave belongs to the parent: the client then
+        refuses every call in the child (``ClientStateError``) instead of
+        using it.
+        """
+        if self._state == _CLOSED:
+            return
+        if self._owns_session:
+            if self._session is not None:
+                _INHERITED_SESSIONS.append(self._session)  # the parent's to close; never touched here
+            self._session = None
+            self._pid = os.getpid()
+        self._state = _UNOPENED
+        self._setup_lock = None
+        self._loop = None
+        self._slots = None
+
     async def close(self) -> None:
         """Close the HTTP session if this client created it; idempotent."""
         if self._state == _CLOSED:
             return
         self._state = _CLOSED
         session, self._session = self._session, None
-        if session is not None and self._owns_session:
+        if session is not None and self._owns_session and self._pid == os.getpid():
             await session.close()
 
     async def put_events(
@@ -537,9 +622,14 @@ class PersonalizeEventsClient:
         policy = self.retry_policy
         token = policy.first_token()
         while True:
+            limiter = policy.rate_limiter
+            if limiter is not None:
+                await limiter.acquire()  # adaptive mode; a fail-fast refusal goes straight to the caller
             try:
                 meta = await self._attempt(op, url, body, token.attempt)
             except PersonalizeEventsError as error:
+                if limiter is not None:
+                    limiter.record(error.throttling)
                 following = policy.retry_token(token, error)
                 if following is None:
                     error.attempts = token.attempt
@@ -560,11 +650,21 @@ class PersonalizeEventsClient:
                 token = following
                 await policy.sleep(token.delay)
                 continue
+            if limiter is not None:
+                limiter.record(False)
             policy.record_success(token)
             return meta
 
     async def _attempt(self, op: ops.Operation, url: str, body: bytes, attempt: int) -> ResponseMetadata:
-        credentials = await self._provider.resolve()
+        network = self._network
+        if network is None:
+            credentials = await self._provider.resolve()
+        else:  # the credential sources' own HTTP calls take the client's proxies and CA bundle
+            token = _network.using(network)
+            try:
+                credentials = await self._provider.resolve()
+            finally:
+                _network.reset(token)
         session = self._session
         signer = self._signer
         slots = self._slots
@@ -579,7 +679,7 @@ class PersonalizeEventsClient:
             # never follow redirects: they would carry the session token to another host, and a
             # 301/302 turns the POST into a GET whose 200 would be taken for a delivered batch
             async with session.post(
-                url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+                url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False, **self._request_options
             ) as response:
                 status = response.status
                 payload = await _read_capped(response, limit, self._config.read_timeout)
@@ -602,6 +702,20 @@ class PersonalizeEventsClient:
         service_error = parse_error(status, response_headers, payload)
         log.debug("%s attempt %d: %s", op.name, attempt, _telemetry.describe(service_error))
         raise service_error
+
+
+_LIVE_CLIENTS: Final[weakref.WeakSet[PersonalizeEventsClient]] = weakref.WeakSet()
+_INHERITED_SESSIONS: Final[list[aiohttp.ClientSession]] = []
+"""Sessions a forked child inherited: kept, never closed or collected there (their sockets are the parent's)."""
+
+
+def _rearm_after_fork() -> None:
+    for client in list(_LIVE_CLIENTS):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_rearm_after_fork)
 
 
 class _Slots:

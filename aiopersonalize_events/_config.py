@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Final, Literal, get_args
+from collections.abc import Mapping
+from typing import Any, Final, Literal, cast, get_args
 
 import attrs
 
+from ._network import check_proxies, proxies_repr
 from ._validators import check_positive_int
 from .errors import ValidationError
 
@@ -33,11 +35,49 @@ def _max_attempts_from_env() -> int:
     return value
 
 
+class _DefaultMode(str):
+    """The ``retry_mode`` a ``ClientConfig`` got when neither an argument nor ``AWS_RETRY_MODE`` gave one.
+
+    It is the text ``"standard"`` in every way, except that the client knows
+    it was not asked for: the profile's ``retry_mode`` may then replace it.
+    """
+
+    __slots__ = ()
+
+
+def mode_was_defaulted(mode: str) -> bool:
+    """True when ``retry_mode`` came from neither an argument nor ``AWS_RETRY_MODE`` (the profile may set it)."""
+    return isinstance(mode, _DefaultMode)
+
+
+def parse_retry_mode(name: str, text: str) -> RetryMode:
+    """A retry mode as the environment or a profile spells it (any case); ``ValidationError`` naming ``name``."""
+    text = text.strip().lower()
+    for mode in _RETRY_MODES:
+        if text == mode:
+            return mode  # type: ignore[return-value]  # one of the Literal's own values
+    raise ValidationError(name, f"must be one of {', '.join(_RETRY_MODES)}")
+
+
+def _new_retries_from_env() -> bool:
+    """``AWS_NEW_RETRIES_2026=true`` (any case) turns the AWS SDKs' updated 2026 retry behaviour on."""
+    return os.environ.get("AWS_NEW_RETRIES_2026", "").strip().lower() == "true"
+
+
+def _proxies(value: object) -> dict[str, str] | None:
+    return None if value is None else check_proxies("proxies", value)
+
+
+def _ca_bundle(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValidationError(attribute.name, "must be the path of a PEM file, or None")
+
+
 def _retry_mode_from_env() -> RetryMode:
     """``AWS_RETRY_MODE`` when set (standard, adaptive or legacy, in any case), else standard."""
     text = os.environ.get("AWS_RETRY_MODE", "").strip().lower()
     if not text:
-        return "standard"
+        return cast(RetryMode, _DefaultMode("standard"))
     for mode in _RETRY_MODES:
         if text == mode:
             return mode  # type: ignore[return-value]  # one of the Literal's own values
@@ -98,15 +138,38 @@ class ClientConfig:
 
     As in the AWS SDKs, ``max_attempts`` not given is ``AWS_MAX_ATTEMPTS``
     when that is set (else 3), and ``retry_mode`` not given is
-    ``AWS_RETRY_MODE`` (else ``"standard"``); both are read when the
-    ``ClientConfig`` is made, and an argument always wins. Every mode uses
-    this package's one retry engine: ``"standard"`` is it as described above
-    (the SDKs' standard mode: capped exponential backoff with full jitter and
-    the retry budget); ``"legacy"`` is taken as ``"standard"`` (the retry
-    budget stays on); ``"adaptive"`` is also taken as ``"standard"``: there is
-    no client-side rate limiter that slows down after throttling, so pace
-    sending with ``requests_per_second`` (the ``*_batched`` helpers) instead.
-    The shared config file's ``max_attempts`` and ``retry_mode`` are not read.
+    ``AWS_RETRY_MODE``, else the profile's ``retry_mode`` (read when the
+    client opens), else ``"standard"``; an argument always wins. Every mode
+    uses this package's one retry engine: ``"standard"`` is it as described
+    above (the SDKs' standard mode: capped exponential backoff with full
+    jitter and the retry budget); ``"legacy"`` is taken as ``"standard"``
+    (the retry budget stays on); ``"adaptive"`` adds the SDKs' client-side
+    rate limiter: after a throttling answer every call of the client (the
+    ``put_*`` calls, the recorder's and the batching helpers') waits for a
+    token from a bucket whose rate follows CUBIC (cut to 70% of the measured
+    rate at each throttle, growing back while calls succeed);
+    ``rate_limit_fail_fast=True`` makes a call that would wait raise
+    ``ClientRateLimitError`` instead. The shared config file's
+    ``max_attempts`` is not read.
+
+    ``retries_2026`` (default: ``AWS_NEW_RETRIES_2026=true``) is the AWS
+    SDKs' updated retry behaviour of 2026: the wait before a retry is
+    ``random() * min(backoff_max, base * 2 ** (attempt - 1))`` with base
+    50 ms after a transient error and 1 s after throttling (in place of
+    ``backoff_base``); a retry takes 5 tokens after throttling and 14 after
+    any other error; and the service's ``x-amz-retry-after`` (milliseconds)
+    is honoured within a bound, ``max(t, min(hint, t + 5 s))`` for the
+    jittered wait ``t``.
+
+    ``proxies`` maps ``"https"``/``"http"`` to a proxy URL (botocore's
+    ``Config(proxies=...)``; a user name and password in it are sent as
+    ``Proxy-Authorization`` and never shown); None, the default, reads
+    ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` (either case) when the
+    client opens, and an empty mapping turns proxies off. ``ca_bundle`` is a
+    PEM file whose CAs verify TLS servers in place of the system's; None
+    reads ``AWS_CA_BUNDLE``, then the profile's ``ca_bundle``. Both apply to
+    every HTTP call the client makes: the service's, and its credential
+    sources' (STS, SSO, the container endpoint, instance metadata).
     """
 
     max_attempts: int = attrs.field(factory=_max_attempts_from_env, validator=_at_least_one)
@@ -123,3 +186,7 @@ class ClientConfig:
     retry_budget: int = attrs.field(default=500, validator=_at_least_one)
     max_response_bytes: int = attrs.field(default=1024 * 1024, validator=_at_least_one)
     retry_mode: RetryMode = attrs.field(factory=_retry_mode_from_env, validator=_retry_mode)
+    retries_2026: bool = attrs.field(factory=_new_retries_from_env)
+    rate_limit_fail_fast: bool = False
+    proxies: Mapping[str, str] | None = attrs.field(default=None, converter=_proxies, repr=proxies_repr, hash=False)
+    ca_bundle: str | None = attrs.field(default=None, validator=_ca_bundle)

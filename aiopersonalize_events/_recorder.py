@@ -45,6 +45,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, Protocol, TypeAlias
@@ -339,6 +340,7 @@ class EventRecorder:
 
     async def __aenter__(self) -> EventRecorder:
         """Start, and open the spool: a spool that cannot open raises its ``SpoolError`` here."""
+        _refuse_if_inherited(self)
         self._check_loop()
         self._start()
         if self._opened is not None:
@@ -370,6 +372,7 @@ class EventRecorder:
         self._room.set()
         self._opened = loop.create_future()
         self._state = "running"
+        _STARTED.add(self)
         # in a context of its own: the sends are nobody's request (not the span or context vars of the first record())
         self._runner = contextvars.Context().run(loop.create_task, self._run(), name="aiopersonalize_events-recorder")
         self._runner.add_done_callback(self._runner_done)
@@ -404,6 +407,7 @@ class EventRecorder:
 
     def _record_elsewhere(self, event: Event, session_id: str, user_id: str | None) -> bool:
         """``record()`` outside the recorder's loop thread: start here, hand over, or refuse clearly."""
+        _refuse_if_inherited(self)
         try:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -454,6 +458,7 @@ class EventRecorder:
         Raises ``RecorderClosedError`` when the recorder is closed, without
         counting the event.
         """
+        _refuse_if_inherited(self)
         self._check_loop()
         if self._state == "new":
             self._start()
@@ -919,6 +924,8 @@ class EventRecorder:
         once (unsent events go to ``on_failure``, or stay in a durable spool)
         and the cancellation is passed on.
         """
+        if self in _INHERITED:
+            return  # started before os.fork(): its queue, task and loop are the parent's, not ours to close
         loop = self._check_loop()
         if self._closed is not None:
             await asyncio.shield(self._closed)
@@ -1018,3 +1025,28 @@ class EventRecorder:
                 ResourceWarning,
                 stacklevel=1,
             )
+
+
+_STARTED: Final[weakref.WeakSet[EventRecorder]] = weakref.WeakSet()
+_INHERITED: Final[list[EventRecorder]] = []
+"""Recorders a forked child inherited started: refused there, kept (never collected or closed) in the child."""
+
+
+def _refuse_if_inherited(recorder: EventRecorder) -> None:
+    if _INHERITED and recorder in _INHERITED:
+        raise RecorderStateError(
+            "this EventRecorder was started before os.fork(): its queue and background task stay with the parent "
+            "process; create (or start) the recorder in each child, e.g. in the app's startup or lifespan hook"
+        )
+
+
+def _after_fork_in_child() -> None:
+    """A recorder started before the fork (running, or since closed) belongs to the parent: every use says so."""
+    for recorder in list(_STARTED):
+        recorder._thread = None  # off record()'s fast path, onto the path that refuses
+        _INHERITED.append(recorder)
+    _STARTED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -13,6 +13,7 @@ The tree::
     │   ├── ReadTimeoutError           the answer took longer than read_timeout
     │   ├── ConnectionClosedError      the connection dropped before a full answer
     │   ├── PoolTimeoutError           no pooled connection came free in time; nothing was sent
+    │   ├── ClientRateLimitError       the adaptive mode's rate limiter refused at once (fail fast); nothing was sent
     │   └── InvalidResponseError       an answer that is not the service's (garbage, too large)
     └── ServiceError(code, message, http_status, request_id)
         ├── InvalidInputException      400, modelled
@@ -34,6 +35,7 @@ from typing import ClassVar, Final
 
 __all__ = [
     "AccessDeniedException",
+    "ClientRateLimitError",
     "ClientStateError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
@@ -66,6 +68,8 @@ class PersonalizeEventsError(Exception):
     throttling: ClassVar[bool] = False
     attempts: int = 1
     """How many attempts the client made before raising this error."""
+    amz_retry_after: float | None = None
+    """Seconds from the service's ``x-amz-retry-after`` header (sent in milliseconds), if it sent one."""
 
     @property
     def retry_after(self) -> float | None:
@@ -162,6 +166,17 @@ class PoolTimeoutError(TransportError):
     """
 
     retryable = False
+
+
+class ClientRateLimitError(TransportError):
+    """The client's own adaptive rate limiter had no token and ``rate_limit_fail_fast`` is on; nothing was sent.
+
+    Raised at once, without retries (as botocore's ``CapacityNotAvailableError``);
+    it counts as throttling and is retryable, so a recorder sends the batch
+    again later.
+    """
+
+    throttling = True
 
 
 class InvalidResponseError(TransportError):
@@ -300,6 +315,14 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return seconds if 0 <= seconds < 3600 else None
 
 
+def _amz_retry_after(headers: Mapping[str, str]) -> float | None:
+    """``x-amz-retry-after``: whole milliseconds, as botocore reads it; anything else is ignored."""
+    value = headers.get("x-amz-retry-after")
+    if not value or not value.strip().isdigit():
+        return None
+    return min(int(value.strip()), 3_600_000) / 1000.0
+
+
 def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> ServiceError:
     """Turn an error answer (status, headers, body bytes) into the matching ``ServiceError``.
 
@@ -330,10 +353,12 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> Service
         cls = ThrottlingException
     if cls is None and code in _THROTTLING_CODES:
         cls = ThrottlingException
-    return (cls or ServiceError)(
+    error = (cls or ServiceError)(
         message,
         code=code,
         http_status=status,
         request_id=request_id,
         retry_after=_retry_after(headers),
     )
+    error.amz_retry_after = _amz_retry_after(headers)
+    return error

@@ -117,6 +117,12 @@ class _Instruments:
             unit="{token}",
             description="Tokens left in each live client's retry budget",
         )
+        meter.create_observable_gauge(
+            "aiopersonalize_events.client.rate_limit.rate",
+            callbacks=[self._rate_limit],
+            unit="{call}/s",
+            description="Calls per second each adaptive-mode client allows itself (once throttled)",
+        )
         gauges: list[tuple[str, str, str, Callable[[Any], Any]]] = [
             ("pending", "{event}", "Events a recorder holds: queued, in flight or waiting to be retried", _pending),
             ("spool.events", "{event}", "Events held by a recorder's spool", _spool_len),
@@ -182,6 +188,25 @@ class _Instruments:
             if address is not None:
                 attributes["server.address"] = address[0]
             found.append(Observation(tokens, attributes))
+        return found
+
+    def _rate_limit(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.enabled:
+            return ()
+        found = []
+        for key, client in _telemetry.clients():
+            try:
+                limiter = client.retry_policy.rate_limiter
+                rate = None if limiter is None else limiter.stats.rate
+                attributes: dict[str, Any] = {CLIENT_ID: key}
+                address = _server(client.endpoint_url)
+            except Exception:  # never let one odd object break the reader
+                continue
+            if rate is None:
+                continue
+            if address is not None:
+                attributes["server.address"] = address[0]
+            found.append(Observation(rate, attributes))
         return found
 
     def _recorder_callback(self, read: Callable[[Any], Any]) -> _Callback:

@@ -233,6 +233,7 @@ ALLOWED = {
         "_endpoints",
         "_signing",
         "_version",
+        "_network",  # the proxies and CA bundle of every HTTP call (the client's, else the environment's)
         "_validators",  # pure checks (and the package's one ISO-8601 parser), below everything but errors
         "errors",
         "_sources",

@@ -1,4 +1,4 @@
-"""The README's and the site's Python snippets also run against the emulator with no region anywhere (only the endpoint variable)."""
+"""The Python snippets of the README and the site also run against the emulator with no region set anywhere."""
 
 from __future__ import annotations
 

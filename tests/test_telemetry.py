@@ -313,6 +313,23 @@ async def test_an_empty_retry_budget_is_the_stop_reason_and_the_gauge_shows_it(
     assert 0 in [v for _, v in points["aiopersonalize_events.client.retry_budget.tokens"]]
 
 
+async def test_the_adaptive_rate_limit_is_a_gauge_once_throttled(emulator: Emulator, telemetry: Telemetry) -> None:
+    """retry_mode=adaptive: no rate point before a throttle; after one, the allowed calls per second per client."""
+    async with make_client(emulator, retry_mode="adaptive", max_attempts=2) as client:
+        await client.put_actions(dataset_arn=ARN, actions=[Action(action_id="MARK-a")])
+        assert not telemetry.points().get("aiopersonalize_events.client.rate_limit.rate")
+        script_faults(client, emulator, None)  # throttled once, then the retry goes through
+        emulator.faults = Faults(throttle=1.0)
+        await client.put_actions(dataset_arn=ARN, actions=[Action(action_id="MARK-b")])
+        points = telemetry.points()
+        limiter = client.retry_policy.rate_limiter
+        assert limiter is not None
+        allowed = limiter.stats.rate
+    ((attributes, value),) = points["aiopersonalize_events.client.rate_limit.rate"]
+    assert value == allowed
+    assert attributes["server.address"] == "127.0.0.1"
+
+
 def _one_call(op_name: str) -> Callable[[PersonalizeEventsClient], Any]:
     interaction = ActionInteraction(
         action_id="MARK-a", session_id="MARK-s", timestamp=1_764_000_000, event_type="Taken", user_id="MARK-u"

@@ -92,8 +92,8 @@ def _open(path: str, *, write: bool) -> sqlite3.Connection:
     """The spool at ``path``, checked (a spool, of a schema this version reads); never creates one."""
     import sqlite3
 
-    from .._spool import SpoolError
-    from .._spool_sqlite import SCHEMA_VERSION, connect_spool
+    from ..spool import SpoolError
+    from ..spool.sqlite._file import SCHEMA_VERSION, connect_spool
 
     if not os.path.isfile(path):
         raise UsageError(f"no spool at {path}")
@@ -140,7 +140,7 @@ def _where(args: argparse.Namespace, column: str = "tracking_id") -> tuple[str, 
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from .._spool_sqlite import _HOST, _process_lives
+    from ..spool.sqlite._owners import HOST, process_lives
 
     conn = _open(args.path, write=False)
     try:
@@ -158,7 +158,7 @@ def _stats(args: argparse.Namespace) -> int:
         now = time.time()
         owners = []
         for owner, host, pid, started, expires in conn.execute("SELECT owner, host, pid, started, expires FROM owners"):
-            lives = expires >= now and (host != _HOST or _process_lives(pid, started))
+            lives = expires >= now and (host != HOST or process_lives(pid, started))
             owners.append(
                 {
                     "owner": owner,
@@ -284,8 +284,9 @@ def _delete_dead(conn: sqlite3.Connection, letters: list[int]) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from .._spool_sqlite import line_event, segment_body
     from ..errors import PersonalizeEventsError
+    from ..spool._lines import line_event
+    from ..spool.sqlite._segments import segment_body
 
     conn = _open(args.path, write=True)
     try:

@@ -1,0 +1,134 @@
+"""Owners of a shared spool file: each process registers, renews its lease, and takes over what the gone left.
+
+Each process registers as an *owner* (host, pid, process start time, lease
+expiry); its rows carry its owner id. An owner renews its lease every few
+seconds; another process takes over (moves to itself, in one transaction)
+the rows of an owner that is gone: the same host and its pid no longer
+runs (or runs another program, or is a zombie), or its lease has expired.
+Rows are never taken from an owner that lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+from typing import Final
+
+__all__ = ["HOST", "Owner", "process_lives", "proc_start"]
+
+log: Final = logging.getLogger("aiopersonalize_events.spool")
+
+HOST: Final = socket.gethostname()
+_CLAIM_CHUNK: Final = 10_000  # rows taken over from dead owners in one round at most
+
+
+def proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux ``/proc``), to tell a reused pid from its first owner, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def process_lives(pid: int, started: str | None) -> bool:
+    """True when ``pid`` runs on this host and (when known) is the same process that registered."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return True
+    if started is not None:
+        now = proc_start(pid)
+        if now is not None and now != started:
+            return False
+        with contextlib.suppress(OSError):  # a zombie (killed, not yet reaped) holds nothing
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+            if data[data.rfind(b")") + 2 :].split()[:1] == [b"Z"]:
+                return False
+    return True
+
+
+class Owner:
+    """This process as an owner of the file: its id, its lease, and the SQL that registers, renews and takes over.
+
+    Every method runs inside the caller's transaction (the writer's round);
+    ``now`` is the wall-clock time the lease is measured on.
+    """
+
+    __slots__ = ("id", "lease", "path", "tracking_id")
+
+    def __init__(self, path: str, tracking_id: str, lease: float) -> None:
+        self.path = path
+        self.tracking_id = tracking_id
+        self.lease = lease
+        self.id = f"{HOST}/{os.getpid()}/{secrets.token_hex(4)}"
+
+    def register(self, conn: sqlite3.Connection, now: float) -> None:
+        """Enter (or enter again) the owners table with a fresh lease."""
+        conn.execute(
+            "INSERT OR REPLACE INTO owners (owner, host, pid, started, expires) VALUES (?, ?, ?, ?, ?)",
+            (self.id, HOST, os.getpid(), proc_start(os.getpid()), now + self.lease),
+        )
+
+    def renew(self, conn: sqlite3.Connection, now: float) -> None:
+        """Renew the lease; when another process thought us gone (and took our rows), register again."""
+        renewed = conn.execute("UPDATE owners SET expires = ? WHERE owner = ?", (now + self.lease, self.id)).rowcount
+        if not renewed:
+            log.error(
+                "spool %s: this process's lease had expired and its events were taken over by another; "
+                "some may be sent twice (the service de-duplicates them by eventId)",
+                self.path,
+            )
+            self.register(conn, now)
+
+    def gone(self, conn: sqlite3.Connection, now: float) -> list[str]:
+        """The other owners that are gone: their pid no longer runs here, or their lease expired."""
+        found = []
+        for owner, host, pid, started, expires in conn.execute("SELECT owner, host, pid, started, expires FROM owners"):
+            if owner == self.id:
+                continue
+            if expires < now or (host == HOST and not process_lives(pid, started)):
+                found.append(owner)
+        return found
+
+    def claim(self, conn: sqlite3.Connection, now: float) -> int:
+        """Take over the segments of owners that are gone (and those nobody owns), up to a chunk; return events."""
+        gone = self.gone(conn, now)
+        if gone:
+            conn.executemany("DELETE FROM owners WHERE owner = ?", [(o,) for o in gone])
+            log.info("spool %s: %d process(es) gone; taking over their events", self.path, len(gone))
+        orphan = "tracking_id = ? AND (owner IS NULL OR owner NOT IN (SELECT owner FROM owners))"
+        found = conn.execute(
+            f"SELECT id, count FROM segments WHERE {orphan} ORDER BY id LIMIT ?", (self.tracking_id, _CLAIM_CHUNK)
+        ).fetchall()
+        if not found:
+            return 0
+        chosen = json.dumps([r[0] for r in found])
+        events = int(sum(r[1] for r in found))
+        # moved to new ids, above every segment read back so far: they are read back in id order
+        conn.execute(
+            "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) "
+            "SELECT tracking_id, count, body, nbytes, ?, created FROM segments "
+            "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (self.id, chosen),
+        )
+        conn.execute("DELETE FROM segments WHERE id IN (SELECT value FROM json_each(?))", (chosen,))
+        conn.execute("UPDATE counters SET value = value + ? WHERE name = 'recovered'", (events,))
+        return events
+
+    def leave(self, conn: sqlite3.Connection) -> None:
+        """Free the rows this process did not send (owner NULL) and leave the owners table."""
+        conn.execute("UPDATE segments SET owner = NULL WHERE owner = ?", (self.id,))
+        conn.execute("DELETE FROM owners WHERE owner = ?", (self.id,))

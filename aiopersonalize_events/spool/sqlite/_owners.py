@@ -11,7 +11,6 @@ Rows are never taken from an owner that lives.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -19,12 +18,15 @@ import socket
 import sqlite3
 from typing import Final
 
+from ._segments import segment_body, segment_events
+
 __all__ = ["HOST", "Owner", "process_lives", "proc_start"]
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
 
 HOST: Final = socket.gethostname()
 _CLAIM_CHUNK: Final = 10_000  # rows taken over from dead owners in one round at most
+ROW_OVERHEAD: Final = 64  # bytes counted per segment beyond its body (row header, ids)
 
 
 def proc_start(pid: int) -> str | None:
@@ -104,29 +106,66 @@ class Owner:
         return found
 
     def claim(self, conn: sqlite3.Connection, now: float) -> int:
-        """Take over the segments of owners that are gone (and those nobody owns), up to a chunk; return events."""
+        """Take over the segments of owners that are gone (and those nobody owns), up to a chunk; return events.
+
+        Each segment taken over is read once here: events that cannot be
+        read become dead letters with the reason (and leave the counts), so
+        what is reported recovered is what will be offered to send.
+        """
         gone = self.gone(conn, now)
         if gone:
             conn.executemany("DELETE FROM owners WHERE owner = ?", [(o,) for o in gone])
             log.info("spool %s: %d process(es) gone; taking over their events", self.path, len(gone))
         orphan = "tracking_id = ? AND (owner IS NULL OR owner NOT IN (SELECT owner FROM owners))"
         found = conn.execute(
-            f"SELECT id, count FROM segments WHERE {orphan} ORDER BY id LIMIT ?", (self.tracking_id, _CLAIM_CHUNK)
+            f"SELECT id, count, body, nbytes, created FROM segments WHERE {orphan} ORDER BY id LIMIT ?",
+            (self.tracking_id, _CLAIM_CHUNK),
         ).fetchall()
         if not found:
             return 0
-        chosen = json.dumps([r[0] for r in found])
-        events = int(sum(r[1] for r in found))
-        # moved to new ids, above every segment read back so far: they are read back in id order
-        conn.execute(
-            "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) "
-            "SELECT tracking_id, count, body, nbytes, ?, created FROM segments "
-            "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
-            (self.id, chosen),
-        )
-        conn.execute("DELETE FROM segments WHERE id IN (SELECT value FROM json_each(?))", (chosen,))
+        events = 0
+        for segment, count, body, nbytes, created in found:
+            events += self._move(conn, segment, (int(count), bytes(body), int(nbytes), created), now)
         conn.execute("UPDATE counters SET value = value + ? WHERE name = 'recovered'", (events,))
         return events
+
+    def _move(self, conn: sqlite3.Connection, segment: int, row: tuple[int, bytes, int, float], now: float) -> int:
+        """One segment taken over: moved to a new id (above every segment read back so far: they are read back
+        in id order), its unreadable events kept as dead letters; returns the events that can be sent."""
+        count, body, nbytes, created = row
+        decoded = segment_events(body)
+        readable = [(e, s, u) for e, s, u in decoded if e is not None]
+        dead = [(self.tracking_id, s, u, now) for e, s, u in decoded if e is None]
+        conn.execute("DELETE FROM segments WHERE id = ?", (segment,))
+        new_bytes = 0
+        if readable:
+            new_body = body if not dead else segment_body(readable)
+            new_bytes = nbytes if not dead else len(new_body) + ROW_OVERHEAD
+            conn.execute(
+                "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (self.tracking_id, len(readable), new_body, new_bytes, self.id, created),
+            )
+        if dead or len(readable) != count:
+            if dead:
+                conn.executemany(
+                    "INSERT INTO dead (tracking_id, line, reason, failed_at) VALUES (?, ?, ?, ?)",
+                    [(t, line, reason, at) for t, line, reason, at in dead],
+                )
+                log.error(
+                    "spool %s: %d stored event(s) could not be read; kept as dead letters with the reason",
+                    self.path,
+                    len(dead),
+                )
+            conn.executemany(
+                "UPDATE counters SET value = value + ? WHERE name = ?",
+                [
+                    (count - len(readable), "deleted"),
+                    (len(readable) - count, "held_events"),
+                    (new_bytes - nbytes, "held_bytes"),
+                    (len(dead), "dead"),
+                ],
+            )
+        return len(readable)
 
     def leave(self, conn: sqlite3.Connection) -> None:
         """Free the rows this process did not send (owner NULL) and leave the owners table."""

@@ -27,7 +27,7 @@ from ..._clock import Clock
 from ..._shapes import Event
 from .._protocol import SpoolError
 from ._file import Synchronous, connect_spool, describe_sqlite_error, is_busy, move_aside, transaction
-from ._owners import Owner
+from ._owners import ROW_OVERHEAD, Owner
 from ._segments import segment_events
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
 
-ROW_OVERHEAD: Final = 64  # bytes counted per segment beyond its body (row header, ids)
 _MAX_ROUND: Final = 50_000  # operations taken in one round at most
 _GIVE_UP_ROUNDS: Final = 20  # failed rounds after which deletions and dead letters are given up
 _STOP_ATTEMPTS: Final = 3  # failed rounds at close before what could not be written is given up

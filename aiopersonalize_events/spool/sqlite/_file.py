@@ -169,6 +169,8 @@ def connect_spool(
     except sqlite3.Error as exc:
         raise SpoolError(describe_sqlite_error(path, exc)) from exc
     try:
+        if exists:
+            _refuse_foreign(conn, path, create=create)  # before WAL: another program's file is left as it is
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
             raise SpoolError(f"the spool {path} cannot use WAL mode (journal_mode={mode}); is it on a network disk?")
@@ -192,6 +194,21 @@ def connect_spool(
         conn.close()
         raise SpoolError(describe_sqlite_error(path, exc)) from exc
     return conn
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: str, *, create: bool) -> None:
+    """Refuse a database that has tables but is not a spool (another program's), and changes nothing in it."""
+    names = sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    if "schema_version" in names:
+        return
+    if names:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise SpoolError(
+            f"{path} is an SQLite database of another program (tables: {shown}), not a spool: refused, and left "
+            "as it is; give the spool a path of its own"
+        )
+    if not create:
+        raise SpoolError(f"{path} is not a spool (no schema version)")
 
 
 def _check_schema(conn: sqlite3.Connection, path: str, *, create: bool) -> None:

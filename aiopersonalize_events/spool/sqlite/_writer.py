@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol
 from ..._clock import Clock
 from ..._shapes import Event
 from .._protocol import SpoolError
-from ._file import Synchronous, connect_spool, describe_sqlite_error, is_busy, move_aside, transaction
+from ._file import Synchronous, connect_spool, describe_sqlite_error, is_busy, is_corrupt, move_aside, transaction
 from ._owners import ROW_OVERHEAD, Owner
 from ._segments import segment_events
 
@@ -335,9 +335,18 @@ class Writer:
             self._to_loop(listener.writer_closed)
 
     def _open_db(self) -> int:
+        """Open the file, register, take over what the gone left; a corrupted file (found by the connection or
+        by the first transaction: a page damaged mid-file) is moved aside and a fresh one started."""
         try:
             conn = connect_spool(self.path, synchronous=self._synchronous)
-        except sqlite3.DatabaseError as exc:  # not a database, or malformed: move it aside, start afresh
+            try:
+                recovered = self._register(conn)
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise SpoolError(describe_sqlite_error(self.path, exc)) from exc
             target = move_aside(self.path)
             log.error(
                 "spool %s is corrupted (%s); moved aside to %s (not deleted) and started a new one",
@@ -346,21 +355,23 @@ class Writer:
                 target,
             )
             conn = connect_spool(self.path, synchronous=self._synchronous)
+            try:
+                recovered = self._register(conn)
+            except sqlite3.DatabaseError as again:
+                conn.close()
+                raise SpoolError(describe_sqlite_error(self.path, again)) from again
         self._conn = conn
-        wall = self._wall()
-        try:
-            with transaction(conn):
-                self.owner.register(conn, wall)
-                recovered = self.owner.claim(conn, wall)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            self._conn = None
-            raise SpoolError(describe_sqlite_error(self.path, exc)) from exc
         self._backlog += recovered
         now = self._clock.time()
         self._next_lease = now + self.owner.lease / 3
         self._next_claim = now + min(2.0, self.owner.lease / 3)
         return recovered
+
+    def _register(self, conn: sqlite3.Connection) -> int:
+        wall = self._wall()
+        with transaction(conn):
+            self.owner.register(conn, wall)
+            return self.owner.claim(conn, wall)
 
     def _run(self) -> None:
         failed_at_stop = 0

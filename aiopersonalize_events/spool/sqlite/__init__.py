@@ -43,6 +43,7 @@ import asyncio
 import os
 import sys
 import time
+import weakref
 from collections import deque
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -62,6 +63,21 @@ from ._writer import DeleteSegment, Entry, KeepDead, LoadRows, Round, Segment, S
 __all__ = ["SCHEMA_VERSION", "SqliteSpool", "connect_spool", "describe_sqlite_error"]
 
 _Key = tuple[str, "str | None"]
+
+_OPEN: weakref.WeakSet[SqliteSpool] = weakref.WeakSet()  # spools open in this process, for the fork hook
+_INHERITED: list[object] = []  # connections a forked child inherited: kept, never closed, never used there
+
+
+def _after_fork_in_child() -> None:
+    """A child of fork() has the parent's open spools without their writer threads: they belong to the parent.
+    Keep their connections from being closed here (SQLite must not use a connection across fork)."""
+    for spool in list(_OPEN):
+        spool._forked()
+    _OPEN.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SqliteSpool:
@@ -162,6 +178,7 @@ class SqliteSpool:
         self._opened: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         self._recovered_total = 0
+        self._pid: int | None = None  # the process that opened it
 
     def __repr__(self) -> str:
         return f"SqliteSpool({self._path!r}, state={self._state}, held={self._held})"
@@ -192,6 +209,11 @@ class SqliteSpool:
 
     async def open(self, listener: SpoolListener, *, tracking_id: str) -> None:
         """Open the file in the writer thread, take over what earlier processes left; see ``Spool.open``."""
+        if self._pid is not None and self._pid != os.getpid():
+            raise SpoolStateError(
+                f"the spool {self._path} was opened by process {self._pid} before fork(); a process made by fork() "
+                "cannot use it: make the spool (or the recorder) in each process, or open it after the fork"
+            )
         if self._state != "new":
             raise SpoolStateError(f"the spool {self._path} is already {self._state}; a spool serves one recorder")
         loop = asyncio.get_running_loop()
@@ -201,6 +223,8 @@ class SqliteSpool:
         self._listener = listener
         self._tracking_id = tracking_id
         self._state = "opening"
+        self._pid = os.getpid()
+        _OPEN.add(self)
         self._opened = loop.create_future()
         self._in_transit = True  # the first round reads back what waits on disk
         self._writer = Writer(
@@ -235,6 +259,8 @@ class SqliteSpool:
 
     async def close(self) -> None:
         """Write what is unsent, free it for a later process, close the file; idempotent."""
+        if self._pid is not None and self._pid != os.getpid():
+            return  # a copy in a forked child: the parent's writer holds the file, nothing here to close
         if self._state in ("new", "closed", "failed"):
             if self._state == "new":
                 self._state = "closed"
@@ -251,6 +277,7 @@ class SqliteSpool:
             self._queue_due(force=True)
             writer.stop()
         await asyncio.shield(self._closed)
+        _OPEN.discard(self)
         if writer.is_alive():
             # the writer said it is done as its last act; wait (off the loop) for it to end, so that
             # close() returns with no thread of this spool left
@@ -495,6 +522,13 @@ class SqliteSpool:
         self._listener = None
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
+
+    def _forked(self) -> None:
+        """In a child of fork(): the writer thread did not come along; keep its connection unclosed."""
+        writer = self._writer
+        if writer is not None:
+            _INHERITED.append(writer.inherited())
+        self._tick = None
 
     def before_exit(self) -> None:
         """At interpreter exit with the spool open (the loop has ended): its events due on disk go now."""

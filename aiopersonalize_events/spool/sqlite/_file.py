@@ -3,7 +3,8 @@
 Tables (schema version 1): ``schema_version``; ``segments`` (pending
 events, many a row, with their tracking id, owner, count and size);
 ``dead`` (failed for good: one row per event, its ``put-events`` line and
-the reason); ``owners``; ``counters`` (totals kept across restarts: events
+the reason); ``owners`` (with ``beat``, a heartbeat counter each owner
+raises as it renews, added to files of earlier releases when opened); ``counters`` (totals kept across restarts: events
 ``written`` in segments, ``deleted`` with their segment, ``held_events`` and
 ``held_bytes`` still there, with ``written == deleted + held_events`` at
 every commit; ``dead`` letters ever kept; events ``recovered``).
@@ -66,7 +67,8 @@ CREATE TABLE IF NOT EXISTS owners (
     host TEXT NOT NULL,
     pid INTEGER NOT NULL,
     started TEXT,
-    expires REAL NOT NULL
+    expires REAL NOT NULL,
+    beat INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -224,7 +226,12 @@ def _check_schema(conn: sqlite3.Connection, path: str, *, create: bool) -> None:
                 conn.execute(statement)
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         conn.executemany("INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", [(n,) for n in COUNTERS])
-    elif version > SCHEMA_VERSION:
+    elif version <= SCHEMA_VERSION:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(owners)")}
+        if columns and "beat" not in columns:
+            # a file of an earlier release: add the heartbeat (an additive column, which that release ignores)
+            conn.execute("ALTER TABLE owners ADD COLUMN beat INTEGER NOT NULL DEFAULT 0")
+    if version is not None and version > SCHEMA_VERSION:
         raise SpoolError(
             f"the spool {path} was written by a newer aiopersonalize-events (schema version {version}; "
             f"this version reads up to {SCHEMA_VERSION}): upgrade aiopersonalize-events, or use another path"

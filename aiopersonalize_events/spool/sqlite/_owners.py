@@ -1,11 +1,16 @@
 """Owners of a shared spool file: each process registers, renews its lease, and takes over what the gone left.
 
-Each process registers as an *owner* (host, pid, process start time, lease
-expiry); its rows carry its owner id. An owner renews its lease every few
-seconds; another process takes over (moves to itself, in one transaction)
-the rows of an owner that is gone: the same host and its pid no longer
-runs (or runs another program, or is a zombie), or its lease has expired.
-Rows are never taken from an owner that lives.
+Each process registers as an *owner* (host, pid, process start time, a
+heartbeat counter ``beat``, and a wall-clock ``expires`` kept for people and
+earlier releases); its rows carry its owner id. An owner renews every few
+seconds, raising its ``beat``; another process takes over (moves to itself,
+in one transaction) the rows of an owner that is gone: the same host and
+its pid no longer runs (or runs another program, or is a zombie), or its
+heartbeat has not moved for ``lease`` seconds as the *watching* process
+measures them on its own monotonic clock. No wall clock decides: a clock
+that jumps (NTP, a VM resumed, an operator) neither keeps a dead owner's
+rows nor takes a live owner's. Rows are never taken from an owner that
+lives.
 """
 
 from __future__ import annotations
@@ -66,27 +71,33 @@ class Owner:
     """This process as an owner of the file: its id, its lease, and the SQL that registers, renews and takes over.
 
     Every method runs inside the caller's transaction (the writer's round);
-    ``now`` is the wall-clock time the lease is measured on.
+    ``now`` is the wall-clock time written (``expires``, ``created``: for
+    people, and for earlier releases sharing the file), ``watch`` this
+    process's monotonic clock, which alone decides who is gone.
     """
 
-    __slots__ = ("id", "lease", "path", "tracking_id")
+    __slots__ = ("_seen", "id", "lease", "path", "pid", "tracking_id")
 
     def __init__(self, path: str, tracking_id: str, lease: float) -> None:
         self.path = path
         self.tracking_id = tracking_id
         self.lease = lease
-        self.id = f"{HOST}/{os.getpid()}/{secrets.token_hex(4)}"
+        self.pid = os.getpid()
+        self.id = f"{HOST}/{self.pid}/{secrets.token_hex(4)}"
+        self._seen: dict[str, tuple[tuple[int, float], float]] = {}  # owner -> (its heartbeat, since when)
 
     def register(self, conn: sqlite3.Connection, now: float) -> None:
         """Enter (or enter again) the owners table with a fresh lease."""
         conn.execute(
-            "INSERT OR REPLACE INTO owners (owner, host, pid, started, expires) VALUES (?, ?, ?, ?, ?)",
-            (self.id, HOST, os.getpid(), proc_start(os.getpid()), now + self.lease),
+            "INSERT OR REPLACE INTO owners (owner, host, pid, started, expires, beat) VALUES (?, ?, ?, ?, ?, 0)",
+            (self.id, HOST, self.pid, proc_start(self.pid), now + self.lease),
         )
 
     def renew(self, conn: sqlite3.Connection, now: float) -> None:
         """Renew the lease; when another process thought us gone (and took our rows), register again."""
-        renewed = conn.execute("UPDATE owners SET expires = ? WHERE owner = ?", (now + self.lease, self.id)).rowcount
+        renewed = conn.execute(
+            "UPDATE owners SET expires = ?, beat = beat + 1 WHERE owner = ?", (now + self.lease, self.id)
+        ).rowcount
         if not renewed:
             log.error(
                 "spool %s: this process's lease had expired and its events were taken over by another; "
@@ -95,24 +106,37 @@ class Owner:
             )
             self.register(conn, now)
 
-    def gone(self, conn: sqlite3.Connection, now: float) -> list[str]:
-        """The other owners that are gone: their pid no longer runs here, or their lease expired."""
+    def gone(self, conn: sqlite3.Connection, watch: float) -> list[str]:
+        """The other owners that are gone: their pid no longer runs here, or their heartbeat has not moved for
+        ``lease`` seconds of ``watch`` (this process's monotonic clock; an owner first seen now is alive)."""
         found = []
-        for owner, host, pid, started, expires in conn.execute("SELECT owner, host, pid, started, expires FROM owners"):
+        seen: dict[str, tuple[tuple[int, float], float]] = {}
+        rows = conn.execute("SELECT owner, host, pid, started, expires, beat FROM owners").fetchall()
+        for owner, host, pid, started, expires, beat in rows:
             if owner == self.id:
                 continue
-            if expires < now or (host == HOST and not process_lives(pid, started)):
+            if host == HOST and not process_lives(pid, started):
                 found.append(owner)
+                continue
+            sign = (int(beat or 0), float(expires))  # an earlier release only moves ``expires``: that counts too
+            before = self._seen.get(owner)
+            if before is None or before[0] != sign:
+                seen[owner] = (sign, watch)
+            elif watch - before[1] > self.lease:
+                found.append(owner)
+            else:
+                seen[owner] = before
+        self._seen = seen
         return found
 
-    def claim(self, conn: sqlite3.Connection, now: float) -> int:
+    def claim(self, conn: sqlite3.Connection, now: float, watch: float) -> int:
         """Take over the segments of owners that are gone (and those nobody owns), up to a chunk; return events.
 
         Each segment taken over is read once here: events that cannot be
         read become dead letters with the reason (and leave the counts), so
         what is reported recovered is what will be offered to send.
         """
-        gone = self.gone(conn, now)
+        gone = self.gone(conn, watch)
         if gone:
             conn.executemany("DELETE FROM owners WHERE owner = ?", [(o,) for o in gone])
             log.info("spool %s: %d process(es) gone; taking over their events", self.path, len(gone))

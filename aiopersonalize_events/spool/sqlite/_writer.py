@@ -290,6 +290,12 @@ class Writer:
         self._stop.set()
         self._wake.set()
 
+    def inherited(self) -> object:
+        """In a child of fork(): give up the connection (the caller keeps it, unclosed) and the exit hook."""
+        conn, self._conn = self._conn, None
+        self._unregister_exit_hook()
+        return conn
+
     def is_alive(self) -> bool:
         """True while the thread runs."""
         return self._thread.is_alive()
@@ -371,7 +377,7 @@ class Writer:
         wall = self._wall()
         with transaction(conn):
             self.owner.register(conn, wall)
-            return self.owner.claim(conn, wall)
+            return self.owner.claim(conn, wall, self._clock.time())
 
     def _run(self) -> None:
         failed_at_stop = 0
@@ -530,7 +536,7 @@ class Writer:
             self.owner.renew(conn, wall)
             self._next_lease = now + lease / 3
         if now >= self._next_claim and not self._stop.is_set():
-            claimed = self.owner.claim(conn, wall)
+            claimed = self.owner.claim(conn, wall, now)
             self._next_claim = now + min(2.0, lease / 3)
         return claimed
 

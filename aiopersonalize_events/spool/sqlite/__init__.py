@@ -237,6 +237,7 @@ class SqliteSpool:
             loop=loop,
             listener=self,
             room=max(0, self._window - self._in_memory),
+            max_events=self._limit_events if self._limit_events != sys.maxsize else None,
         )
         self._writer.start()
         await asyncio.shield(self._opened)

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -244,8 +245,10 @@ class Writer:
         loop: asyncio.AbstractEventLoop,
         listener: WriterListener,
         room: int,
+        max_events: int | None,
     ) -> None:
         self.path = path
+        self._max_events = max_events
         self._tracking_id = tracking_id
         self._synchronous: Synchronous = synchronous
         self._commit_interval = commit_interval
@@ -446,8 +449,15 @@ class Writer:
             self._failing_since = None
         self._carry_rounds = 0
         self._unreadable_segments = []
-        self._committed(writes, ids, plan.deleted, result)
-        result.resolved = sum(op.seg.count for op in plan.inserts)
+        over = writes[len(ids) :]
+        self._committed(writes[: len(ids)], ids, plan.deleted, result)
+        result.resolved = sum(op.seg.count for op in plan.inserts) - sum(op.seg.count for op in over)
+        if over:  # kept here (they are in memory), written as room frees; put() is told they are not on disk
+            self._carry = list(over)
+            result.sync_error = SpoolError(
+                f"the spool {self.path} is at max_events={self._max_events} (all processes on it together): "
+                f"{sum(op.seg.count for op in over)} event(s) wait in memory until room frees"
+            )
         result.recovered += claimed
         self._backlog += claimed
         if plan.loads:
@@ -488,18 +498,6 @@ class Writer:
         wall = self._wall()
         owner = self.owner.id
         with transaction(conn):
-            ids: list[int] = []
-            events_in = bytes_in = 0
-            for op in writes:
-                nbytes = len(op.body) + ROW_OVERHEAD
-                cursor = conn.execute(
-                    "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) VALUES (?, ?, ?, ?, ?, ?)",
-                    (self._tracking_id, op.seg.count, op.body, nbytes, owner, wall),
-                )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
-                events_in += op.seg.count
-                bytes_in += nbytes
             deleted_events = deleted_bytes = 0
             if rows:
                 gone = conn.execute(
@@ -509,6 +507,21 @@ class Writer:
                 ).fetchall()
                 deleted_events = sum(g[0] for g in gone)
                 deleted_bytes = sum(g[1] for g in gone)
+            room = self._room_in_file(conn, deleted_events) if writes else 0
+            ids: list[int] = []
+            events_in = bytes_in = 0
+            for op in writes:
+                if op.seg.count > room - events_in:
+                    break  # the file is at max_events (all processes together): the rest waits for room
+                nbytes = len(op.body) + ROW_OVERHEAD
+                cursor = conn.execute(
+                    "INSERT INTO segments (tracking_id, count, body, nbytes, owner, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (self._tracking_id, op.seg.count, op.body, nbytes, owner, wall),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+                events_in += op.seg.count
+                bytes_in += nbytes
             if dead_rows:
                 conn.executemany(
                     "INSERT INTO dead (tracking_id, session_id, user_id, event_id, line, reason, failed_at) "
@@ -527,6 +540,15 @@ class Writer:
             )
             claimed = self._housekeeping(conn, now, wall) if housekeeping else 0
         return ids, claimed
+
+    def _room_in_file(self, conn: sqlite3.Connection, deleted: int) -> int:
+        """Events the file may still take under ``max_events``, read inside the transaction (so every process
+        on the file sees the others' commits: the bound holds for all of them together)."""
+        if self._max_events is None:
+            return sys.maxsize
+        row = conn.execute("SELECT value FROM counters WHERE name = 'held_events'").fetchone()
+        held = int(row[0]) if row is not None else 0
+        return max(0, self._max_events - held + deleted)
 
     def _housekeeping(self, conn: sqlite3.Connection, now: float, wall: float) -> int:
         """Renew the lease when due (and at close); take over what gone owners left when due."""

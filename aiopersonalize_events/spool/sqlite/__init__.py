@@ -40,13 +40,14 @@ operations); this module is the loop side.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
 import weakref
 from collections import deque
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ... import _limits as L
 from ..._batching import Grouper
@@ -58,7 +59,9 @@ from .._lines import event_line
 from .._protocol import SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from ._file import SCHEMA_VERSION, Synchronous, connect_spool, describe_sqlite_error
 from ._segments import segment_body
-from ._writer import DeleteSegment, Entry, KeepDead, LoadRows, Round, Segment, Sync, Writer, WriteSegment
+from ._writer import CLOSE_TIME, DeleteSegment, Entry, KeepDead, LoadRows, Round, Segment, Sync, Writer, WriteSegment
+
+log: Final = logging.getLogger("aiopersonalize_events.spool")
 
 __all__ = ["SCHEMA_VERSION", "SqliteSpool", "connect_spool", "describe_sqlite_error"]
 
@@ -258,8 +261,13 @@ class SqliteSpool:
         writer.wake()
         await done
 
-    async def close(self) -> None:
-        """Write what is unsent, free it for a later process, close the file; idempotent."""
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Write what is unsent, free it for a later process, close the file; idempotent.
+
+        Returns within ``timeout`` seconds (``CLOSE_TIME``, 4, when None), whatever the file does: events
+        it could not take by then (another program holding a lock, a full disk) are reported through
+        ``spool_lost`` (the recorder counts them failed), so what stays counted is in the file.
+        """
         if self._pid is not None and self._pid != os.getpid():
             return  # a copy in a forked child: the parent's writer holds the file, nothing here to close
         if self._state in ("new", "closed", "failed"):
@@ -276,13 +284,17 @@ class SqliteSpool:
                 self._tick.cancel()
                 self._tick = None
             self._queue_due(force=True)
-            writer.stop()
-        await asyncio.shield(self._closed)
+            writer.stop(CLOSE_TIME if timeout is None else timeout)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), writer.remaining())
+        except asyncio.TimeoutError:  # a statement outlived the deadline: the exit hook still waits for it
+            log.error("spool %s: the writer did not finish within the close deadline", self._path)
+            return
         _OPEN.discard(self)
         if writer.is_alive():
             # the writer said it is done as its last act; wait (off the loop) for it to end, so that
             # close() returns with no thread of this spool left
-            await asyncio.to_thread(writer.join, 10)
+            await asyncio.to_thread(writer.join, writer.remaining())
 
     # -- intake and delivery (loop thread) -----------------------------------------------------
 

@@ -27,6 +27,7 @@ from typing import Any, Final, Protocol
 from ..._clock import Clock
 from ..._shapes import Event
 from .._protocol import SpoolError
+from . import _file
 from ._file import Synchronous, connect_spool, describe_sqlite_error, is_busy, is_corrupt, move_aside, transaction
 from ._owners import ROW_OVERHEAD, Owner
 from ._segments import segment_events
@@ -48,7 +49,10 @@ log: Final = logging.getLogger("aiopersonalize_events.spool")
 
 _MAX_ROUND: Final = 50_000  # operations taken in one round at most
 _GIVE_UP_ROUNDS: Final = 20  # failed rounds after which deletions and dead letters are given up
-_STOP_ATTEMPTS: Final = 3  # failed rounds at close before what could not be written is given up
+CLOSE_TIME: Final = 4.0
+"""Seconds ``close()`` (and the interpreter's exit) gives the writer when no timeout is given: less than
+the recorder's floor for closing its spool, so the spool says what it kept before the recorder reports it."""
+_GRACE: Final = 0.25  # beyond the close deadline: the last statement, the hand-over to the loop
 
 
 class Segment:
@@ -272,6 +276,7 @@ class Writer:
         self._next_lease = 0.0
         self._next_claim = 0.0
         self._failing_since: float | None = None
+        self._deadline: float | None = None  # time.monotonic() by which a stopping writer is done
         self._exit_hook: Callable[[], None] | None = None
 
     # -- the loop side's handles -------------------------------------------------------------
@@ -288,10 +293,26 @@ class Writer:
         """Run a round now instead of at the next renewal."""
         self._wake.set()
 
-    def stop(self) -> None:
-        """Write what is queued, free our rows and end (``writer_closed`` tells when)."""
+    def stop(self, timeout: float = CLOSE_TIME) -> None:
+        """Write what is queued, free our rows and end (``writer_closed`` tells when), within ``timeout`` seconds:
+        what the file does not take by then (locked, full) is reported lost, never left half-done."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + max(0.0, timeout)
         self._stop.set()
         self._wake.set()
+
+    def remaining(self) -> float:
+        """Seconds left before the close deadline (with the grace for the hand-over); the full budget if none."""
+        deadline = self._deadline
+        return CLOSE_TIME + _GRACE if deadline is None else max(0.0, deadline - time.monotonic()) + _GRACE
+
+    def _bound_waits(self, conn: sqlite3.Connection) -> None:
+        """While stopping, no statement may wait on a lock past the close deadline."""
+        deadline = self._deadline
+        if deadline is not None:
+            left = max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
 
     def inherited(self) -> object:
         """In a child of fork(): give up the connection (the caller keeps it, unclosed) and the exit hook."""
@@ -383,24 +404,30 @@ class Writer:
             return self.owner.claim(conn, wall, self._clock.time())
 
     def _run(self) -> None:
-        failed_at_stop = 0
         while True:
             if not self.ops and not self._stop.is_set():
                 self._wake.wait(timeout=self._wait_time())
             self._wake.clear()
             stopping = self._stop.is_set()
+            if stopping and self._conn is not None:
+                self._bound_waits(self._conn)
             self._round(0)
             if stopping and not self.ops and not self._carry:
                 return
-            if self._carry:  # a failed round: try again after a pause
-                if stopping:
-                    failed_at_stop += 1
-                    if failed_at_stop >= _STOP_ATTEMPTS:  # closing and the file does not take them: they are lost
-                        error = SpoolError(f"the spool {self.path} could not be written at close")
-                        log.error("spool %s: writing still fails at close; the events not written are lost", self.path)
-                        self._fail_queue(error, everything=False, memory_too=True)
-                        return
-                self._stop.wait(self._commit_interval)
+            if self._carry:  # a failed round (or no room): try again after a pause
+                if stopping and (self._deadline is None or time.monotonic() >= self._deadline):
+                    # closing, and the file did not take them by the deadline: they are lost, and said so
+                    error = SpoolError(f"the spool {self.path} could not be written within the close deadline")
+                    log.error(
+                        "spool %s: writing still fails at close; the events not written are lost (reported failed)",
+                        self.path,
+                    )
+                    self._fail_queue(error, everything=False, memory_too=True)
+                    return
+                pause = self._commit_interval
+                if stopping and self._deadline is not None:
+                    pause = min(pause, max(0.0, self._deadline - time.monotonic()))
+                time.sleep(pause) if stopping else self._stop.wait(pause)
 
     def _wait_time(self) -> float:
         """How long the idle writer may sleep: until the next lease renewal or claim."""
@@ -694,6 +721,7 @@ class Writer:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        self._bound_waits(conn)
         try:
             with transaction(conn):
                 self.owner.leave(conn)
@@ -718,7 +746,9 @@ class Writer:
             with contextlib.suppress(Exception):
                 self._listener.before_exit()
             self.stop()
-            self.join(10)
+            # covers the round in flight (a lock waited out for up to the busy timeout) and the rounds after it,
+            # which end by the deadline: the writer never dies mid-round with events it said it would keep
+            self.join(self.remaining() + _file._BUSY_TIMEOUT)
 
         self._exit_hook = at_exit
         atexit.register(at_exit)

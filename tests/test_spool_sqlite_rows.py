@@ -211,3 +211,44 @@ def test_segments_round_trip_and_refuse_crafted_json_with_either_encoder(
         ((event, _text, reason),) = _segments.segment_events(crafted)
         assert event is None
         assert reason.startswith("unreadable")
+
+
+async def test_counters_that_cannot_be_read_are_counted_again_and_nothing_stays_pending(
+    client: PersonalizeEventsClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """A file whose counters table is gone (dropped, damaged) with events waiting and dead letters kept: the
+    recorder starts, sends every waiting event, counts the dead letters as what they are, not as pending,
+    and the counters add up again afterwards."""
+    db = tmp_path / "events.db"
+    await _make_spool_file(client, db)
+    _put_rows(db, [(_format_1(_members("c-1"), _members("c-2")), 2), (b"\x00broken", 1)])
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TABLE counters")
+    conn.close()
+    recorder = client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(db), flush_interval=0.01)
+    async with recorder:
+        await _until(lambda: recorder.stats.sent == 2)
+    stats = recorder.stats
+    assert (stats.recovered, stats.sent, stats.pending) == (2, 2, 0)
+    _check(recorder)
+    counters = dict(_rows(db, "SELECT name, value FROM counters"))
+    assert counters["held_events"] == 0
+    assert counters["written"] == counters["deleted"] + counters["held_events"]
+    assert counters["dead"] == len(_rows(db, "SELECT id FROM dead")) == 1
+
+
+async def test_a_segment_whose_count_lies_is_counted_by_what_it_holds(
+    client: PersonalizeEventsClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """A row that says it holds 10 events but holds 3: 3 are recovered and sent, none stays pending for ever."""
+    db = tmp_path / "events.db"
+    await _make_spool_file(client, db)
+    _put_rows(db, [(_format_1(_members("l-1"), _members("l-2"), _members("l-3")), 10)])
+    recorder = client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(db), flush_interval=0.01)
+    async with recorder:
+        await _until(lambda: recorder.stats.sent == 3)
+    stats = recorder.stats
+    assert (stats.recovered, stats.sent, stats.pending) == (3, 3, 0)
+    counters = dict(_rows(db, "SELECT name, value FROM counters"))
+    assert counters["held_events"] == 0
+    assert counters["written"] == counters["deleted"] + counters["held_events"]

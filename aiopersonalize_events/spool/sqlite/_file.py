@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import time
@@ -39,6 +40,8 @@ SCHEMA_VERSION: Final = 1
 """The schema this version writes and reads; a file with a higher version is refused."""
 
 _BUSY_TIMEOUT: Final = 5.0
+
+log: Final = logging.getLogger("aiopersonalize_events.spool")
 
 Synchronous = Literal["normal", "full"]
 
@@ -213,6 +216,30 @@ def _refuse_foreign(conn: sqlite3.Connection, path: str, *, create: bool) -> Non
         raise SpoolError(f"{path} is not a spool (no schema version)")
 
 
+def _mend_counters(conn: sqlite3.Connection, path: str) -> None:
+    """Counters that cannot be read (their table or rows gone) are counted again from the rows they follow."""
+    try:
+        known = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+    except sqlite3.OperationalError:
+        known = {}
+    if set(known) >= set(COUNTERS):
+        return
+    held, size = conn.execute("SELECT coalesce(sum(count), 0), coalesce(sum(nbytes), 0) FROM segments").fetchone()
+    (dead,) = conn.execute("SELECT count(*) FROM dead").fetchone()
+    deleted = int(known.get("deleted", 0))
+    values = {
+        "written": deleted + held,  # written == deleted + held_events, as at every commit
+        "deleted": deleted,
+        "held_events": held,
+        "held_bytes": size,
+        "dead": max(int(known.get("dead", 0)), dead),
+        "recovered": int(known.get("recovered", 0)),
+    }
+    conn.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    conn.executemany("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", list(values.items()))
+    log.error("spool %s: its counters could not be read; counted again from its rows", path)
+
+
 def _check_schema(conn: sqlite3.Connection, path: str, *, create: bool) -> None:
     """Inside the opening transaction: create the tables in a new file, refuse a newer schema."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -231,6 +258,8 @@ def _check_schema(conn: sqlite3.Connection, path: str, *, create: bool) -> None:
         if columns and "beat" not in columns:
             # a file of an earlier release: add the heartbeat (an additive column, which that release ignores)
             conn.execute("ALTER TABLE owners ADD COLUMN beat INTEGER NOT NULL DEFAULT 0")
+        if create and columns:
+            _mend_counters(conn, path)
     if version is not None and version > SCHEMA_VERSION:
         raise SpoolError(
             f"the spool {path} was written by a newer aiopersonalize-events (schema version {version}; "

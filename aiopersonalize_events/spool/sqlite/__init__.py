@@ -46,7 +46,7 @@ import sys
 import time
 import weakref
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final
 
 from ... import _limits as L
@@ -156,6 +156,7 @@ class SqliteSpool:
         self._lease = float(lease)
         self._window = window
         self._clock = clock
+        self._now: Callable[[], float] = clock.time if clock is not None else time.monotonic  # append()'s clock
 
         self._state = "new"  # new -> opening -> open -> closing -> closed (or failed)
         self._writer: Writer | None = None
@@ -204,10 +205,6 @@ class SqliteSpool:
     def __len__(self) -> int:
         return self._held
 
-    def _now(self) -> float:
-        clock = self._clock
-        return clock.time() if clock is not None else time.monotonic()
-
     # -- life cycle ---------------------------------------------------------------------------
 
     async def open(self, listener: SpoolListener, *, tracking_id: str) -> None:
@@ -223,6 +220,7 @@ class SqliteSpool:
         self._loop = loop
         if self._clock is None:
             self._clock = loop
+            self._now = loop.time
         self._listener = listener
         self._tracking_id = tracking_id
         self._state = "opening"

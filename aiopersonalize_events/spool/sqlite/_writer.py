@@ -25,12 +25,11 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from ..._clock import Clock
-from ..._shapes import Event
 from .._protocol import SpoolError
 from . import _file
+from ._backlog import Backlog, Entry, Segment, read_totals
 from ._file import Synchronous, connect_spool, describe_sqlite_error, is_busy, is_corrupt, move_aside, transaction
 from ._owners import ROW_OVERHEAD, Owner
-from ._segments import segment_events
 
 __all__ = [
     "DeleteSegment",
@@ -53,51 +52,6 @@ CLOSE_TIME: Final = 4.0
 """Seconds ``close()`` (and the interpreter's exit) gives the writer when no timeout is given: less than
 the recorder's floor for closing its spool, so the spool says what it kept before the recorder reports it."""
 _GRACE: Final = 0.25  # beyond the close deadline: the last statement, the hand-over to the loop
-
-
-class Segment:
-    """Events written (or to be written) as one row. ``left`` counts those not yet settled (loop side);
-    when it reaches 0 the loop asks the writer to delete the row. ``rowid`` is set by the writer once
-    the row is committed; ``lost`` when writing it failed for good."""
-
-    __slots__ = ("count", "in_memory", "left", "lost", "nbytes", "rowid")
-
-    def __init__(self, count: int, in_memory: bool, rowid: int | None = None, nbytes: int = 0) -> None:
-        self.count = count
-        self.left = count
-        self.in_memory = in_memory
-        self.rowid = rowid
-        self.nbytes = nbytes
-        self.lost = False
-
-
-class Entry:
-    """One event the spool holds: in memory (grouped, to be sent) and, once due or needed, on disk.
-
-    ``seg`` is the segment its line went into (None while not yet due);
-    ``done`` marks one settled (sent, failed, dropped) before that, so it is
-    never written. ``in_memory`` is False for an event that found the window
-    full: it waits on disk only and is read back later. Loop side only.
-    """
-
-    __slots__ = ("born", "done", "event", "in_memory", "seg", "session_id", "user_id")
-
-    def __init__(
-        self,
-        event: Event,
-        session_id: str,
-        user_id: str | None,
-        born: float,
-        in_memory: bool,
-        seg: Segment | None = None,
-    ) -> None:
-        self.event = event
-        self.session_id = session_id
-        self.user_id = user_id
-        self.born = born
-        self.in_memory = in_memory
-        self.seg = seg
-        self.done = False
 
 
 # -- operations: what the loop asks of the writer, one small class each ------------------------------
@@ -268,11 +222,8 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self._carry: list[Operation] = []  # operations of a failed round, to try again
         self._carry_rounds = 0
-        self._backlog = 0  # events of ours on disk not in memory
+        self._disk = Backlog(path, tracking_id)  # events of ours waiting on disk only, and the reading back
         self._first_room = room  # the room in memory when the spool opened: the first round reads back this many
-        self._cursor = 0  # segments of ours with an id up to this were read back, or are in memory
-        self._memory_segments: set[int] = set()  # segments whose events are in memory
-        self._unreadable_segments: list[int] = []  # read back with nothing readable: deleted next round
         self._next_lease = 0.0
         self._next_claim = 0.0
         self._failing_since: float | None = None
@@ -391,7 +342,7 @@ class Writer:
                 conn.close()
                 raise SpoolError(describe_sqlite_error(self.path, again)) from again
         self._conn = conn
-        self._backlog += recovered
+        self._disk.events += recovered
         now = self._clock.time()
         self._next_lease = now + self.owner.lease / 3
         self._next_claim = now + min(2.0, self.owner.lease / 3)
@@ -427,7 +378,10 @@ class Writer:
                 pause = self._commit_interval
                 if stopping and self._deadline is not None:
                     pause = min(pause, max(0.0, self._deadline - time.monotonic()))
-                time.sleep(pause) if stopping else self._stop.wait(pause)
+                if stopping:  # the stop flag is set: waiting on it would not pause
+                    time.sleep(pause)
+                else:
+                    self._stop.wait(pause)
 
     def _wait_time(self) -> float:
         """How long the idle writer may sleep: until the next lease renewal or claim."""
@@ -453,7 +407,7 @@ class Writer:
         """
         conn = self._conn
         assert conn is not None
-        result = Round(self._backlog)
+        result = Round(self._disk.events)
         result.recovered = recovered
         ops = [*extra, *self._carry, *self._drain()]
         self._carry = []
@@ -462,7 +416,7 @@ class Writer:
         gone = {id(seg) for seg in plan.deleted}
         writes = [op for op in plan.inserts if id(op.seg) not in gone]  # all settled first: never written
         rows = [seg.rowid for seg in plan.deleted if seg.rowid is not None]
-        rows.extend(self._unreadable_segments)
+        rows.extend(self._disk.unreadable)
         now = self._clock.time()
         housekeeping = now >= self._next_lease or now >= self._next_claim or self._stop.is_set()
         try:
@@ -475,7 +429,7 @@ class Writer:
             log.warning("spool %s: writing works again", self.path)
             self._failing_since = None
         self._carry_rounds = 0
-        self._unreadable_segments = []
+        self._disk.unreadable = []
         over = writes[len(ids) :]
         self._committed(writes[: len(ids)], ids, plan.deleted, result)
         result.resolved = sum(op.seg.count for op in plan.inserts) - sum(op.seg.count for op in over)
@@ -486,14 +440,14 @@ class Writer:
                 f"{sum(op.seg.count for op in over)} event(s) wait in memory until room frees"
             )
         result.recovered += claimed
-        self._backlog += claimed
+        self._disk.events += claimed
         if plan.loads:
             result.loaded = True
-            if self._backlog > 0:
-                self._load_backlog(conn, result, min(op.room for op in plan.loads))
-        result.backlog = self._backlog
+            if self._disk.events > 0:
+                result.rows = self._disk.load(conn, self.owner.id, min(op.room for op in plan.loads))
+        result.backlog = self._disk.events
         if writes or rows or plan.dead_rows or claimed or recovered or result.rows:
-            self._read_totals(conn, result)
+            result.held_events, result.held_bytes = read_totals(conn)
         self._to_loop(self._listener.writer_round, result)
 
     def _committed(self, writes: list[WriteSegment], ids: list[int], deleted: list[Segment], result: Round) -> None:
@@ -501,13 +455,10 @@ class Writer:
         for op, rowid in zip(writes, ids, strict=True):
             op.seg.rowid = rowid
             op.seg.nbytes = len(op.body) + ROW_OVERHEAD
-            if op.seg.in_memory:
-                self._memory_segments.add(rowid)
-            else:
-                self._backlog += op.seg.count
+            self._disk.written(rowid, op.seg)
         for seg in deleted:
             if seg.rowid is not None:
-                self._memory_segments.discard(seg.rowid)
+                self._disk.memory.discard(seg.rowid)
             result.deletes += seg.count
 
     def _write(
@@ -636,7 +587,7 @@ class Writer:
     def _fail_queue(self, error: SpoolError, *, everything: bool, memory_too: bool = False) -> None:
         """Nothing can be written: queued events on their way to disk only are lost (reported; with
         ``everything``, when the spool never opened, all it holds), every sync waiter fails."""
-        result = Round(self._backlog)
+        result = Round(self._disk.events)
         result.error = result.sync_error = error
         result.clear_memory = everything
         for op in self._carry + self._drain():
@@ -655,66 +606,6 @@ class Writer:
                 result.loaded = True
         self._carry = []
         self._to_loop(self._listener.writer_round, result)
-
-    def _load_backlog(self, conn: sqlite3.Connection, result: Round, room: int) -> None:
-        """Read segments of ours waiting on disk back into memory, in id order, as far as ``room`` allows."""
-        try:
-            found = conn.execute(
-                "SELECT id, body, nbytes FROM segments WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
-                (self.owner.id, self._cursor, 1 + room // 2 + len(self._memory_segments)),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            log.error("spool %s: could not read waiting events: %s", self.path, exc)
-            return
-        unreadable: list[tuple[str, str]] = []
-        for segment, body, nbytes in found:
-            if len(result.rows) >= room:
-                break
-            self._cursor = segment
-            if segment in self._memory_segments:
-                continue
-            events = segment_events(bytes(body))
-            self._backlog -= len(events)
-            entries: list[Entry] = []
-            for event, session_id, user_id in events:
-                if event is None:
-                    assert user_id is not None
-                    unreadable.append((session_id, user_id))  # (the text, the reason)
-                    continue
-                entries.append(Entry(event, session_id, user_id, 0.0, True))
-            if not entries:
-                self._unreadable_segments.append(segment)
-                continue
-            seg = Segment(len(entries), True, segment, nbytes)
-            for entry in entries:
-                entry.seg = seg
-            self._memory_segments.add(segment)
-            result.rows.extend(entries)
-        if not found:
-            self._backlog = 0  # taken or cleared meanwhile
-        if unreadable:
-            with contextlib.suppress(sqlite3.Error):
-                self._keep_unreadable(conn, unreadable)
-
-    def _keep_unreadable(self, conn: sqlite3.Connection, lines: list[tuple[str, str]]) -> None:
-        wall = self._wall()
-        with transaction(conn):
-            conn.executemany(
-                "INSERT INTO dead (tracking_id, line, reason, failed_at) VALUES (?, ?, ?, ?)",
-                [(self._tracking_id, line, reason, wall) for line, reason in lines],
-            )
-            conn.execute("UPDATE counters SET value = value + ? WHERE name = 'dead'", (len(lines),))
-        log.error("spool %s: %d stored event(s) could not be read; kept as dead letters", self.path, len(lines))
-
-    def _read_totals(self, conn: sqlite3.Connection, result: Round) -> None:
-        try:
-            values = dict(
-                conn.execute("SELECT name, value FROM counters WHERE name IN ('held_events', 'held_bytes')").fetchall()
-            )
-        except sqlite3.Error:
-            return
-        result.held_events = max(0, int(values.get("held_events", 0)))
-        result.held_bytes = max(0, int(values.get("held_bytes", 0)))
 
     def _shutdown_db(self) -> None:
         """Free the rows this process did not send, leave the owners table, close the file."""

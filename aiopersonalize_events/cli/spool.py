@@ -14,9 +14,12 @@ tracking id on the file (or a running one, within seconds) sends them.
 ``--tracking-id``.
 
 The file is opened read-only for ``stats`` and ``export-failed`` (without
-``--clear``); a file written by a newer version is refused, as the recorder
-refuses it. Exit status: 0 done, 1 the output could not be written, 2 no
-such spool, not a spool, or a usage error. ``sqlite3`` is imported only
+``--clear``; as it stands on disk, ``immutable``, when SQLite cannot share it
+read-only with this user's rights); a file written by a newer version is
+refused, as the recorder refuses it, and another program's database is
+refused before anything in it changes. Exit status: 0 done, 1 the output
+could not be written, 2 no such spool, not a spool, a half-made or damaged
+one (one line, no traceback), or a usage error. ``sqlite3`` is imported only
 when a command runs.
 """
 

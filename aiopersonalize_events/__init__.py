@@ -33,7 +33,6 @@ from ._shapes import (
     Timestamp,
     User,
 )
-from ._spool import MemorySpool, Spool, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from ._version import __version__
 from .errors import (
     AccessDeniedException,
@@ -56,15 +55,16 @@ from .errors import (
     TransportError,
     ValidationError,
 )
+from .spool import MemorySpool, Spool, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 
 if _typing.TYPE_CHECKING:
-    from ._spool_sqlite import SqliteSpool
+    from .spool.sqlite import SqliteSpool
 
 
 def __getattr__(name: str) -> _typing.Any:
     """``SqliteSpool`` loads on first use: ``import aiopersonalize_events`` does not import ``sqlite3``."""
     if name == "SqliteSpool":
-        from ._spool_sqlite import SqliteSpool
+        from .spool.sqlite import SqliteSpool
 
         return SqliteSpool
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -59,9 +59,9 @@ from ._batching import Rate, _limiter
 from ._clock import Clock
 from ._retry import RetryPolicy, RetryToken
 from ._shapes import Event
-from ._spool import MemorySpool, Spool, SpoolBatch, SpoolError
 from ._validators import check_positive_int, check_text
 from .errors import PersonalizeEventsError, ValidationError
+from .spool import MemorySpool, Spool, SpoolBatch, SpoolError
 
 __all__ = ["EventRecorder", "RecorderClosedError", "RecorderStateError", "RecorderStats"]
 
@@ -267,7 +267,7 @@ class EventRecorder:
         if spool is None:
             chosen = MemorySpool(max_events=max_queue_size)
         elif isinstance(spool, (str, os.PathLike)):
-            from ._spool_sqlite import SqliteSpool
+            from .spool.sqlite import SqliteSpool
 
             chosen = SqliteSpool(spool)
         elif isinstance(spool, Spool):

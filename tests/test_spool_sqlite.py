@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
-import aiopersonalize_events._spool_sqlite as spool_module
+import aiopersonalize_events.spool.sqlite._file as spool_file
+import aiopersonalize_events.spool.sqlite._segments as spool_segments
+import aiopersonalize_events.spool.sqlite._writer as spool_writer
 from aiopersonalize_events import (
     ClientConfig,
     Credentials,
@@ -82,7 +84,7 @@ def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
 def _held_ids(path: Path) -> list[str]:
     ids: list[str] = []
     for (body,) in _rows(path, "SELECT body FROM segments ORDER BY id"):
-        ids.extend(str(event.event_id) for event, _, _ in spool_module.segment_events(bytes(body)) if event)
+        ids.extend(str(event.event_id) for event, _, _ in spool_segments.segment_events(bytes(body)) if event)
     return ids
 
 
@@ -349,17 +351,17 @@ async def test_an_injected_disk_error_fails_disk_only_events_and_put_says_so(
         close_timeout=5,
         on_failure=lambda events, error: failures.extend(events),
     )
-    original = SqliteSpool._write
+    original = spool_writer.Writer._write
     broken = True
 
-    def write(self: SqliteSpool, *args: Any) -> Any:
+    def write(self: spool_writer.Writer, *args: Any) -> Any:
         if broken and (args[1] or args[2]):  # a round with events to write
             raise OSError(errno.ENOSPC, "No space left on device")
         return original(self, *args)
 
     with caplog.at_level(logging.ERROR, logger="aiopersonalize_events.spool"):
         async with recorder:
-            monkeypatch.setattr(SqliteSpool, "_write", write)
+            monkeypatch.setattr(spool_writer.Writer, "_write", write)
             for i in range(12):
                 recorder.record(_event(i, event_id=f"f{i}"), session_id="s")
             with pytest.raises(SpoolError, match="full"):
@@ -381,7 +383,7 @@ async def test_a_really_full_database_fails_cleanly(
 ) -> None:
     """SQLite's own 'database or disk is full' (a page limit): put() raises a SpoolError saying the disk is full;
     at close, what could not be written is failed and counted, and the writer thread ends."""
-    original = spool_module.connect_spool
+    original = spool_file.connect_spool
 
     def small(path: str, **kwargs: Any) -> sqlite3.Connection:
         conn = original(path, **kwargs)
@@ -389,7 +391,7 @@ async def test_a_really_full_database_fails_cleanly(
         conn.execute(f"PRAGMA max_page_count = {pages + 2}")
         return conn
 
-    monkeypatch.setattr(spool_module, "connect_spool", small)
+    monkeypatch.setattr(spool_writer, "connect_spool", small)
     emulator.faults = Faults(server_error=1.0)
     recorder = client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(db), close_timeout=0.05)
     async with recorder:
@@ -409,7 +411,7 @@ async def test_a_really_full_database_fails_cleanly(
     assert stats.failed > 0
     assert stats.failed + stats.pending == stats.recorded
     assert len(_held_ids(db)) == stats.pending
-    assert not recorder.spool._thread.is_alive()  # type: ignore[attr-defined]
+    assert not recorder.spool._writer.is_alive()  # type: ignore[attr-defined]
 
 
 # -- bad files at open ---------------------------------------------------------------------------------
@@ -503,7 +505,7 @@ async def test_a_file_locked_by_another_program_is_a_clear_error_at_open(
     """A file held in an exclusive transaction longer than the busy timeout: SpoolError saying it is locked."""
     async with client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(db)):
         pass
-    monkeypatch.setattr(spool_module, "_BUSY_TIMEOUT", 0.2)
+    monkeypatch.setattr(spool_file, "_BUSY_TIMEOUT", 0.2)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -655,12 +657,12 @@ def test_a_segment_that_names_a_class_is_never_unpickled(tmp_path: Path) -> None
             return (os.mkdir, (str(marker),))
 
     forged = pickle.dumps((1, [Evil()]), protocol=5)
-    ((event, _text, reason),) = spool_module.segment_events(forged)
+    ((event, _text, reason),) = spool_segments.segment_events(forged)
     assert event is None
     assert "plain data only" in reason
     assert not marker.exists()
-    good = spool_module.segment_body([(_event(1, event_id="x"), "s", None)])
-    assert [(e.event_id, s, u) for e, s, u in spool_module.segment_events(good)] == [("x", "s", None)]  # type: ignore[union-attr]
+    good = spool_segments.segment_body([(_event(1, event_id="x"), "s", None)])
+    assert [(e.event_id, s, u) for e, s, u in spool_segments.segment_events(good)] == [("x", "s", None)]  # type: ignore[union-attr]
 
 
 async def test_events_due_on_disk_are_written_when_the_loop_ends_without_close(emulator: Emulator, db: Path) -> None:
@@ -730,14 +732,14 @@ def test_a_lock_met_while_opening_is_waited_out_not_reported(tmp_path: Path, mon
     """
     import threading
 
-    monkeypatch.setattr(spool_module, "_BUSY_TIMEOUT", 0.1)
+    monkeypatch.setattr(spool_file, "_BUSY_TIMEOUT", 0.1)
     path = tmp_path / "events.db"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
     release = threading.Timer(0.2, lambda: holder.execute("ROLLBACK"))
     release.start()
     try:
-        conn = spool_module.connect_spool(str(path))
+        conn = spool_file.connect_spool(str(path))
     finally:
         release.join()
         holder.close()

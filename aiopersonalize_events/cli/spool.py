@@ -14,9 +14,12 @@ tracking id on the file (or a running one, within seconds) sends them.
 ``--tracking-id``.
 
 The file is opened read-only for ``stats`` and ``export-failed`` (without
-``--clear``); a file written by a newer version is refused, as the recorder
-refuses it. Exit status: 0 done, 1 the output could not be written, 2 no
-such spool, not a spool, or a usage error. ``sqlite3`` is imported only
+``--clear``; as it stands on disk, ``immutable``, when SQLite cannot share it
+read-only with this user's rights); a file written by a newer version is
+refused, as the recorder refuses it, and another program's database is
+refused before anything in it changes. Exit status: 0 done, 1 the output
+could not be written, 2 no such spool, not a spool, a half-made or damaged
+one (one line, no traceback), or a usage error. ``sqlite3`` is imported only
 when a command runs.
 """
 
@@ -72,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one ``spool`` sub-command; return the exit status."""
+    import sqlite3
+
     try:
         if args.spool_command == "stats":
             return _stats(args)
@@ -83,6 +88,21 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"aiopersonalize-events spool: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # a half-made or damaged file: unreadable input, said in one line
+        print(f"aiopersonalize-events spool: {_damaged(args.path, exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _damaged(path: str, exc: BaseException) -> str:
+    low = str(exc).lower()
+    if "no such table" in low or "no such column" in low:
+        return f"{path} is not a whole spool ({exc}): was it made by another program, or cut short?"
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return (
+            f"the spool {path} is corrupted ({exc}); a recorder opening it moves it aside and starts a new one "
+            "(copy it elsewhere first to keep what can be read)"
+        )
+    return f"cannot read the spool {path}: {type(exc).__name__}: {exc}"
 
 
 # -- opening -----------------------------------------------------------------------------------
@@ -92,8 +112,8 @@ def _open(path: str, *, write: bool) -> sqlite3.Connection:
     """The spool at ``path``, checked (a spool, of a schema this version reads); never creates one."""
     import sqlite3
 
-    from .._spool import SpoolError
-    from .._spool_sqlite import SCHEMA_VERSION, connect_spool
+    from ..spool import SpoolError
+    from ..spool.sqlite._file import SCHEMA_VERSION, connect_spool
 
     if not os.path.isfile(path):
         raise UsageError(f"no spool at {path}")
@@ -104,15 +124,7 @@ def _open(path: str, *, write: bool) -> sqlite3.Connection:
             raise UsageError(str(exc)) from None
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"{path} is not a spool ({exc})") from None
-    try:
-        conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, timeout=5.0, isolation_level=None)
-    except sqlite3.DatabaseError as exc:
-        raise UsageError(f"{path} is not a spool ({exc})") from None
-    try:
-        version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        conn.close()  # Python 3.13 warns of a connection left to the garbage collector
-        raise UsageError(f"{path} is not a spool ({exc})") from None
+    conn, version = _open_read_only(path, immutable=False)
     if version is None or version > SCHEMA_VERSION:
         conn.close()
         raise UsageError(
@@ -122,6 +134,32 @@ def _open(path: str, *, write: bool) -> sqlite3.Connection:
             else f"{path} is not a spool (no schema version)"
         )
     return conn
+
+
+def _open_read_only(path: str, *, immutable: bool) -> tuple[sqlite3.Connection, int | None]:
+    """``mode=ro``; where that cannot work (a WAL file whose directory or ``-shm`` we may not write: an
+    operator with read access only) the file is read as ``immutable``, which shows what is checkpointed."""
+    import sqlite3
+
+    uri = f"file:{_uri_path(path)}?mode=ro" + ("&immutable=1" if immutable else "")
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"{path} is not a spool ({exc})") from None
+    try:
+        version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()  # Python 3.13 warns of a connection left to the garbage collector
+        low = str(exc).lower()
+        if not immutable and ("readonly" in low or "read-only" in low or "unable to open" in low):
+            print(
+                f"aiopersonalize-events spool: {path} may not be written by this user; reading it as it stands on "
+                "disk (events a running recorder has not yet checkpointed from the -wal file are not shown)",
+                file=sys.stderr,
+            )
+            return _open_read_only(path, immutable=True)
+        raise UsageError(f"{path} is not a spool ({exc})") from None
+    return conn, version
 
 
 def _uri_path(path: str) -> str:
@@ -140,7 +178,7 @@ def _where(args: argparse.Namespace, column: str = "tracking_id") -> tuple[str, 
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from .._spool_sqlite import _HOST, _process_lives
+    from ..spool.sqlite._owners import HOST, process_lives
 
     conn = _open(args.path, write=False)
     try:
@@ -158,7 +196,7 @@ def _stats(args: argparse.Namespace) -> int:
         now = time.time()
         owners = []
         for owner, host, pid, started, expires in conn.execute("SELECT owner, host, pid, started, expires FROM owners"):
-            lives = expires >= now and (host != _HOST or _process_lives(pid, started))
+            lives = expires >= now and (host != HOST or process_lives(pid, started))
             owners.append(
                 {
                     "owner": owner,
@@ -230,8 +268,14 @@ def _kib(n: int) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.out and os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a directory: give the name of a file to write")
     conn = _open(args.path, write=args.clear)
-    out = FailedOut.open(args.out) if args.out else None
+    try:
+        out = FailedOut.open(args.out) if args.out else None
+    except BaseException:
+        conn.close()
+        raise
     written: list[int] = []
     try:
         where, params = _where(args)
@@ -271,27 +315,25 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _delete_dead(conn: sqlite3.Connection, letters: list[int]) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    from ..spool.sqlite._file import transaction
+
+    with transaction(conn):
         gone = conn.execute(
             "DELETE FROM dead WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(letters),)
         ).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return int(gone)
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from .._spool_sqlite import line_event, segment_body
     from ..errors import PersonalizeEventsError
+    from ..spool._lines import line_event
+    from ..spool.sqlite._file import transaction
+    from ..spool.sqlite._segments import segment_body
 
     conn = _open(args.path, write=True)
     try:
         where, params = _where(args)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             rows = conn.execute(
                 f"SELECT id, tracking_id, line FROM dead{where}{' AND' if where else ' WHERE'} event_id IS NOT NULL "
                 "ORDER BY id",
@@ -325,10 +367,6 @@ def _retry(args: argparse.Namespace) -> int:
                 [(events, "written"), (events, "held_events"), (size, "held_bytes")],
             )
             skipped = conn.execute(f"SELECT count(*) FROM dead{where}", params).fetchone()[0]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.close()
     trackers = ", ".join(sorted(by_tracker)) or "-"

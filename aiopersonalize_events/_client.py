@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import platform
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -52,6 +52,7 @@ from .errors import (
     ReadTimeoutError,
     TransportError,
     ValidationError,
+    _foreign_body,
     parse_error,
 )
 from .serde import to_wire
@@ -546,7 +547,7 @@ class PersonalizeEventsClient:
             slots.release()
         request_id = response_headers.get("x-amzn-RequestId")
         if status == 200:
-            _check_success_body(payload)
+            _check_success_body(payload, response_headers)
             log.debug("%s ok: HTTP 200, request id %s, attempt %d", op.name, request_id, attempt)
             return ResponseMetadata(request_id=request_id, http_status=status, retry_attempts=attempt - 1)
         service_error = parse_error(status, response_headers, payload)
@@ -634,7 +635,7 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int, timeout: fl
     return b"".join(chunks)
 
 
-def _check_success_body(payload: bytes) -> None:
+def _check_success_body(payload: bytes, headers: Mapping[str, str]) -> None:
     if not payload or payload == b"{}":
         return
     try:
@@ -642,5 +643,4 @@ def _check_success_body(payload: bytes) -> None:
     except (ValueError, UnicodeDecodeError):
         parsed = None
     if not isinstance(parsed, dict):
-        excerpt = payload[:80].decode("utf-8", "replace")
-        raise InvalidResponseError(f"HTTP 200 with a body that is not the service's JSON: {excerpt!r}")
+        raise InvalidResponseError(f"HTTP 200 with {_foreign_body(payload, headers)}")  # never quoted

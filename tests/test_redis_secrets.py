@@ -173,3 +173,24 @@ async def test_a_waiting_spool_limiter_and_forwarder_show_the_url_redacted(
     assert f"redis://***@127.0.0.1:{port}/0" in caplog.text
     for text in [caplog.text, *shown, *(str(e) for e in errors)]:
         _clean(text)
+
+
+async def test_the_spool_s_lines_name_its_stream_as_the_forwarder_s_do(
+    client: PersonalizeEventsClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tracking id is not sensitive (README, privacy): a spool's lines name its stream, which names the
+    tracker, so two spools of one process are told apart, as the forwarders' INFO lines tell their streams."""
+    caplog.set_level(logging.INFO, "aiopersonalize_events.redis")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    spools = [
+        RedisStreamSpool(url, stream=f"pe:{{events:tracker-{n}}}", close_timeout=0.1, backoff_max=0.05) for n in (1, 2)
+    ]
+    recorders = [client.event_recorder(tracking_id=f"tracker-{n + 1}", spool=s) for n, s in enumerate(spools)]
+    for recorder in recorders:
+        async with recorder:
+            recorder.record(Event(event_type="click", sent_at=SENT_AT), session_id="s1")
+            await until(lambda r=recorder: r.spool.stats.retries, what="the spool to wait")
+    for n in (1, 2):
+        lines = [r.getMessage() for r in caplog.records if f"pe:{{events:tracker-{n}}}" in r.getMessage()]
+        assert any("not answering" in line for line in lines), caplog.text
+        assert any("not written" in line for line in lines), caplog.text

@@ -288,7 +288,7 @@ class RedisStreamSpool:
                 try:
                     await connection.aclose()
                 except Exception as exc:  # closing a broken connection: nothing is lost
-                    log.debug("redis spool: closing the connection failed: %s", describe(exc))
+                    log.debug("redis spool %s: closing the connection failed: %s", self._stream, describe(exc))
             self._listener = None
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
@@ -298,7 +298,7 @@ class RedisStreamSpool:
             return
         exc = task.exception()
         if exc is not None:  # cannot happen by design; never leave events unaccounted for
-            log.error("redis spool: the writer task died: %r", exc)
+            log.error("redis spool %s: the writer task died: %r", self._stream, exc)
             self._lose(self._take_all(), f"the spool's writer failed ({type(exc).__name__})")
 
     def _take_all(self) -> list[_Item]:
@@ -374,14 +374,15 @@ class RedisStreamSpool:
             self._down_since = asyncio.get_running_loop().time()
         if self._backoff.new_condition(exc):
             held = f"{len(self)} event(s) wait in memory (at most {self._max_events})"
-            say_waiting(log, "redis spool", exc, self._url, held)
+            say_waiting(log, f"redis spool {self._stream}", exc, self._url, held)
         await self._sleep(self._backoff.next())
 
     def _recovered(self) -> None:
         self._backoff.reset()
         since, self._down_since = self._down_since, None
         if since is not None:
-            log.warning("redis spool: Redis answers again after %.1fs", asyncio.get_running_loop().time() - since)
+            elapsed = asyncio.get_running_loop().time() - since
+            log.warning("redis spool %s: Redis answers again after %.1fs", self._stream, elapsed)
 
     def _handed_off(self, items: list[_Item]) -> None:
         self._written += len(items)
@@ -400,7 +401,7 @@ class RedisStreamSpool:
         for waiter in self._waiters:
             if waiter.target >= first and waiter.error is None:
                 waiter.error = error
-        log.error("redis spool: %s", error)
+        log.error("redis spool %s: %s", self._stream, error)
         self._resolve()
         listener = self._listener
         if listener is not None:

@@ -174,6 +174,9 @@ class PersonalizeEventsClient:
             sock_connect=self._config.connect_timeout,
             sock_read=self._config.read_timeout,
         )
+        # the answer's headers, as a whole, within connect_timeout + read_timeout of the attempt's start: aiohttp's
+        # sock_read bounds each wait for data only, so a server trickling its headers is cut off here
+        self._header_timeout = self._config.connect_timeout + self._config.read_timeout
         self.retry_policy: RetryPolicy = RetryPolicy(
             max_attempts=self._config.max_attempts,
             backoff_base=self._config.backoff_base,
@@ -529,9 +532,8 @@ class PersonalizeEventsClient:
         try:
             # never follow redirects: they would carry the session token to another host, and a
             # 301/302 turns the POST into a GET whose 200 would be taken for a delivered batch
-            async with session.post(
-                url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
-            ) as response:
+            request = session.post(url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False)
+            async with await _headers_within(request, self._header_timeout) as response:
                 status = response.status
                 payload = await _read_capped(response, limit, self._config.read_timeout)
                 response_headers = response.headers
@@ -605,6 +607,30 @@ class _Slots:
                 waiter.set_result(None)
                 return
         self._free += 1
+
+
+async def _headers_within(request: Any, timeout: float) -> aiohttp.ClientResponse:
+    """Send ``request`` (an aiohttp request context) and return its response once the headers are in.
+
+    ``timeout`` bounds connecting, sending and the answer's headers as a
+    whole: ``ReadTimeoutError`` when they take longer (a server trickling
+    its headers a byte at a time), whatever the waits between bytes.
+    """
+
+    async def send() -> aiohttp.ClientResponse:
+        response: aiohttp.ClientResponse = await request
+        return response
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        return await asyncio.wait_for(send(), timeout)
+    except asyncio.TimeoutError as exc:
+        if isinstance(exc, aiohttp.ServerTimeoutError) or loop.time() < deadline:  # one of aiohttp's own timeouts
+            raise
+        raise ReadTimeoutError(
+            f"the answer's headers did not arrive within {timeout:g}s (connect_timeout + read_timeout)"
+        ) from None
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int, timeout: float) -> bytes:

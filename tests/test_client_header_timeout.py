@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from _redis_server import until
 from _scripted_server import make_client
 
 from aiopersonalize_events import ClientConfig, Event, ReadTimeoutError
@@ -90,3 +91,19 @@ async def test_headers_that_arrive_within_the_bound_are_read(trickler: Trickler)
         )
     assert meta.request_id == "trickled"
     assert trickler.sent == len(HEAD)
+
+
+async def test_a_call_cancelled_while_headers_trickle_is_cancelled_not_timed_out(trickler: Trickler) -> None:
+    """The header bound never turns a caller's cancel into a ReadTimeoutError: the task ends cancelled."""
+    config = ClientConfig(read_timeout=60.0, max_attempts=1)
+    async with make_client(None, endpoint_url=f"http://127.0.0.1:{trickler.port}", config=config) as client:
+        call = asyncio.ensure_future(
+            client.put_events(
+                tracking_id="t", session_id="s", event_list=[Event(event_type="click", sent_at=1_700_000_000)]
+            )
+        )
+        await until(lambda: trickler.sent >= 3, what="the headers to begin")
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    assert trickler.finished == 0

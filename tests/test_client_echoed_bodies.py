@@ -124,7 +124,10 @@ async def test_a_recorder_s_on_failure_never_gets_an_echoed_value(
     async for url in serve(Echo(status, mode)):
         async with make_client(None, endpoint_url=url, config=ClientConfig(max_attempts=1)) as client:
             recorder = rec = client.event_recorder(
-                tracking_id="t", on_failure=lambda events, error: errors.append(error), close_timeout=2.0
+                tracking_id="t",
+                on_failure=lambda events, error: errors.append(error),
+                close_timeout=0.5,
+                flush_interval=0.01,
             )
             async with recorder:
                 recorder.record(marked_event(1), session_id="s")
@@ -145,7 +148,9 @@ async def test_a_forwarder_s_dead_letter_reasons_never_quote_an_echo(
         await add_records(connection, "echo", [marked_event(i) for i in range(3)], session_id="s")
         async for url in serve(Echo(400, "text")):
             async with make_client(None, endpoint_url=url, config=ClientConfig(max_attempts=1)) as client:
-                forwarder = Forwarder(client, redis_server.url, stream="echo", group="g", tracking_id="t")
+                forwarder = Forwarder(
+                    client, redis_server.url, stream="echo", group="g", tracking_id="t", flush_interval=0.05
+                )
                 run = asyncio.ensure_future(forwarder.run())
                 await until(lambda f=forwarder: f.stats.dead == 3, what="three dead letters")
                 await forwarder.close()

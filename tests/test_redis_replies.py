@@ -299,7 +299,9 @@ async def test_a_forwarder_with_a_wrong_password_says_so_once_and_sends_once_it_
     async with PersonalizeEventsClient(
         region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDFWD", "fwd-secret")
     ) as client:
-        forwarder = Forwarder(client, url, stream="fwd", group="g", tracking_id=TRACKER, consumer="one")
+        forwarder = Forwarder(
+            client, url, stream="fwd", group="g", tracking_id=TRACKER, consumer="one", flush_interval=0.05
+        )
         task = asyncio.ensure_future(forwarder.run())
         await until(lambda: any(r.levelno == logging.ERROR for r in caplog.records), what="the ERROR line")
         mended = redis.asyncio.Redis.from_url(redis_server.url, password="another-password")

@@ -5,6 +5,7 @@ long before the headers are complete, whatever the waits between bytes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -30,9 +31,13 @@ class Trickler:
         self.connections = 0
         self.finished = 0
         self.port = 0
+        self.handlers: set[asyncio.Task[None]] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             length = next(
@@ -54,6 +59,8 @@ class Trickler:
             pass  # the client gave up and closed: what we want
         finally:
             writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer.wait_closed()
 
 
 @pytest.fixture
@@ -63,6 +70,9 @@ async def trickler() -> AsyncIterator[Trickler]:
     trickle.port = server.sockets[0].getsockname()[1]
     yield trickle
     server.close()
+    for handler in trickle.handlers:  # a handler still trickling ends here, its writer closed, in this loop
+        handler.cancel()
+    await asyncio.gather(*trickle.handlers, return_exceptions=True)
     await server.wait_closed()
 
 

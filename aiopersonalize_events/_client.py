@@ -9,8 +9,9 @@ import json
 import logging
 import os
 import platform
+import sys
 import weakref
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -55,6 +56,7 @@ from .errors import (
     ReadTimeoutError,
     TransportError,
     ValidationError,
+    _foreign_body,
     parse_error,
 )
 from .serde import to_wire
@@ -217,6 +219,9 @@ class PersonalizeEventsClient:
             sock_connect=self._config.connect_timeout,
             sock_read=self._config.read_timeout,
         )
+        # the answer's headers, as a whole, within connect_timeout + read_timeout of the attempt's start: aiohttp's
+        # sock_read bounds each wait for data only, so a server trickling its headers is cut off here
+        self._header_timeout = self._config.connect_timeout + self._config.read_timeout
         self.retry_policy: RetryPolicy = RetryPolicy.for_config(self._config)
         """The retry policy every call and the recorder share; its ``random`` and ``sleep`` may be replaced.
 
@@ -678,9 +683,10 @@ class PersonalizeEventsClient:
         try:
             # never follow redirects: they would carry the session token to another host, and a
             # 301/302 turns the POST into a GET whose 200 would be taken for a delivered batch
-            async with session.post(
+            request = session.post(
                 url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False, **self._request_options
-            ) as response:
+            )
+            async with await _headers_within(request, self._header_timeout) as response:
                 status = response.status
                 payload = await _read_capped(response, limit, self._config.read_timeout)
                 response_headers = response.headers
@@ -696,7 +702,7 @@ class PersonalizeEventsClient:
             slots.release()
         request_id = response_headers.get("x-amzn-RequestId")
         if status == 200:
-            _check_success_body(payload)
+            _check_success_body(payload, response_headers)
             log.debug("%s ok: HTTP 200, request id %s, attempt %d", op.name, request_id, attempt)
             return ResponseMetadata(request_id=request_id, http_status=status, retry_attempts=attempt - 1)
         service_error = parse_error(status, response_headers, payload)
@@ -770,6 +776,57 @@ class _Slots:
         self._free += 1
 
 
+def _cancelling(task: asyncio.Task[Any]) -> int:
+    """The task's pending cancellation requests (Python 3.11+; 0 before, where they are not counted)."""
+    if sys.version_info >= (3, 11):
+        return task.cancelling()
+    return 0
+
+
+def _uncancel(task: asyncio.Task[Any]) -> int:
+    """Take back one cancellation request; the ones left (Python 3.11+; 0 before)."""
+    if sys.version_info >= (3, 11):
+        return task.uncancel()
+    return 0
+
+
+async def _headers_within(request: Any, timeout: float) -> aiohttp.ClientResponse:
+    """Send ``request`` (an aiohttp request context) and return its response once the headers are in.
+
+    ``timeout`` bounds connecting, sending and the answer's headers as a
+    whole: ``ReadTimeoutError`` when they take longer (a server trickling
+    its headers a byte at a time), whatever the waits between bytes. As
+    ``asyncio.timeout`` does (not on Python 3.10): a timer cancels this task,
+    and no task is made per call.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    before = _cancelling(task)
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        response: aiohttp.ClientResponse = await request
+    except asyncio.CancelledError:
+        if not fired or _uncancel(task) > before:  # cancelled from outside as well: that wins
+            raise
+        raise ReadTimeoutError(
+            f"the answer's headers did not arrive within {timeout:g}s (connect_timeout + read_timeout)"
+        ) from None
+    finally:
+        timer.cancel()
+    if fired:  # aiohttp swallowed the timer's cancel as the headers came
+        _uncancel(task)
+        response.release()
+        raise ReadTimeoutError(f"the answer's headers did not arrive within {timeout:g}s")
+    return response
+
+
 async def _read_capped(response: aiohttp.ClientResponse, limit: int, timeout: float) -> bytes:
     """Read the body: at most ``limit`` bytes, and all of it within about ``timeout`` seconds.
 
@@ -798,7 +855,7 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int, timeout: fl
     return b"".join(chunks)
 
 
-def _check_success_body(payload: bytes) -> None:
+def _check_success_body(payload: bytes, headers: Mapping[str, str]) -> None:
     if not payload or payload == b"{}":
         return
     try:
@@ -806,5 +863,4 @@ def _check_success_body(payload: bytes) -> None:
     except (ValueError, UnicodeDecodeError):
         parsed = None
     if not isinstance(parsed, dict):
-        excerpt = payload[:80].decode("utf-8", "replace")
-        raise InvalidResponseError(f"HTTP 200 with a body that is not the service's JSON: {excerpt!r}")
+        raise InvalidResponseError(f"HTTP 200 with {_foreign_body(payload, headers)}")  # never quoted

@@ -124,10 +124,11 @@ class ClientConfig:
     (one token when it needed none), and with the
     bucket empty failures are returned at once instead of retried.
     ``connect_timeout`` and ``read_timeout`` are seconds (opening a
-    connection; each wait for data, and the whole answer body);
-    ``attempt_timeout`` bounds one attempt as a whole once it has a
-    connection slot, so a server that trickles its answer's headers cannot
-    hold a call open (None: no bound); ``max_connections`` bounds the pooled
+    connection; each wait for data, the answer's headers as a whole within
+    ``connect_timeout + read_timeout`` of the attempt's start, and the whole
+    answer body), so a server that trickles its answer cannot hold a call
+    open; ``attempt_timeout`` bounds one attempt as a whole once it has a
+    connection slot (None: no bound); ``max_connections`` bounds the pooled
     connections, and a call waits for a free one at most ``pool_timeout``
     seconds (None, the default: as long as it takes), then fails with
     ``PoolTimeoutError`` without sending (a pool wait is never reported as a

@@ -285,7 +285,7 @@ class ActionInteraction:
     user_id: str | None = attrs.field(default=None, repr=_hidden)
     event_id: str | None = None
     recommendation_id: str | None = None
-    impression: tuple[str, ...] | None = attrs.field(default=None, converter=_impression)
+    impression: tuple[str, ...] | None = attrs.field(default=None, converter=_impression, repr=_hidden)
     properties: str | None = attrs.field(default=None, converter=_interaction_properties, repr=_hidden)
 
     def __attrs_post_init__(self) -> None:

@@ -30,7 +30,9 @@ reads only those. No message here ever includes a credential.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import ClassVar, Final
 
 __all__ = [
@@ -323,13 +325,67 @@ def _amz_retry_after(headers: Mapping[str, str]) -> float | None:
     return min(int(value.strip()), 3_600_000) / 1000.0
 
 
+_TITLE: Final = re.compile(rb"<title[^>]*>\s*([1-5][0-9][0-9])\s+([A-Za-z -]{2,40}?)\s*</title>", re.IGNORECASE)
+
+
+def _standard_title(body: bytes) -> str | None:
+    """``502 Bad Gateway`` when a markup page's title is an HTTP status and its standard phrase, else None.
+
+    What is returned is the standard phrase (from ``http.HTTPStatus``), never
+    the body's own text: a page that echoes a request cannot pass a value.
+    """
+    if body.lstrip()[:1] != b"<":
+        return None
+    found = _TITLE.search(body[:4096])
+    if found is None:
+        return None
+    try:
+        known = HTTPStatus(int(found.group(1)))
+    except ValueError:
+        return None
+
+    def letters(text: str) -> str:
+        return "".join(c for c in text.lower() if c.isalpha())
+
+    if letters(found.group(2).decode("ascii")) != letters(known.phrase):
+        return None
+    return f"{known.value} {known.phrase}"
+
+
+def _foreign_body(body: bytes, headers: Mapping[str, str], status: int = 0) -> str:
+    """What is shown of an answer body that is not the service's JSON: its length and content type, no word of it.
+
+    With ``status``, the status's standard reason phrase comes first; a
+    proxy's or load balancer's page titled with a standard status line
+    (``502 Bad Gateway``) is said to be so: ``Gateway Timeout, with a body
+    that is not the service's JSON (93 bytes, text/html, titled '502 Bad
+    Gateway')``. Both come from ``http.HTTPStatus``, never from the body,
+    which may echo the request.
+    """
+    kind = headers.get("Content-Type") or headers.get("content-type") or ""
+    kind = kind.split(";", 1)[0].strip()[:64]
+    if not kind.isascii() or not kind.isprintable():
+        kind = "an odd content type"
+    text = f"a body that is not the service's JSON ({len(body)} bytes, {kind or 'no content type'}"
+    title = _standard_title(body)
+    text += f", titled {title!r})" if title else ")"
+    try:
+        phrase = HTTPStatus(status).phrase if status else ""
+    except ValueError:
+        phrase = ""
+    return f"{phrase}, with {text}" if phrase else text
+
+
 def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> ServiceError:
     """Turn an error answer (status, headers, body bytes) into the matching ``ServiceError``.
 
     The code comes from ``x-amzn-ErrorType`` (text before the first ``:``) or
     the body's ``__type`` (text after the last ``#``); the message from
-    ``message`` or ``Message``. A body that is not JSON (a proxy's HTML page)
-    still gives a ``ServiceError`` carrying the status, with a short excerpt.
+    ``message`` or ``Message``. A body that is not JSON (a proxy's HTML page,
+    or one echoing the request) still gives a ``ServiceError`` carrying the
+    status; its message says only the body's length and content type, never
+    a word of it (it may repeat the request's ids and properties), and a
+    ``message`` that is not text is left out for the same reason.
     """
     data: Mapping[str, object] | None = None
     message = ""
@@ -337,14 +393,15 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> Service
         try:
             parsed = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            excerpt = body[:200].decode("utf-8", "replace").strip()
-            message = f"non-JSON error body: {excerpt!r}"
+            message = _foreign_body(body, headers, status)
         else:
             if isinstance(parsed, dict):
                 data = parsed
                 raw = parsed.get("message", parsed.get("Message", ""))
-                message = raw if isinstance(raw, str) else json.dumps(raw)
+                message = raw if isinstance(raw, str) else ""
     code = _error_code(headers, data)
+    if data is not None and code is None and not message:  # JSON, but not the service's (an echo, say)
+        message = _foreign_body(body, headers, status)
     request_id = headers.get("x-amzn-RequestId") or headers.get("x-amz-request-id")
     if code is None:
         code = {429: "ThrottlingException", 403: "AccessDeniedException"}.get(status, f"HTTP{status}")

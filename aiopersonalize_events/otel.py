@@ -15,6 +15,10 @@ budget, the recorders' queues, spools and counters, and the forwarders' lag.
 No attribute ever holds an id, a property, a tracking id, a dataset ARN, a
 credential or the service's error message (which may repeat a value).
 
+Telemetry never changes what a call does: a tracer, span processor or meter
+that raises is caught, said once at WARNING (then at DEBUG), and the call
+goes on as it would without instrumentation.
+
 Off by default: ``import aiopersonalize_events`` never imports this module or
 OpenTelemetry, and a call checks one module attribute. With the API but no
 SDK configured, spans and instruments are OpenTelemetry's no-ops.
@@ -71,6 +75,39 @@ DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75
 """Bucket bounds (seconds) advised for ``rpc.client.call.duration``: OpenTelemetry's for HTTP, then 30 and 60."""
 
 _Callback = Callable[[CallbackOptions], Iterable[Observation]]
+
+_complained: set[str] = set()
+
+
+def _complain(what: str) -> None:
+    """Telemetry itself failed (a span processor, tracer or meter raised): one WARNING, then DEBUG lines.
+
+    Call it from an ``except`` block. The call being observed is never
+    affected: instrumentation must not change what a call does. The first
+    failure after ``instrument()`` is said at WARNING, every later one (of
+    any kind) at DEBUG, so a broken exporter never floods the log.
+    """
+    if _complained:
+        log.debug("telemetry failed again (%s); the call is unaffected", what, exc_info=True)
+        return
+    _complained.add(what)
+    log.warning(
+        "telemetry failed (%s); the call is unaffected, and later telemetry failures are logged at DEBUG",
+        what,
+        exc_info=True,
+    )
+
+
+class _Unobserved:
+    """The ``Call`` of a call whose span could not start: retries go unreported."""
+
+    __slots__ = ()
+
+    def retrying(self, error: PersonalizeEventsError, attempt: int, delay: float) -> None:
+        del error, attempt, delay
+
+
+_UNOBSERVED: Final = _Unobserved()
 
 
 def _histogram(meter: Meter, name: str, unit: str, description: str) -> Histogram:
@@ -308,13 +345,16 @@ class _Call:
         self.instruments = instruments
 
     def retrying(self, error: PersonalizeEventsError, attempt: int, delay: float) -> None:
-        kind = _telemetry.error_type(error)
-        self.instruments.retries.add(1, {"rpc.method": self.facts.method, "error.type": kind})
-        span = self.span
-        if span.is_recording():
-            attributes: dict[str, Any] = {ATTEMPT: attempt, RETRY_DELAY: delay, "error.type": kind}
-            attributes.update(_answer(error))
-            span.add_event("retry", attributes)
+        try:
+            kind = _telemetry.error_type(error)
+            self.instruments.retries.add(1, {"rpc.method": self.facts.method, "error.type": kind})
+            span = self.span
+            if span.is_recording():
+                attributes: dict[str, Any] = {ATTEMPT: attempt, RETRY_DELAY: delay, "error.type": kind}
+                attributes.update(_answer(error))
+                span.add_event("retry", attributes)
+        except Exception:
+            _complain("recording a retry")
 
 
 def _answer(error: BaseException) -> dict[str, Any]:
@@ -356,26 +396,33 @@ class _Hook:
         endpoint = client.endpoint_url
         facts = self._facts_for(op, endpoint, client.region)
         records = len(getattr(request, op.record_field))
-        span = self._tracer.start_span(facts.span_name, kind=SpanKind.CLIENT, attributes=facts.span_attributes)
-        if span.is_recording():
-            span.set_attribute(RECORDS, records)
-        # the API's no-op tracer (no SDK configured) gives INVALID_SPAN: nothing to make current then
-        token = None if span is INVALID_SPAN else otel_context.attach(trace.set_span_in_context(span))
+        token = None
+        try:
+            span = self._tracer.start_span(facts.span_name, kind=SpanKind.CLIENT, attributes=facts.span_attributes)
+            if span.is_recording():
+                span.set_attribute(RECORDS, records)
+            # the API's no-op tracer (no SDK configured) gives INVALID_SPAN: nothing to make current then
+            token = None if span is INVALID_SPAN else otel_context.attach(trace.set_span_in_context(span))
+        except Exception:  # a tracer or span processor that raises: the call goes on, unobserved
+            _complain("starting a span")
+            if token is not None:
+                otel_context.detach(token)
+            return await send(op, request, _UNOBSERVED)
         started = time.perf_counter()
         try:
             result = await send(op, request, _Call(span, facts, self._instruments))
         except BaseException as exc:
-            if token is not None:
-                otel_context.detach(token)
             try:
+                if token is not None:
+                    otel_context.detach(token)
                 self._failed(span, op, facts, client, endpoint, records, exc, time.perf_counter() - started)
             except Exception:
-                log.exception("telemetry failed after a call; the call's outcome is unaffected")
+                _complain("ending a failed call's span")
             raise
-        if token is not None:
-            otel_context.detach(token)
         elapsed = time.perf_counter() - started
         try:
+            if token is not None:
+                otel_context.detach(token)
             if endpoint is None:  # the call opened the client: the endpoint is known now
                 facts = self._facts_for(op, client.endpoint_url, client.region)
                 _set_server(span, facts)
@@ -387,7 +434,7 @@ class _Hook:
             instruments.calls.add(1, facts.ok_calls)
             instruments.records_sent.add(records, facts.ok_records)
         except Exception:
-            log.exception("telemetry failed after a call; the call's outcome is unaffected")
+            _complain("ending a call's span")
         return result
 
     def _failed(
@@ -486,11 +533,20 @@ class PersonalizeEventsInstrumentor:
             if isinstance(_telemetry.hook, _Hook):
                 log.warning("aiopersonalize_events is already instrumented; call uninstrument() first")
                 return
-            tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
+            _complained.clear()
+            try:
+                tracer = trace.get_tracer(SCOPE, __version__, tracer_provider)
+            except Exception:  # the calls go on, without spans
+                _complain("getting a tracer")
+                tracer = trace.NoOpTracer()
             provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
             instruments = _instruments_of.get(provider)
             if instruments is None:
-                instruments = _instruments_of[provider] = _Instruments(provider.get_meter(SCOPE, __version__))
+                try:
+                    instruments = _instruments_of[provider] = _Instruments(provider.get_meter(SCOPE, __version__))
+                except Exception:  # the calls go on, without measurements
+                    _complain("making the instruments")
+                    instruments = _Instruments(metrics.NoOpMeter(SCOPE))
             instruments.enabled = True
             _telemetry.hook = _Hook(tracer, instruments)
 

@@ -148,7 +148,12 @@ async def test_a_403_without_a_code_is_access_denied(server: ScriptedServer) -> 
         ({}, b'{"code":"ThrottlingException","message":"code key"}', "ThrottlingException", "code key"),
         ({}, b"", "HTTP400", ""),
         ({}, b"[1,2]", "HTTP400", ""),
-        ({}, b"\xff\xfe not utf-8", "HTTP400", "non-JSON error body: '\ufffd\ufffd not utf-8'"),
+        (
+            {},
+            b"\xff\xfe not utf-8",
+            "HTTP400",
+            "Bad Request, with a body that is not the service's JSON (12 bytes, no content type)",
+        ),
     ],
 )
 def test_parse_error_reads_code_and_message_from_each_place(

@@ -40,11 +40,31 @@ def _model() -> dict[str, Any]:
 MODEL = _model()
 
 
+def _holds_sensitive(target: str, seen: frozenset[str] = frozenset()) -> bool:
+    """True when the shape ``target`` is sensitive or holds a sensitive value: walked down through a list's
+    member, a map's key and value (a structure member keeps its own repr, so the walk stops there)."""
+    spec = MODEL[target]
+    if spec.get("sensitive"):
+        return True
+    if target in seen:
+        return False
+    below = [spec[part]["shape"] for part in ("member", "key", "value") if part in spec]
+    return any(_holds_sensitive(shape, seen | {target}) for shape in below)
+
+
 def _sensitive(shape: str, member: str) -> bool:
-    """True when the model marks the member, its target shape, or the whole structure sensitive."""
+    """True when the model marks the whole structure, the member, or what the member's shape holds sensitive
+    (``ActionInteraction.impression`` is a list of ``ActionId``, which the model marks)."""
     structure = MODEL[shape]
     spec = structure["members"][member]
-    return bool(structure.get("sensitive") or spec.get("sensitive") or MODEL[spec["shape"]].get("sensitive"))
+    return bool(structure.get("sensitive") or spec.get("sensitive") or _holds_sensitive(spec["shape"]))
+
+
+def test_the_model_walk_finds_sensitive_values_inside_lists() -> None:
+    """The walk sees through a list to its member shape: both impressions hold sensitive ids."""
+    assert _sensitive("ActionInteraction", "impression")
+    assert _holds_sensitive("Impression")
+    assert not _sensitive("ActionInteraction", "eventId")
 
 
 def _event() -> Event:
@@ -107,8 +127,9 @@ def test_record_repr_hides_exactly_what_the_model_marks_sensitive(instance: Any)
         fragment = f"{field.name}={value!r}"
         if sensitive:
             assert f"{field.name}='***'" in text, (cls.__name__, field.name)
-            if isinstance(value, str):
-                assert value not in text, (cls.__name__, field.name)
+            for part in value if isinstance(value, tuple) else (value,):
+                if isinstance(part, str):
+                    assert part not in text, (cls.__name__, field.name)
         else:
             assert fragment in text, (cls.__name__, field.name)
 

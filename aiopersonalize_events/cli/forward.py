@@ -135,10 +135,15 @@ def run(args: argparse.Namespace) -> int:
 async def _forward(args: argparse.Namespace) -> int:
     from ..errors import ValidationError
     from ..redis import Forwarder
+    from ..redis._connect import check_parses
     from .connect import make_client
 
     op = ops.BY_NAME[args.operation]
     resource = _resource(op, args)
+    try:  # a URL that does not parse is a usage error, said without quoting it (it may hold a password)
+        check_parses(args.redis, "redis")
+    except ValidationError as exc:
+        raise UsageError(f"--redis: {exc.message}") from None
     limiter = rate_limiter(args.rate_limiter, op, resource, args.rate) if args.rate_limiter else None
     pace: Any = limiter if limiter is not None else (op.rate if args.rate is None else (args.rate or None))
     console = Console(sys.stderr)

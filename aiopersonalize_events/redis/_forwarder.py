@@ -65,7 +65,7 @@ from .._batching import DEFAULT_RATE, AcquireLimit, Grouper, Rate, _limiter
 from .._retry import RetryToken
 from .._validators import check_arn, check_positive_int, check_text
 from ..errors import PersonalizeEventsError, ServiceError, ValidationError
-from ._connect import Backoff, as_text, check_url, connect, describe, transient
+from ._connect import Backoff, as_text, check_url, connect, describe, say_waiting, transient
 from ._entries import RECORD_FIELD, PoisonEntry, decode, line_members
 from ._keys import dead_letter_key
 
@@ -506,7 +506,8 @@ class Forwarder:
     async def _away(self, exc: BaseException, until_stopped: bool) -> None:
         if not self._backoff.failing:
             self._down_since = self._now()
-            log.warning("forwarder %s: Redis is not answering (%s); waiting for it", self.consumer, describe(exc))
+        if self._backoff.new_condition(exc):  # one line per condition: a WARNING, or an ERROR saying what to fix
+            say_waiting(log, f"forwarder {self.consumer}", exc, self._url, "entries wait in the stream")
         await self._pause(self._backoff.next(), until_stopped)
 
     async def _pause(self, delay: float, interruptible: bool = True) -> None:

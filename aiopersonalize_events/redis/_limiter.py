@@ -14,9 +14,11 @@ that many go at once after a quiet spell (and a window then holds up to
 fleet then sends less than it could, never more.
 
 While Redis does not answer, ``acquire()`` waits and tries again with
-backoff (it never lets a call through unchecked); an error Redis returns for
-good (the key holds another type, no permission for scripts) raises
-``RedisCommandError``.
+backoff (it never lets a call through unchecked); so it does, after one
+ERROR line saying what to fix, while Redis refuses the password or the
+user's permissions (the operator's to fix: the calls are held, not failed).
+An error Redis returns for good (the key holds another type, scripts
+disabled) raises ``RedisCommandError``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import redis.asyncio
 
 from .._validators import check_text
 from ..errors import PersonalizeEventsError, ValidationError
-from ._connect import Backoff, check_url, connect, describe, transient
+from ._connect import Backoff, check_parses, check_url, connect, describe, say_waiting, transient
 
 __all__ = ["RedisCommandError", "RedisRateLimiter", "limiter_from_url", "quota_key"]
 
@@ -56,7 +58,7 @@ return {slot - now, slot}
 
 
 class RedisCommandError(PersonalizeEventsError):
-    """Redis refused a command for good (a key holding another type, no permission, scripts disabled)."""
+    """Redis refused a command for good (a key holding another type, scripts disabled)."""
 
 
 class RedisRateLimiter:
@@ -145,8 +147,8 @@ class RedisRateLimiter:
             except Exception as exc:
                 if not transient(exc):
                     raise RedisCommandError(f"the rate limiter's script failed: {describe(exc)}") from None
-                if not self._backoff.failing:
-                    log.warning("rate limiter: Redis is not answering (%s); calls wait for it", describe(exc))
+                if self._backoff.new_condition(exc):
+                    say_waiting(log, "rate limiter", exc, self._url, "calls wait for it")
                 await self._sleep(self._backoff.next())
                 continue
             break
@@ -194,6 +196,7 @@ def limiter_from_url(url: str, *, key: str, rate: float) -> RedisRateLimiter:
     """
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+    check_parses(url, "rate_limiter")  # never quotes the URL, which may hold a password
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValidationError("rate_limiter", "must be a redis://, rediss:// or unix:// URL")

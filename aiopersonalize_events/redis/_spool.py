@@ -9,9 +9,16 @@ forwarders' to send, and the recorder counts them as sent. ``sync()`` (what
 appended before it.
 
 While Redis does not answer (refused, dropped, timed out, loading, out of
-memory, read-only during a failover) the events wait in memory, bounded by
-``max_events`` (the recorder applies its overflow policy, and counts what it
-drops), and the task tries again with capped exponential backoff. A batch
+memory, read-only or without its master during a failover, a cluster
+resharding: sorted by redis-py's exception classes, ``_connect.fault``) the
+events wait in memory, bounded by ``max_events`` (the recorder applies its
+overflow policy, and counts what it drops), and the task tries again with
+capped exponential backoff, after one WARNING. While Redis refuses the
+password, the user or a permission (the operator's to fix), the events wait
+the same way, after one ERROR line saying what to fix; they go once it is
+fixed. Drop-oldest only ever drops events of ``record()``: the event of an
+``await recorder.put()`` is never dropped, so a ``put()`` that returned is
+in Redis. A batch
 whose round trip failed midway is written again whole: an event may be in the
 stream twice, never lost, and the service keeps one (events carry their
 ``eventId`` from ``record()``). An event Redis refuses for good (the key
@@ -39,7 +46,7 @@ from .._shapes import Event
 from .._spool import HandOffListener, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from .._validators import check_positive_int, check_text
 from ..errors import ValidationError
-from ._connect import Backoff, check_url, connect, describe, transient
+from ._connect import Backoff, check_url, connect, describe, say_waiting, transient
 from ._entries import RECORD_FIELD, encode_event
 
 __all__ = ["RedisSpoolStats", "RedisStreamSpool"]
@@ -198,10 +205,26 @@ class RedisStreamSpool:
         return len(self._queue) + len(self._sending) >= self._max_events
 
     def pop_oldest(self) -> Event | None:
-        """Take back the oldest event not yet on its way to Redis (the recorder's drop-oldest policy)."""
-        if not self._queue:
+        """Take back the oldest event not yet on its way to Redis (the recorder's drop-oldest policy).
+
+        Never one a ``sync()`` waits for as its last (the event of an
+        ``await recorder.put()``): ``put()`` returns only once Redis has its
+        event, or raises, so drop-oldest applies to ``record()``'s events
+        only. None when every event in memory is awaited so.
+        """
+        queue = self._queue
+        if not queue:
             return None
-        item = self._queue.popleft()
+        if self._waiters:
+            awaited = {waiter.target for waiter in self._waiters}
+            for index, item in enumerate(queue):
+                if item[0] not in awaited:
+                    del queue[index]
+                    break
+            else:
+                return None
+        else:
+            item = queue.popleft()
         self._resolve()
         return item[1]
 
@@ -265,7 +288,7 @@ class RedisStreamSpool:
                 try:
                     await connection.aclose()
                 except Exception as exc:  # closing a broken connection: nothing is lost
-                    log.debug("redis spool: closing the connection failed: %s", describe(exc))
+                    log.debug("redis spool %s: closing the connection failed: %s", self._stream, describe(exc))
             self._listener = None
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
@@ -275,7 +298,7 @@ class RedisStreamSpool:
             return
         exc = task.exception()
         if exc is not None:  # cannot happen by design; never leave events unaccounted for
-            log.error("redis spool: the writer task died: %r", exc)
+            log.error("redis spool %s: the writer task died: %r", self._stream, exc)
             self._lose(self._take_all(), f"the spool's writer failed ({type(exc).__name__})")
 
     def _take_all(self) -> list[_Item]:
@@ -349,19 +372,17 @@ class RedisStreamSpool:
         if not self._backoff.failing:
             self._outages += 1
             self._down_since = asyncio.get_running_loop().time()
-            log.warning(
-                "redis spool: Redis is not answering (%s); %d event(s) wait in memory (at most %d), trying again",
-                describe(exc),
-                len(self),
-                self._max_events,
-            )
+        if self._backoff.new_condition(exc):
+            held = f"{len(self)} event(s) wait in memory (at most {self._max_events})"
+            say_waiting(log, f"redis spool {self._stream}", exc, self._url, held)
         await self._sleep(self._backoff.next())
 
     def _recovered(self) -> None:
         self._backoff.reset()
         since, self._down_since = self._down_since, None
         if since is not None:
-            log.warning("redis spool: Redis answers again after %.1fs", asyncio.get_running_loop().time() - since)
+            elapsed = asyncio.get_running_loop().time() - since
+            log.warning("redis spool %s: Redis answers again after %.1fs", self._stream, elapsed)
 
     def _handed_off(self, items: list[_Item]) -> None:
         self._written += len(items)
@@ -380,7 +401,7 @@ class RedisStreamSpool:
         for waiter in self._waiters:
             if waiter.target >= first and waiter.error is None:
                 waiter.error = error
-        log.error("redis spool: %s", error)
+        log.error("redis spool %s: %s", self._stream, error)
         self._resolve()
         listener = self._listener
         if listener is not None:

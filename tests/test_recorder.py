@@ -351,24 +351,40 @@ async def test_async_on_failure_is_awaited(emulator: Emulator) -> None:
     assert seen == [1]
 
 
-async def test_close_with_deadline_and_stalled_server_hands_the_rest_to_on_failure(emulator: Emulator) -> None:
-    """close(timeout) against a server that never answers fails every pending event, within the deadline."""
-    emulator.faults = Faults(latency=2.0)
+async def test_close_with_deadline_and_stalled_server_hands_the_rest_to_on_failure() -> None:
+    """close(timeout) against a server that never answers fails every pending event, within the deadline.
+
+    Decided by what the recorder reports, not by how long close() took: the server holds every answer until
+    the test lets it go (after close() returned), so close() returning at all, with every event failed by
+    RecorderClosedError and none sent, means the deadline ended it. The wait_for is only a hang guard (33x
+    the deadline).
+    """
+    release = asyncio.Event()
+    arrived: list[float] = []
+    stalled = asyncio.Event()
+
+    async def stall(latency: float) -> None:  # the emulator's latency: held until released
+        arrived.append(latency)
+        if len(arrived) == 2:
+            stalled.set()
+        await release.wait()
+
     failures: list[tuple[list[Event], PersonalizeEventsError]] = []
-    async with PersonalizeEventsClient(
-        region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDX", "s")
-    ) as client:
+    async with (
+        Emulator(faults=Faults(latency=2.0), sleep=stall) as emulator,
+        PersonalizeEventsClient(
+            region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDX", "s")
+        ) as client,
+    ):
         recorder = client.event_recorder(
             tracking_id=TRACKER, max_concurrency=2, on_failure=lambda ev, err: failures.append((ev, err))
         )
         for i in range(95):
             recorder.record(_event(i), session_id=f"s{i % 5}")
-        await asyncio.sleep(0.05)  # let the first calls go out and stall
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        await asyncio.wait_for(stalled.wait(), 10)  # the first calls went out and stall (a hang guard)
         await asyncio.wait_for(recorder.close(timeout=0.3), 10)
-        assert loop.time() - start < 1.5
         await recorder.close(timeout=0.3)  # idempotent
+        release.set()
     stats = recorder.stats
     assert (stats.recorded, stats.failed, stats.pending, stats.sent) == (95, 95, 0, 0)
     assert sum(len(ev) for ev, _ in failures) == 95

@@ -47,36 +47,85 @@ def client_for(endpoint: str) -> PersonalizeEventsClient:
 # -- the limiter ------------------------------------------------------------------------------------------------
 
 
+async def _redis_now(connection: redis.asyncio.Redis) -> float:
+    """Redis's own clock (TIME), in epoch seconds to the microsecond, as the limiter's script reads it."""
+    seconds, micros = await connection.time()
+    return int(seconds) + int(micros) / 1_000_000
+
+
 async def test_slots_are_one_interval_apart_on_redis_s_clock(redis_server: RedisServer) -> None:
-    """Two limiters on one key hand out slots 1/rate apart, first come first served, whoever asks."""
-    first = RedisRateLimiter(redis_server.url, key="k", rate=50)
-    second = RedisRateLimiter(redis_server.url, key="k", rate=50)
+    """Two limiters on one key hand out slots 1/rate apart, first come first served, whoever asks.
+
+    Decided on Redis's clock, never on how long the test took: a slot is the previous one plus 1/rate
+    exactly, unless Redis's clock had already passed that (a call that asked late, under load), and then
+    the slot is the moment the call asked (between the TIME read before and after it); never closer.
+    """
+
+    async def sleep(delay: float) -> None:  # the calls ask back to back, ahead of their slots
+        pass
+
+    first = RedisRateLimiter(redis_server.url, key="k", rate=50, sleep=sleep)
+    second = RedisRateLimiter(redis_server.url, key="k", rate=50, sleep=sleep)
+    clock = redis.asyncio.Redis.from_url(redis_server.url)
     slots: list[float] = []
     for limiter in (first, second, first, second, first, second):
+        asked = await _redis_now(clock)
         await limiter.acquire()
+        answered = await _redis_now(clock)
         assert limiter.last_slot is not None
+        if slots and limiter.last_slot != pytest.approx(slots[-1] + 0.02, abs=1e-6):
+            # only a call that asked after its slot had passed gets "now", and never a slot closer than 1/rate
+            assert asked - 1e-6 <= limiter.last_slot <= answered + 1e-6
+            assert limiter.last_slot > slots[-1] + 0.02
         slots.append(limiter.last_slot)
     gaps = [b - a for a, b in itertools.pairwise(slots)]
-    assert all(gap == pytest.approx(0.02, abs=1e-6) for gap in gaps)
+    assert all(gap >= 0.02 - 1e-6 for gap in gaps)
     assert windows(slots, 0.1) <= 5
+    await clock.aclose()
     await first.close()
     await second.close()
 
 
 async def test_a_burst_goes_at_once_then_the_rate_holds(redis_server: RedisServer) -> None:
-    """burst=3: three slots at once after a quiet spell, then one per interval."""
+    """burst=3: three slots at once after a quiet spell, then one per interval.
+
+    Decided on Redis's clock (the slots the script returns, and TIME read around each call), never on how
+    long the test took between calls: the first three wait not at all; the fourth and fifth slots are one
+    and two intervals after the first, exactly; each wait is what is left until its slot when the script
+    ran (so never longer than the slot's distance from the first, and there is one whenever the slot was
+    still ahead after the call).
+    """
     waits: list[float] = []
 
     async def sleep(delay: float) -> None:
         waits.append(delay)
 
     limiter = RedisRateLimiter(redis_server.url, key="burst", rate=10, burst=3, sleep=sleep)
+    clock = redis.asyncio.Redis.from_url(redis_server.url)
+    calls: list[tuple[float, float, float, list[float]]] = []  # (asked, slot, answered, waits of this call)
     for _ in range(5):
+        before = len(waits)
+        asked = await _redis_now(clock)
         await limiter.acquire()
+        answered = await _redis_now(clock)
+        assert limiter.last_slot is not None
+        calls.append((asked, limiter.last_slot, answered, waits[before:]))
+    await clock.aclose()
     await limiter.close()
-    assert len(waits) == 2  # the first three waited not at all
-    assert waits[0] == pytest.approx(0.1, abs=0.01)
-    assert waits[1] == pytest.approx(0.2, abs=0.01)  # its slot was reserved behind the previous one
+    assert [call[3] for call in calls[:3]] == [[], [], []]  # the first three waited not at all
+    for asked, slot, answered, _ in calls[:3]:
+        assert asked - 1e-6 <= slot <= answered + 1e-6  # their slots: the moment each asked
+    first = calls[0][1]
+    assert calls[3][1] == pytest.approx(first + 0.1, abs=1e-6)  # then one per interval
+    assert calls[4][1] == pytest.approx(first + 0.2, abs=1e-6)  # its slot was reserved behind the previous one
+    for asked, slot, answered, own in calls[3:]:
+        assert len(own) <= 1
+        if own:  # what was left until the slot when the script ran
+            assert slot - answered - 1e-6 <= own[0] <= slot - asked + 1e-6
+            assert 0 < own[0] <= slot - first + 1e-6
+        else:  # no wait only if Redis's clock had reached the slot
+            assert slot <= answered + 1e-6
+    assert len(waits) <= 2
 
 
 async def test_a_key_of_another_type_is_an_error_not_a_wait(redis_server: RedisServer) -> None:

@@ -105,25 +105,37 @@ def test_a_recorder_open_when_its_loop_ends_never_keeps_the_process_alive() -> N
 
 
 async def test_close_deadline_bounds_slow_async_on_failure(emulator: Emulator) -> None:
-    """20 failed batches and a 0.5 s async on_failure each: close(timeout=1) returns in about a second."""
+    """20 failed batches whose async on_failure each outlasts close(timeout=1): close cuts them off at its deadline.
+
+    Decided by what happened, not by how long it took: each callback sleeps far longer than the hang guard
+    (so close() returning at all means the deadline, not the callbacks, ended it), every one of the 20 was
+    called before close() began, and close() cancelled every one of them. HANG_GUARD (20x the deadline) only
+    turns a hang into a failure.
+    """
     emulator.register(tracking_ids=["known"])
     started: list[int] = []
+    cancelled: list[int] = []
+    all_started = asyncio.Event()
 
     async def on_failure(events: list[Event], error: PersonalizeEventsError) -> None:
         started.append(len(events))
-        await asyncio.sleep(0.5)
+        if sum(started) == 20:
+            all_started.set()
+        try:
+            await asyncio.sleep(10 * HANG_GUARD)
+        except asyncio.CancelledError:
+            cancelled.append(len(events))
+            raise
 
     async with _client(emulator) as client:
         recorder = client.event_recorder(tracking_id="unknown", on_failure=on_failure, max_concurrency=20)
         for n in range(20):
             recorder.record(_event(n), session_id=f"s{n}")
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        await asyncio.wait_for(all_started.wait(), HANG_GUARD)  # every failure handed over, each callback running
         await asyncio.wait_for(recorder.close(timeout=1), HANG_GUARD)
-        took = loop.time() - start
-    assert took < 2.5
     assert recorder.stats.failed == 20
     assert sum(started) == 20  # every failure was handed over (and counted), even if its callback was cut off
+    assert sum(cancelled) == 20  # and each callback still running at the deadline was cancelled
 
 
 async def test_close_returns_even_if_a_callback_never_does(emulator: Emulator) -> None:

@@ -365,11 +365,12 @@ async def trickled_headers(reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 
 async def test_headers_trickled_a_byte_at_a_time_end_at_the_attempt_timeout() -> None:
-    """A server that trickles its headers (each byte within read_timeout) is cut off by attempt_timeout."""
+    """A server that trickles its headers (each byte within read_timeout) is cut off by attempt_timeout.
+
+    Decided by what the client reports (a ReadTimeoutError after both attempts), not by how long it took; the
+    wait_for is only a hang guard (HANG_GUARD, 10x the two attempts' timeouts), not the property.
+    """
     async with serving(trickled_headers) as server, _client(server.url, attempt_timeout=1.0) as client:
-        started = time.perf_counter()
         with pytest.raises(ReadTimeoutError) as caught:
             await asyncio.wait_for(client.put_items(dataset_arn=ARN, items=[Item(item_id="i")]), HANG_GUARD)
-        took = time.perf_counter() - started
     assert caught.value.attempts == 2
-    assert took < HANG_GUARD

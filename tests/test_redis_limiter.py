@@ -294,31 +294,49 @@ def test_forward_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None
 
 
 async def test_put_items_with_rate_limiter_on_the_command_line(redis_server: RedisServer, tmp_path: Path) -> None:
-    """put-items --rate-limiter redis://...: the calls take their slots from Redis (the key shows them)."""
+    """put-items --rate-limiter redis://...: the calls take their slots from Redis (the key shows them).
+
+    Decided by Redis's keyspace events on the key (one SET per reserved slot, seen by a subscriber made before
+    the run), not by the key still being there afterwards: it expires about a second after its last slot,
+    which a slow machine can pass before the check.
+    """
     lines = "\n".join(json.dumps({"itemId": f"i{i}"}) for i in range(30)) + "\n"
     source = tmp_path / "items.jsonl"
     source.write_text(lines)
-    async with Emulator() as emulator:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "aiopersonalize_events",
-            "put-items",
-            "--dataset-arn",
-            DATASET,
-            "--endpoint-url",
-            emulator.endpoint_url,
-            "--no-progress",
-            "--rate-limiter",
-            f"{redis_server.url}?key=cli-quota&rate=20",
-            str(source),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode == 0, err.decode()
-        assert len(emulator.items(DATASET)) == 30
     connection = redis.asyncio.Redis.from_url(redis_server.url)
-    assert await connection.exists("cli-quota") == 1  # the schedule the three calls reserved
-    await connection.aclose()
+    pubsub = connection.pubsub()
+    try:
+        await connection.config_set("notify-keyspace-events", "K$")  # keyspace events of string commands
+        await pubsub.subscribe("__keyspace@0__:cli-quota")
+        async with Emulator() as emulator:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "aiopersonalize_events",
+                "put-items",
+                "--dataset-arn",
+                DATASET,
+                "--endpoint-url",
+                emulator.endpoint_url,
+                "--no-progress",
+                "--rate-limiter",
+                f"{redis_server.url}?key=cli-quota&rate=20",
+                str(source),
+                cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await asyncio.wait_for(process.communicate(), 60)
+            assert process.returncode == 0, err.decode()
+            assert len(emulator.items(DATASET)) == 30
+        reserved: list[bytes] = []
+        for _ in range(600):  # a hang guard: the three events were published before the process ended
+            if len(reserved) == 3:
+                break
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                reserved.append(message["data"])
+    finally:
+        await pubsub.aclose()
+        await connection.aclose()
+    assert reserved == [b"set"] * 3  # the schedule the three calls reserved, on key cli-quota

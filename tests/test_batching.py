@@ -157,14 +157,22 @@ async def test_failed_calls_return_their_records(client: PersonalizeEventsClient
 
 
 async def test_concurrency_is_bounded(emulator: Emulator) -> None:
-    """No more than max_concurrency calls are in flight at once."""
+    """No more than max_concurrency calls are in flight at once.
+
+    The first three calls wait for each other (an event, not a sleep), so the peak reaches the bound however
+    slow the machine; a bound below three would never open the gate (the wait_for is a hang guard).
+    """
     in_flight = 0
     peak = 0
+    gate = asyncio.Event()
 
     async def invoke(op: Any, request: Any) -> None:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
+        if in_flight == 3:
+            gate.set()
+        await gate.wait()
         await asyncio.sleep(0.001)
         in_flight -= 1
 
@@ -172,8 +180,9 @@ async def test_concurrency_is_bounded(emulator: Emulator) -> None:
     from aiopersonalize_events._batching import run_batched
 
     items = [Item(item_id=f"i{i}") for i in range(200)]
-    result = await run_batched(
-        invoke, ops.PUT_ITEMS, {"dataset_arn": ARN}, items, max_concurrency=3, requests_per_second=None
+    result = await asyncio.wait_for(
+        run_batched(invoke, ops.PUT_ITEMS, {"dataset_arn": ARN}, items, max_concurrency=3, requests_per_second=None),
+        60,
     )
     assert result.calls == 20
     assert peak == 3

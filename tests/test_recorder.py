@@ -173,7 +173,7 @@ async def test_a_full_group_is_sent_without_waiting_for_the_interval(
     async with client.event_recorder(tracking_id=TRACKER, flush_interval=60) as recorder:
         for i in range(10):
             recorder.record(_event(i), session_id="s")
-        for _ in range(300):
+        for _ in range(3000):  # a hang guard (30 s), half the interval: polled, not timed
             if recorder.stats.sent:
                 break
             await asyncio.sleep(0.01)
@@ -187,6 +187,8 @@ async def test_a_sender_goes_on_to_the_next_ready_batch_within_max_concurrency()
 
     in_flight = peak = 0
     sessions: list[str] = []
+    full: dict[int, asyncio.Event] = {1: asyncio.Event(), 3: asyncio.Event()}
+    limit = 0
 
     async def handle(request: web.Request) -> web.Response:
         nonlocal in_flight, peak
@@ -194,6 +196,11 @@ async def test_a_sender_goes_on_to_the_next_ready_batch_within_max_concurrency()
         in_flight += 1
         peak = max(peak, in_flight)
         try:
+            if in_flight == limit:
+                full[limit].set()
+            # the first calls wait until max_concurrency of them are in (an event, not a sleep): the peak reaches
+            # the bound however slow the machine; a lower bound never opens it (flush's wait_for is a hang guard)
+            await full[limit].wait()
             await asyncio.sleep(0.005)
         finally:
             in_flight -= 1
@@ -219,7 +226,7 @@ async def test_a_sender_goes_on_to_the_next_ready_batch_within_max_concurrency()
                 for s in range(12):
                     for i in range(10):
                         recorder.record(_event(i), session_id=f"s{s:02d}")
-                await asyncio.wait_for(recorder.flush(), 10)
+                await asyncio.wait_for(recorder.flush(), 60)
                 assert recorder.stats.sent == 120
             assert peak == limit
             assert sorted(sessions) == [f"s{s:02d}" for s in range(12)]
@@ -458,7 +465,7 @@ async def test_loop_survives_an_internal_error(
     with caplog.at_level(logging.ERROR, logger="aiopersonalize_events.recorder"):
         async with recorder:
             recorder.record(_event(1), session_id="s")
-            for _ in range(300):
+            for _ in range(3000):  # a hang guard (30 s): polled, not timed
                 if recorder.stats.sent:
                     break
                 await asyncio.sleep(0.01)
@@ -487,7 +494,7 @@ async def test_a_dead_background_task_fails_pending_events_loudly(
             fake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             fake.set_exception(RuntimeError("crash"))
             recorder._runner_done(fake)  # type: ignore[arg-type]
-            for _ in range(100):
+            for _ in range(3000):  # a hang guard (30 s): polled, not timed
                 if failed:
                     break
                 await asyncio.sleep(0.01)

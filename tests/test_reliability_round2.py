@@ -247,7 +247,7 @@ async def test_record_from_a_thread_after_close_is_refused_and_counted(emulator:
             pass
         accepted = await asyncio.to_thread(recorder.record, _event(1), session_id="s")
         await asyncio.sleep(0)  # the hand-over runs on the loop
-        for _ in range(100):
+        for _ in range(3000):  # a hang guard (30 s): polled, not timed
             if reasons:
                 break
             await asyncio.sleep(0.01)
@@ -457,17 +457,31 @@ async def test_a_not_found_tracker_fails_at_once_without_retries(emulator: Emula
     assert tokens == client.config.retry_budget
 
 
-async def test_a_call_cancelled_while_waiting_for_the_pool_gives_no_slot_away(emulator: Emulator) -> None:
-    """Cancelling calls that wait for a connection leaves the pool whole: every later call still goes through."""
-    emulator.faults = Faults(latency=0.05)
-    async with _client(emulator, max_connections=1) as client:
+async def test_a_call_cancelled_while_waiting_for_the_pool_gives_no_slot_away() -> None:
+    """Cancelling calls that wait for a connection leaves the pool whole: every later call still goes through.
+
+    The first call's answer is held (the emulator's latency waits for an event), so the other five are still
+    waiting for the one connection when three of them are cancelled, however slow the machine.
+    """
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold(latency: float) -> None:
+        arrived.set()
+        await release.wait()
+
+    async with (
+        Emulator(faults=Faults(latency=0.05), sleep=hold) as emulator,
+        _client(emulator, max_connections=1) as client,
+    ):
         calls = [
             asyncio.create_task(client.put_events(tracking_id=TRACKER, session_id="s", event_list=[_event(n)]))
             for n in range(6)
         ]
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(arrived.wait(), HANG_GUARD)  # the first call holds the connection
         for task in calls[1:4]:
             task.cancel()
+        release.set()
         done = await asyncio.gather(*calls, return_exceptions=True)
         assert [isinstance(r, asyncio.CancelledError) for r in done] == [False, True, True, True, False, False]
         emulator.faults = None
@@ -490,7 +504,7 @@ async def test_recorder_under_emulator_faults_spends_and_refills_the_clients_bud
         async with client.event_recorder(tracking_id=TRACKER, flush_interval=0.01) as recorder:
             for n in range(100):
                 recorder.record(_event(n), session_id=f"s{n % 10}")
-            for _ in range(500):
+            for _ in range(int(HANG_GUARD / 0.01)):  # a hang guard: polled, not timed
                 if client.retry_policy.budget.tokens < 5:
                     break
                 await asyncio.sleep(0.01)

@@ -157,14 +157,22 @@ async def test_failed_calls_return_their_records(client: PersonalizeEventsClient
 
 
 async def test_concurrency_is_bounded(emulator: Emulator) -> None:
-    """No more than max_concurrency calls are in flight at once."""
+    """No more than max_concurrency calls are in flight at once.
+
+    The first three calls wait for each other (an event, not a sleep), so the peak reaches the bound however
+    slow the machine; a bound below three would never open the gate (the wait_for is a hang guard).
+    """
     in_flight = 0
     peak = 0
+    gate = asyncio.Event()
 
     async def invoke(op: Any, request: Any) -> None:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
+        if in_flight == 3:
+            gate.set()
+        await gate.wait()
         await asyncio.sleep(0.001)
         in_flight -= 1
 
@@ -172,8 +180,9 @@ async def test_concurrency_is_bounded(emulator: Emulator) -> None:
     from aiopersonalize_events._batching import run_batched
 
     items = [Item(item_id=f"i{i}") for i in range(200)]
-    result = await run_batched(
-        invoke, ops.PUT_ITEMS, {"dataset_arn": ARN}, items, max_concurrency=3, requests_per_second=None
+    result = await asyncio.wait_for(
+        run_batched(invoke, ops.PUT_ITEMS, {"dataset_arn": ARN}, items, max_concurrency=3, requests_per_second=None),
+        60,
     )
     assert result.calls == 20
     assert peak == 3
@@ -229,16 +238,31 @@ async def test_put_items_is_paced_at_the_service_quota_by_default() -> None:
     assert ops.PUT_EVENTS.rate is None
 
 
-async def test_requests_per_second_is_respected(client: PersonalizeEventsClient, emulator: Emulator) -> None:
-    """A requests_per_second limit spreads the calls out (checked against the event loop's clock)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+async def test_requests_per_second_is_respected(
+    client: PersonalizeEventsClient, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requests_per_second limit spreads the calls out (its limiter's waits are counted, not timed)."""
+    import aiopersonalize_events._batching as batching
+
+    made: list[float] = []
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    def limiter(rate: float) -> RateLimiter:  # the helper's own limiter, with its waits recorded
+        made.append(rate)
+        return RateLimiter(rate, sleep=sleep)
+
+    monkeypatch.setattr(batching, "RateLimiter", limiter)
     result = await client.put_actions_batched(
         dataset_arn=ARN, actions=[Action(action_id=f"a{i}") for i in range(60)], requests_per_second=50
     )
     assert result.calls == 6
+    assert made == [50]
     # a burst of 50 tokens covers the 6 calls: no waiting at all beyond the calls themselves
-    assert loop.time() - start < 5
+    assert waits == []
 
 
 async def test_cancelling_a_batched_call_cancels_calls_in_flight(emulator: Emulator) -> None:

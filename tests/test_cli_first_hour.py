@@ -164,21 +164,21 @@ def test_retry_options_are_checked() -> None:
 
 
 def test_a_refused_connection_stops_the_run_after_a_few_attempts(tmp_path: Path) -> None:
-    """Connection refused: the run stops after the calls in flight (not one failing call per batch, paced)."""
+    """Connection refused: the run stops after the calls in flight (not one failing call per batch, paced).
+
+    Decided by the count of calls the run reports, not by how long it took (cli()'s timeout is the hang guard).
+    """
     source = write_lines(tmp_path / "items.jsonl", item_lines(1000))
     failed = tmp_path / "failed.jsonl"
-    started = time.monotonic()
     result = cli(
         "put-items", "--dataset-arn", ARN, "--endpoint-url", CLOSED, "--failed-out", str(failed), str(source),
         cwd=tmp_path,
     )  # fmt: skip
-    took = time.monotonic() - started
     assert result.returncode == 1, result.stderr
     summary = result.stderr.strip().splitlines()[-1]
     assert summary.startswith("stopped: the endpoint cannot be reached (EndpointConnectionError)"), summary
     calls = int(re.search(r"(\d+) calls", summary).group(1))  # type: ignore[union-attr]
     assert calls <= 4  # the calls in flight when the first failed; paced at 10/s, 100 calls would take 10 s
-    assert took < 8
     entries = read_jsonl(failed)
     assert len(entries) == len({e["line"] for e in entries})
     assert all(e["retryable"] for e in entries)
@@ -530,18 +530,18 @@ def test_a_signal_ends_the_retries_at_once_and_keeps_every_record(emulator: Emul
         env=environ,
     )
     try:
-        deadline = time.monotonic() + 30
-        while emulator.calls[("PutItems", 400)] < 15 and time.monotonic() < deadline:  # each batch failed once
+        # each batch failed once; _TIMEOUT is only a hang guard, here and for communicate()
+        hang_guard = time.monotonic() + _TIMEOUT
+        while emulator.calls[("PutItems", 400)] < 15:
+            assert process.poll() is None, "the run ended before its batches failed once"
+            assert time.monotonic() < hang_guard, "the batches never failed once"
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        started = time.monotonic()
         _, err = process.communicate(timeout=_TIMEOUT)
-        took = time.monotonic() - started
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130, err
-    assert took < 5, err
     entries = read_jsonl(failed)
     assert sorted(e["line"] for e in entries) == list(range(1, 46))
     assert all(e["retryable"] for e in entries)

@@ -193,7 +193,9 @@ def test_a_second_signal_exits_promptly_with_a_call_in_flight(tmp_path: Path) ->
         stdin.flush()
         assert server.arrived.wait(_TIMEOUT)
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.2)  # the first signal is being handled: the run waits for the call in flight
+        # the first signal was handled (two signals sent before that would arrive as one): the run says so, and
+        # waits for the call in flight
+        wait_until(lambda: "terminated" in err.read_text() or process.poll() is not None, "the first SIGTERM")
         assert process.poll() is None, err.read_text()
         process.send_signal(signal.SIGTERM)
         status = finish(process, stdin)

@@ -378,14 +378,20 @@ async def test_credential_process_stderr_excerpt_is_redacted(aws_env: Path, tmp_
 
 async def test_credential_process_timeout_kills_it(aws_env: Path, tmp_path: Path) -> None:
     """A credential_process that runs past its timeout is killed and reported."""
-    command = process_script(tmp_path, "import time; time.sleep(30)")
+    # decided by what the source reports (the timeout's message) and by the process being gone, not by how
+    # long load() took; the program would sleep for an hour, the wait_for is only a hang guard (200x the timeout)
+    pid_file = tmp_path / "proc.pid"
+    command = process_script(
+        tmp_path,
+        f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(3600)",
+    )
     write(aws_env, "config", f"[default]\ncredential_process = {command}\n")
     source = SharedFilesSource(process_timeout=0.3)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     with pytest.raises(SourceFailed, match=r"did not finish within 0\.3 s"):
-        await source.load()
-    assert loop.time() - started < 5
+        await asyncio.wait_for(source.load(), 60)
+    if pid_file.exists():  # it had started (under load it may be killed before it wrote its id)
+        with pytest.raises(ProcessLookupError):  # killed and reaped
+            os.kill(int(pid_file.read_text()), 0)
 
 
 async def test_credential_process_missing_program(aws_env: Path, tmp_path: Path) -> None:
@@ -398,11 +404,15 @@ async def test_credential_process_missing_program(aws_env: Path, tmp_path: Path)
 
 async def test_loop_keeps_running_during_slow_credential_process(aws_env: Path, tmp_path: Path) -> None:
     """The event loop keeps ticking while a slow (0.5 s) credential_process runs."""
+    # the program answers only once the ticker has ticked 5 times: a blocked loop would never let it (the
+    # process timeout then fails the test); decided by the ticks, not by how long anything took
+    flag = tmp_path / "ticked"
     command = process_script(
         tmp_path,
         f"""\
-        import json, time
-        time.sleep(0.5)
+        import json, pathlib, time
+        while not pathlib.Path({str(flag)!r}).exists():
+            time.sleep(0.01)
         print(json.dumps({{"Version": 1, "AccessKeyId": "AKIDSLOW000000000001", "SecretAccessKey": {SECRET!r}}}))
         """,
     )
@@ -414,6 +424,8 @@ async def test_loop_keeps_running_during_slow_credential_process(aws_env: Path, 
         while True:
             await asyncio.sleep(0.02)
             ticks += 1
+            if ticks == 5:
+                flag.write_text("")
 
     task = asyncio.create_task(ticker())
     try:
@@ -423,7 +435,7 @@ async def test_loop_keeps_running_during_slow_credential_process(aws_env: Path, 
         with pytest.raises(asyncio.CancelledError):
             await task
     assert found.access_key_id == "AKIDSLOW000000000001"
-    assert ticks >= 5  # 0.5 s at 20 ms a tick would be 25; a blocked loop gives 0 or 1
+    assert ticks >= 5  # the program waited for 5 ticks; a blocked loop gives 0 and the process times out
 
 
 # --- assume-role configuration errors (no STS call needed) ---------------------------------------

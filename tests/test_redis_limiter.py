@@ -47,36 +47,85 @@ def client_for(endpoint: str) -> PersonalizeEventsClient:
 # -- the limiter ------------------------------------------------------------------------------------------------
 
 
+async def _redis_now(connection: redis.asyncio.Redis) -> float:
+    """Redis's own clock (TIME), in epoch seconds to the microsecond, as the limiter's script reads it."""
+    seconds, micros = await connection.time()
+    return int(seconds) + int(micros) / 1_000_000
+
+
 async def test_slots_are_one_interval_apart_on_redis_s_clock(redis_server: RedisServer) -> None:
-    """Two limiters on one key hand out slots 1/rate apart, first come first served, whoever asks."""
-    first = RedisRateLimiter(redis_server.url, key="k", rate=50)
-    second = RedisRateLimiter(redis_server.url, key="k", rate=50)
+    """Two limiters on one key hand out slots 1/rate apart, first come first served, whoever asks.
+
+    Decided on Redis's clock, never on how long the test took: a slot is the previous one plus 1/rate
+    exactly, unless Redis's clock had already passed that (a call that asked late, under load), and then
+    the slot is the moment the call asked (between the TIME read before and after it); never closer.
+    """
+
+    async def sleep(delay: float) -> None:  # the calls ask back to back, ahead of their slots
+        pass
+
+    first = RedisRateLimiter(redis_server.url, key="k", rate=50, sleep=sleep)
+    second = RedisRateLimiter(redis_server.url, key="k", rate=50, sleep=sleep)
+    clock = redis.asyncio.Redis.from_url(redis_server.url)
     slots: list[float] = []
     for limiter in (first, second, first, second, first, second):
+        asked = await _redis_now(clock)
         await limiter.acquire()
+        answered = await _redis_now(clock)
         assert limiter.last_slot is not None
+        if slots and limiter.last_slot != pytest.approx(slots[-1] + 0.02, abs=1e-6):
+            # only a call that asked after its slot had passed gets "now", and never a slot closer than 1/rate
+            assert asked - 1e-6 <= limiter.last_slot <= answered + 1e-6
+            assert limiter.last_slot > slots[-1] + 0.02
         slots.append(limiter.last_slot)
     gaps = [b - a for a, b in itertools.pairwise(slots)]
-    assert all(gap == pytest.approx(0.02, abs=1e-6) for gap in gaps)
+    assert all(gap >= 0.02 - 1e-6 for gap in gaps)
     assert windows(slots, 0.1) <= 5
+    await clock.aclose()
     await first.close()
     await second.close()
 
 
 async def test_a_burst_goes_at_once_then_the_rate_holds(redis_server: RedisServer) -> None:
-    """burst=3: three slots at once after a quiet spell, then one per interval."""
+    """burst=3: three slots at once after a quiet spell, then one per interval.
+
+    Decided on Redis's clock (the slots the script returns, and TIME read around each call), never on how
+    long the test took between calls: the first three wait not at all; the fourth and fifth slots are one
+    and two intervals after the first, exactly; each wait is what is left until its slot when the script
+    ran (so never longer than the slot's distance from the first, and there is one whenever the slot was
+    still ahead after the call).
+    """
     waits: list[float] = []
 
     async def sleep(delay: float) -> None:
         waits.append(delay)
 
     limiter = RedisRateLimiter(redis_server.url, key="burst", rate=10, burst=3, sleep=sleep)
+    clock = redis.asyncio.Redis.from_url(redis_server.url)
+    calls: list[tuple[float, float, float, list[float]]] = []  # (asked, slot, answered, waits of this call)
     for _ in range(5):
+        before = len(waits)
+        asked = await _redis_now(clock)
         await limiter.acquire()
+        answered = await _redis_now(clock)
+        assert limiter.last_slot is not None
+        calls.append((asked, limiter.last_slot, answered, waits[before:]))
+    await clock.aclose()
     await limiter.close()
-    assert len(waits) == 2  # the first three waited not at all
-    assert waits[0] == pytest.approx(0.1, abs=0.01)
-    assert waits[1] == pytest.approx(0.2, abs=0.01)  # its slot was reserved behind the previous one
+    assert [call[3] for call in calls[:3]] == [[], [], []]  # the first three waited not at all
+    for asked, slot, answered, _ in calls[:3]:
+        assert asked - 1e-6 <= slot <= answered + 1e-6  # their slots: the moment each asked
+    first = calls[0][1]
+    assert calls[3][1] == pytest.approx(first + 0.1, abs=1e-6)  # then one per interval
+    assert calls[4][1] == pytest.approx(first + 0.2, abs=1e-6)  # its slot was reserved behind the previous one
+    for asked, slot, answered, own in calls[3:]:
+        assert len(own) <= 1
+        if own:  # what was left until the slot when the script ran
+            assert slot - answered - 1e-6 <= own[0] <= slot - asked + 1e-6
+            assert 0 < own[0] <= slot - first + 1e-6
+        else:  # no wait only if Redis's clock had reached the slot
+            assert slot <= answered + 1e-6
+    assert len(waits) <= 2
 
 
 async def test_a_key_of_another_type_is_an_error_not_a_wait(redis_server: RedisServer) -> None:
@@ -245,31 +294,49 @@ def test_forward_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None
 
 
 async def test_put_items_with_rate_limiter_on_the_command_line(redis_server: RedisServer, tmp_path: Path) -> None:
-    """put-items --rate-limiter redis://...: the calls take their slots from Redis (the key shows them)."""
+    """put-items --rate-limiter redis://...: the calls take their slots from Redis (the key shows them).
+
+    Decided by Redis's keyspace events on the key (one SET per reserved slot, seen by a subscriber made before
+    the run), not by the key still being there afterwards: it expires about a second after its last slot,
+    which a slow machine can pass before the check.
+    """
     lines = "\n".join(json.dumps({"itemId": f"i{i}"}) for i in range(30)) + "\n"
     source = tmp_path / "items.jsonl"
     source.write_text(lines)
-    async with Emulator() as emulator:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "aiopersonalize_events",
-            "put-items",
-            "--dataset-arn",
-            DATASET,
-            "--endpoint-url",
-            emulator.endpoint_url,
-            "--no-progress",
-            "--rate-limiter",
-            f"{redis_server.url}?key=cli-quota&rate=20",
-            str(source),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode == 0, err.decode()
-        assert len(emulator.items(DATASET)) == 30
     connection = redis.asyncio.Redis.from_url(redis_server.url)
-    assert await connection.exists("cli-quota") == 1  # the schedule the three calls reserved
-    await connection.aclose()
+    pubsub = connection.pubsub()
+    try:
+        await connection.config_set("notify-keyspace-events", "K$")  # keyspace events of string commands
+        await pubsub.subscribe("__keyspace@0__:cli-quota")
+        async with Emulator() as emulator:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "aiopersonalize_events",
+                "put-items",
+                "--dataset-arn",
+                DATASET,
+                "--endpoint-url",
+                emulator.endpoint_url,
+                "--no-progress",
+                "--rate-limiter",
+                f"{redis_server.url}?key=cli-quota&rate=20",
+                str(source),
+                cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await asyncio.wait_for(process.communicate(), 60)
+            assert process.returncode == 0, err.decode()
+            assert len(emulator.items(DATASET)) == 30
+        reserved: list[bytes] = []
+        for _ in range(600):  # a hang guard: the three events were published before the process ended
+            if len(reserved) == 3:
+                break
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                reserved.append(message["data"])
+    finally:
+        await pubsub.aclose()
+        await connection.aclose()
+    assert reserved == [b"set"] * 3  # the schedule the three calls reserved, on key cli-quota

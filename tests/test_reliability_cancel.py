@@ -314,7 +314,17 @@ async def test_a_cancelled_flush_does_not_stop_close_from_draining() -> None:
     that the service went on to accept as failed ("closed before delivery").
     """
     failed: list[int] = []
-    async with Emulator(faults=Faults(latency=0.2)) as emu, _client(emu) as client:
+    release = asyncio.Event()
+    arrived = asyncio.Event()
+    held: list[float] = []
+
+    async def hold(latency: float) -> None:  # the emulator's latency: both answers wait until the test says
+        held.append(latency)
+        if len(held) == 2:
+            arrived.set()
+        await release.wait()
+
+    async with Emulator(faults=Faults(latency=0.2), sleep=hold) as emu, _client(emu) as client:
         recorder = client.event_recorder(
             tracking_id=TRACKER, flush_interval=60, on_failure=lambda events, _: failed.append(len(events))
         )
@@ -322,7 +332,9 @@ async def test_a_cancelled_flush_does_not_stop_close_from_draining() -> None:
             for i in range(11):
                 recorder.record(Event(event_type="v", sent_at=1, event_id=f"f{i}"), session_id=f"s{i // 10}")
             flushing = asyncio.create_task(recorder.flush())
-            assert await _cancel_after(flushing, 0.05)  # cancelled while the calls are in flight
+            await asyncio.wait_for(arrived.wait(), HANG_GUARD)  # both calls are at the service, unanswered
+            assert await _cancel_after(flushing, 0)  # cancelled while the calls are in flight
+            release.set()
             await asyncio.wait_for(recorder.close(timeout=5), HANG_GUARD)
         stats = recorder.stats
         stored = len(emu.events(TRACKER))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -31,8 +30,26 @@ TRACKER = "tracker-rotation"
 LIFETIME = 2.0  # seconds each key pair lives
 ADVISORY = 1.0  # refresh this long before expiry (the library's default is 15 minutes)
 MANDATORY = 0.8  # from this long before expiry, callers wait for fresh credentials (default: 10 minutes)
-RUN_SECONDS = 4.5
+RUN_SECONDS = 4.5  # on the test's wall clock (WallClock): 45 steps of STEP
+STEP = 0.1  # the wall clock moves this much between two rounds of 20 events, never while a call is out
 KEYS = 40
+
+
+@attrs.define
+class WallClock:
+    """The wall clock the source, the provider and the token check share: it moves only when the test says.
+
+    Expiry is decided on it, not on the machine's clock, so a slow machine cannot make a call arrive after
+    its key expired (or not): the test decides by the keys' lifetimes, never by how long a call took.
+    """
+
+    now: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @attrs.frozen
@@ -54,11 +71,12 @@ class Rotation:
     )
     expires: dict[str, datetime] = attrs.field(factory=dict)
     minted: int = 0
+    clock: WallClock = attrs.field(factory=WallClock)
 
     async def fetch(self) -> Credentials:
         pair = self.pairs[self.minted]
         self.minted += 1
-        expiration = datetime.now(timezone.utc) + timedelta(seconds=LIFETIME)
+        expiration = self.clock() + timedelta(seconds=LIFETIME)
         self.expires[pair.key_id] = expiration
         return Credentials(pair.key_id, pair.secret, pair.token, expiration)
 
@@ -71,13 +89,14 @@ class Watched:
     """A CredentialProvider around another, noting every hand-out (the moment the client signs with it)."""
 
     inner: RefreshingProvider
+    inner_clock: WallClock
     handed: Counter[str] = attrs.field(factory=Counter)
     expired_handouts: int = 0
 
     async def resolve(self) -> Credentials:
         credentials = await self.inner.resolve()
         assert credentials.expiration is not None
-        if credentials.expiration <= datetime.now(timezone.utc):
+        if credentials.expiration <= self.inner_clock():
             self.expired_handouts += 1
         self.handed[credentials.access_key_id] += 1
         return credentials
@@ -108,7 +127,7 @@ class TokenCheck:
         key_id = header.partition("Credential=")[2].partition("/")[0]
         token = request.headers.get("X-Amz-Security-Token")
         expiry = self.rotation.expires.get(key_id)
-        now = datetime.now(timezone.utc)
+        now = self.rotation.clock()
         self.seen[key_id] += 1
         if expiry is None or token != self.rotation.token_of(key_id) or now >= expiry:
             self.refused.append(key_id)
@@ -142,16 +161,26 @@ async def service() -> AsyncIterator[tuple[Emulator, Rotation, TokenCheck, str]]
 async def test_credentials_expiring_every_two_seconds_never_sign_a_call_and_lose_nothing(
     service: tuple[Emulator, Rotation, TokenCheck, str],
 ) -> None:
-    """Under steady load with keys expiring every 2 s: no call carries expired credentials, no event is lost."""
+    """Under steady load with keys expiring every 2 s: no call carries expired credentials, no event is lost.
+
+    The 2 s are on the shared WallClock, which moves STEP between rounds of events (each round's calls are all
+    answered first): expiry, refresh and the token check see the same time whatever the machine's speed.
+    """
     emu, rotation, check, url = service
+    clock = rotation.clock
     provider = Watched(
         RefreshingProvider(
-            rotation.fetch, name="rotating test source", advisory_window=ADVISORY, mandatory_window=MANDATORY
-        )
+            rotation.fetch,
+            name="rotating test source",
+            advisory_window=ADVISORY,
+            mandatory_window=MANDATORY,
+            clock=clock,
+        ),
+        clock,
     )
     failures: list[Any] = []
     recorded = 0
-    started = time.monotonic()
+    started = clock()
     async with PersonalizeEventsClient(
         region="us-east-1", endpoint_url=url, credentials=provider, config=ClientConfig(max_attempts=2)
     ) as client:
@@ -159,17 +188,18 @@ async def test_credentials_expiring_every_two_seconds_never_sign_a_call_and_lose
             tracking_id=TRACKER, flush_interval=0.02, on_failure=lambda events, error: failures.append(error)
         )
         async with recorder:
-            while time.monotonic() - started < RUN_SECONDS:
+            for _ in range(round(RUN_SECONDS / STEP)):
                 for _ in range(20):
                     recorder.record(
                         Event(event_type="view", sent_at=1_700_000_000, event_id=f"e{recorded}"),
                         session_id=f"s{recorded // 5 % 50}",
                     )
                     recorded += 1
-                await asyncio.sleep(0.02)
+                await asyncio.wait_for(recorder.flush(), 30)  # a hang guard: this round's calls are answered
+                clock.advance(STEP)
             await asyncio.wait_for(recorder.flush(), 30)
         stats = recorder.stats
-    duration = time.monotonic() - started
+    duration = (clock() - started).total_seconds()
 
     assert check.refused == []  # no call signed with an expired (or mismatched) key
     assert provider.expired_handouts == 0

@@ -105,25 +105,37 @@ def test_a_recorder_open_when_its_loop_ends_never_keeps_the_process_alive() -> N
 
 
 async def test_close_deadline_bounds_slow_async_on_failure(emulator: Emulator) -> None:
-    """20 failed batches and a 0.5 s async on_failure each: close(timeout=1) returns in about a second."""
+    """20 failed batches whose async on_failure each outlasts close(timeout=1): close cuts them off at its deadline.
+
+    Decided by what happened, not by how long it took: each callback sleeps far longer than the hang guard
+    (so close() returning at all means the deadline, not the callbacks, ended it), every one of the 20 was
+    called before close() began, and close() cancelled every one of them. HANG_GUARD (20x the deadline) only
+    turns a hang into a failure.
+    """
     emulator.register(tracking_ids=["known"])
     started: list[int] = []
+    cancelled: list[int] = []
+    all_started = asyncio.Event()
 
     async def on_failure(events: list[Event], error: PersonalizeEventsError) -> None:
         started.append(len(events))
-        await asyncio.sleep(0.5)
+        if sum(started) == 20:
+            all_started.set()
+        try:
+            await asyncio.sleep(10 * HANG_GUARD)
+        except asyncio.CancelledError:
+            cancelled.append(len(events))
+            raise
 
     async with _client(emulator) as client:
         recorder = client.event_recorder(tracking_id="unknown", on_failure=on_failure, max_concurrency=20)
         for n in range(20):
             recorder.record(_event(n), session_id=f"s{n}")
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        await asyncio.wait_for(all_started.wait(), HANG_GUARD)  # every failure handed over, each callback running
         await asyncio.wait_for(recorder.close(timeout=1), HANG_GUARD)
-        took = loop.time() - start
-    assert took < 2.5
     assert recorder.stats.failed == 20
     assert sum(started) == 20  # every failure was handed over (and counted), even if its callback was cut off
+    assert sum(cancelled) == 20  # and each callback still running at the deadline was cancelled
 
 
 async def test_close_returns_even_if_a_callback_never_does(emulator: Emulator) -> None:
@@ -235,7 +247,7 @@ async def test_record_from_a_thread_after_close_is_refused_and_counted(emulator:
             pass
         accepted = await asyncio.to_thread(recorder.record, _event(1), session_id="s")
         await asyncio.sleep(0)  # the hand-over runs on the loop
-        for _ in range(100):
+        for _ in range(3000):  # a hang guard (30 s): polled, not timed
             if reasons:
                 break
             await asyncio.sleep(0.01)
@@ -445,17 +457,31 @@ async def test_a_not_found_tracker_fails_at_once_without_retries(emulator: Emula
     assert tokens == client.config.retry_budget
 
 
-async def test_a_call_cancelled_while_waiting_for_the_pool_gives_no_slot_away(emulator: Emulator) -> None:
-    """Cancelling calls that wait for a connection leaves the pool whole: every later call still goes through."""
-    emulator.faults = Faults(latency=0.05)
-    async with _client(emulator, max_connections=1) as client:
+async def test_a_call_cancelled_while_waiting_for_the_pool_gives_no_slot_away() -> None:
+    """Cancelling calls that wait for a connection leaves the pool whole: every later call still goes through.
+
+    The first call's answer is held (the emulator's latency waits for an event), so the other five are still
+    waiting for the one connection when three of them are cancelled, however slow the machine.
+    """
+    arrived = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold(latency: float) -> None:
+        arrived.set()
+        await release.wait()
+
+    async with (
+        Emulator(faults=Faults(latency=0.05), sleep=hold) as emulator,
+        _client(emulator, max_connections=1) as client,
+    ):
         calls = [
             asyncio.create_task(client.put_events(tracking_id=TRACKER, session_id="s", event_list=[_event(n)]))
             for n in range(6)
         ]
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(arrived.wait(), HANG_GUARD)  # the first call holds the connection
         for task in calls[1:4]:
             task.cancel()
+        release.set()
         done = await asyncio.gather(*calls, return_exceptions=True)
         assert [isinstance(r, asyncio.CancelledError) for r in done] == [False, True, True, True, False, False]
         emulator.faults = None
@@ -478,7 +504,7 @@ async def test_recorder_under_emulator_faults_spends_and_refills_the_clients_bud
         async with client.event_recorder(tracking_id=TRACKER, flush_interval=0.01) as recorder:
             for n in range(100):
                 recorder.record(_event(n), session_id=f"s{n % 10}")
-            for _ in range(500):
+            for _ in range(int(HANG_GUARD / 0.01)):  # a hang guard: polled, not timed
                 if client.retry_policy.budget.tokens < 5:
                     break
                 await asyncio.sleep(0.01)

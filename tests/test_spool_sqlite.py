@@ -162,29 +162,55 @@ async def test_a_path_is_short_for_an_sqlite_spool(client: PersonalizeEventsClie
     assert recorder.stats.sent == 1
 
 
+class _HeldAnswers:
+    """The emulator's latency as a wait the test ends: its answers go out only after ``release()``."""
+
+    def __init__(self) -> None:
+        self._released: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._released is None:
+            self._released = asyncio.Event()  # made in the test's loop, at first use
+        return self._released
+
+    async def sleep(self, latency: float) -> None:
+        await self._event().wait()
+
+    def release(self) -> None:
+        self._event().set()
+
+
+_LATE_ID = _HeldAnswers()
+_LATE_PUT = _HeldAnswers()
+
+
+@pytest.mark.parametrize("personalize_emulator_options", [{"faults": Faults(latency=0.5), "sleep": _LATE_ID.sleep}])
 async def test_the_event_id_is_given_at_record_and_kept_on_disk(
-    client: PersonalizeEventsClient, emulator: Emulator, db: Path
+    client: PersonalizeEventsClient, emulator: Emulator, db: Path, personalize_emulator_options: dict[str, Any]
 ) -> None:
     """With a durable spool an event gets its eventId at record(); the file and the service see that same id."""
-    emulator.faults = Faults(latency=0.5)  # answers come late: the event is due on disk first
+    # answers come late (held until released, however slow the machine): the event is due on disk first
     async with client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(db), flush_interval=0.01) as recorder:
         recorder.record(_event(1), session_id="s")
         await recorder.spool.sync()
         (on_disk,) = _held_ids(db)
         assert len(on_disk) == 32
+        _LATE_ID.release()
     (sent,) = emulator.events(TRACKER)
     assert sent["eventId"] == on_disk
 
 
+@pytest.mark.parametrize("personalize_emulator_options", [{"faults": Faults(latency=1.0), "sleep": _LATE_PUT.sleep}])
 async def test_put_returns_once_the_event_is_on_disk(
-    client: PersonalizeEventsClient, emulator: Emulator, db: Path
+    client: PersonalizeEventsClient, emulator: Emulator, db: Path, personalize_emulator_options: dict[str, Any]
 ) -> None:
     """await put() returns only when its event is in the file (while the service has not answered yet)."""
-    emulator.faults = Faults(latency=1.0)
+    # the service's answer is held until released, however slow the machine
     async with client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(db), flush_interval=0.01) as recorder:
         await recorder.put(_event(1, event_id="put-1"), session_id="s")
         assert _held_ids(db) == ["put-1"]
         assert recorder.stats.sent == 0
+        _LATE_PUT.release()
     assert recorder.stats.sent == 1
 
 

@@ -444,15 +444,22 @@ async def test_recorder_instruments_read_its_stats_and_its_sends_are_not_childre
     assert sent == stats.sent
 
 
-async def test_a_cancelled_call_ends_its_span_and_gives_the_context_back(
-    emulator: Emulator, telemetry: Telemetry
-) -> None:
-    """A call cancelled mid-flight: its span ends with error.type CancelledError and outcome 'cancelled'."""
-    emulator.faults = Faults(latency=0.5)
-    async with make_client(emulator) as client:
+async def test_a_cancelled_call_ends_its_span_and_gives_the_context_back(telemetry: Telemetry) -> None:
+    """A call cancelled mid-flight: its span ends with error.type CancelledError and outcome 'cancelled'.
+
+    The emulator holds its answer until the test lets it go (after the cancel), so the call is mid-flight when
+    wait_for's 0.05 s run out however slow the machine is.
+    """
+    release = asyncio.Event()
+
+    async def hold(latency: float) -> None:  # the emulator's latency: the answer waits until released
+        await release.wait()
+
+    async with Emulator(faults=Faults(latency=0.5), sleep=hold) as emulator, make_client(emulator) as client:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(client.put_items(dataset_arn=ARN, items=[Item(item_id="MARK-i")]), 0.05)
         assert not trace.get_current_span().get_span_context().is_valid
+        release.set()
     (span,) = telemetry.spans()
     assert dict(span.attributes or {})["error.type"] == "CancelledError"
     assert span.status.status_code is StatusCode.ERROR

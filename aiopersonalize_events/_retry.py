@@ -30,7 +30,7 @@ from typing import Final
 
 from .errors import PersonalizeEventsError, TransportError
 
-__all__ = ["RetryBudget", "RetryPolicy", "RetryToken", "is_testing", "set_testing"]
+__all__ = ["RetryBudget", "RetryPolicy", "RetryToken", "is_testing", "set_testing", "wait_floor"]
 
 RETRY_COST: Final = 5
 TIMEOUT_RETRY_COST: Final = 10
@@ -52,6 +52,11 @@ def set_testing(testing: bool) -> None:
 def is_testing() -> bool:
     """True while ``set_testing(True)`` is in force."""
     return _testing[0]
+
+
+def wait_floor(seconds: float) -> float:
+    """``seconds``, or 0 while ``set_testing(True)`` is in force: the least wait of a sender's probe."""
+    return 0.0 if _testing[0] else seconds
 
 
 class RetryBudget:

@@ -210,8 +210,8 @@ class Delivery(Generic[B]):
         while not self._stopped and (self._ready or len(self._flying) >= self._max):
             await self._wait_change(None)
 
-    def abandon(self) -> None:
-        """Stop now, without waiting: every batch queued or waiting is ``unsent``; calls in flight are cancelled."""
+    def halt(self) -> None:
+        """Start nothing more: every batch queued or waiting is ``unsent`` now; calls in flight go on. Idempotent."""
         self._stopped = True
         self._cancel_timer()
         jobs = list(self._ready)
@@ -220,25 +220,20 @@ class Delivery(Generic[B]):
             jobs.append(heapq.heappop(self._later)[2])
         for job in jobs:
             self._outcomes.unsent(job.batch, job.error)
-        for task in list(self._flying):
-            task.cancel()
         self._changes()
 
+    def abandon(self) -> None:
+        """Stop now, without waiting: ``halt()``, and the calls in flight are cancelled (their batches ``unsent``)."""
+        self.halt()
+        self.hurry()
+
     async def stop(self, grace: float = 0.0) -> None:
-        """Stop: what is queued or waiting is ``unsent`` now; calls in flight get ``grace`` seconds, then are cancelled.
+        """``halt()``; calls in flight get ``grace`` seconds to end, then are cancelled; returns once all ended.
 
         A call that ends within the grace is reported as usual (a failure is
         ``unsent``: nothing is sent again). Idempotent.
         """
-        self._stopped = True
-        self._cancel_timer()
-        jobs = list(self._ready)
-        self._ready.clear()
-        while self._later:
-            jobs.append(heapq.heappop(self._later)[2])
-        for job in jobs:
-            self._outcomes.unsent(job.batch, job.error)
-        self._changes()
+        self.halt()
         tasks = list(self._flying)
         if tasks and grace > 0:
             await asyncio.wait(tasks, timeout=grace)
@@ -436,10 +431,12 @@ class Delivery(Generic[B]):
         """Log a set-up error at ERROR once per condition (its class and code), with what to fix."""
         key = (type(error).__name__, str(getattr(error, "code", "")))
         if key not in self._conditions:
+            text = str(error)
+            name = type(error).__name__
             self._log.error(
                 "%s: %s; records are held (not failed) and sent again once this is fixed: %s",
                 self._name,
-                error,
+                text if text.startswith(name) or name == "ServiceError" else f"{name}: {text}",
                 error.fix or "check the client's set-up",
             )
         self._conditions[key] = error

@@ -13,18 +13,20 @@ user) into calls of at most ten: a full group goes at once, the others once
 ``flush_interval`` passed since the oldest was read (as the recorder does),
 or when more than ``max_held`` records wait (the oldest groups go first).
 
-A call runs in its own task, at most ``max_concurrency`` at once, paced by
-``requests_per_second`` (a number, or a shared limiter such as
-``RedisRateLimiter``). Its entries are acknowledged (``XACK``) only once the
-service accepted them. A retryable failure (throttling, 5xx, timeouts) is
-sent again after the wait the client's ``RetryPolicy`` gives
-(``retry_token(..., bounded=False)``: backoff, ``Retry-After`` and the
-client-wide retry budget), for as long as the forwarder runs. A refusal of
-the records themselves (``InvalidInputException``, another 4xx about the
-request) is split into one call per record, and those still refused go to
-the dead-letter stream with the reason; a problem of the forwarder's own
-(credentials, permissions, an unknown tracker or dataset) is not the
-records' fault: they are held and tried again, slowly, and logged. While
+The calls are made by the package's one delivery engine (``_delivery``), at
+most ``max_concurrency`` at once, paced by ``requests_per_second`` (a
+number, or a shared limiter such as ``RedisRateLimiter``). Entries are
+acknowledged (``XACK``) only once the service accepted them. What to do with
+a failure is the error's to say (``error.fault``): a transient one
+(throttling, 5xx, timeouts) is sent again after the wait the client's
+``RetryPolicy`` gives (backoff, ``Retry-After``, the client-wide retry
+budget; with the budget empty, one probe at a time), for as long as the
+forwarder runs; a refusal of the records themselves (``InvalidInputException``)
+is split into one call per record, and those still refused go to the
+dead-letter stream with the reason; a set-up error (credentials, permissions,
+an unknown tracker or dataset) is not the records' fault: they are held,
+logged once at ERROR with what to fix, and tried again on the policy's
+backoff. While
 entries wait here (grouped, or in a call being retried), their idle time is
 reset every ``claim_idle / 3`` seconds (``XCLAIM ... JUSTID``), so a live
 forwarder's entries are not taken over.
@@ -45,14 +47,13 @@ claims it, and the service keeps one copy (events carry their ``eventId``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random as _random
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 import redis.asyncio
@@ -62,9 +63,11 @@ from .. import _limits as L
 from .. import _operations as ops
 from .. import _telemetry
 from .._batching import DEFAULT_RATE, AcquireLimit, Grouper, Rate, _limiter
-from .._retry import RetryToken
+from .._clock import Clock
+from .._delivery import Delivery
+from .._retry import RetryPolicy, wait_floor
 from .._validators import check_arn, check_positive_int, check_text
-from ..errors import PersonalizeEventsError, ServiceError, ValidationError
+from ..errors import PersonalizeEventsError, ValidationError
 from ._connect import Backoff, as_text, check_url, connect, describe, transient
 from ._entries import RECORD_FIELD, PoisonEntry, decode, line_members
 from ._keys import dead_letter_key
@@ -73,21 +76,19 @@ __all__ = ["Forwarder", "ForwarderStateError", "ForwarderStats", "default_consum
 
 log: Final = logging.getLogger("aiopersonalize_events.redis")
 
-_SETUP_CODES: Final = frozenset(
-    {
-        "AccessDeniedException",
-        "ExpiredTokenException",
-        "IncompleteSignature",
-        "InvalidClientTokenId",
-        "InvalidSignatureException",
-        "MissingAuthenticationTokenException",
-        "ResourceInUseException",
-        "ResourceNotFoundException",
-        "SignatureDoesNotMatch",
-        "UnrecognizedClientException",
-    }
-)
-"""Refusals that are about the forwarder (its credentials, its tracker or dataset), not about the records."""
+_PROBE_WAIT: Final = 1.0
+"""The least wait, in seconds, before held records go again as a probe (0 with ``set_testing(True)``)."""
+
+
+class OperationClient(Protocol):
+    """What a forwarder needs of its client: the client's retry policy, and the ``put_*`` method of its operation.
+
+    A ``PersonalizeEventsClient`` is one; the method is looked up by the
+    operation's name (``put_events``, ``put_items``, ...).
+    """
+
+    retry_policy: RetryPolicy
+
 
 _TRIM: Final = """
 -- KEYS[1]: the stream. Trim below the oldest entry any of its consumer groups still needs.
@@ -168,6 +169,9 @@ class _Batch:
         self.records = [entry[2] for entry in entries]
         self.since = since
 
+    def __len__(self) -> int:
+        return len(self.ids)
+
     def split(self) -> list[_Batch]:
         return [
             _Batch(self.members, [(i, r, rec)], self.since)
@@ -175,18 +179,25 @@ class _Batch:
         ]
 
 
-def _fault(error: PersonalizeEventsError) -> str:
-    """``retry`` (may pass), ``records`` (the records are refused: dead letters) or ``setup`` (ours: hold)."""
-    if error.retryable:
-        return "retry"
-    if isinstance(error, ValidationError):
-        return "records"
-    if isinstance(error, ServiceError):
-        if error.code in _SETUP_CODES or error.http_status in (401, 403, 404, 409):
-            return "setup"
-        if 400 <= error.http_status < 500:
-            return "records"
-    return "setup"
+class _Outcomes:
+    """What the delivery engine tells the forwarder about each call's entries."""
+
+    __slots__ = ("_forwarder",)
+
+    def __init__(self, forwarder: Forwarder) -> None:
+        self._forwarder = forwarder
+
+    def sent(self, batch: _Batch) -> None:
+        self._forwarder._ack(batch)
+
+    def refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        self._forwarder._refused(batch, error)
+
+    def held(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        self._forwarder._retried += 1
+
+    def unsent(self, batch: _Batch, error: PersonalizeEventsError | None) -> None:
+        """Stopped with the entries unsent: they stay pending in Redis, for another forwarder or the next run."""
 
 
 def default_consumer() -> str:
@@ -219,7 +230,7 @@ class Forwarder:
 
     def __init__(
         self,
-        client: Any,
+        client: OperationClient,
         url: str,
         *,
         stream: str,
@@ -241,7 +252,7 @@ class Forwarder:
         close_timeout: float = 30.0,
         socket_timeout: float = 5.0,
         backoff_max: float = 5.0,
-        clock: Callable[[], float] | None = None,
+        clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -275,6 +286,8 @@ class Forwarder:
             raise ValidationError("close_timeout", "must be a number of seconds of at least 0")
         self._op = op
         self._resource = resource
+        if clock is not None and not isinstance(clock, Clock):
+            raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
         self._put: Callable[..., Awaitable[Any]] = getattr(client, op.snake_name)
         self._policy = client.retry_policy
         self._members = line_members(op)
@@ -305,8 +318,20 @@ class Forwarder:
         )
         self._grouped_since: float | None = None
         self._ready: deque[_Batch] = deque()
-        self._flying: dict[asyncio.Task[None], _Batch] = {}
         self._held_ids: set[bytes] = set()
+        self._kwargs: dict[str, Any] = {op.resource_field: resource}
+        self._delivery: Delivery[_Batch] = Delivery(
+            self._call,
+            _Outcomes(self),
+            policy=self._policy,
+            max_concurrency=max_concurrency,
+            limiter=self._limiter,
+            clock=clock,
+            min_wait=wait_floor(_PROBE_WAIT),
+            split=_Batch.split,
+            name=f"forwarder {self.consumer}",
+            logger=log,
+        )
         self._redis: redis.asyncio.Redis | None = None
         self._trim_script: Any = None
         self._forget_script: Any = None
@@ -314,14 +339,14 @@ class Forwarder:
         self._stopping = False
         self._stop_event: asyncio.Event | None = None
         self._room: asyncio.Event | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._done: asyncio.Future[None] | None = None
         self._down_since: float | None = None
         self._read = self._claimed = self._sent = self._dead = self._deleted = 0
-        self._held = self._calls = self._retried = 0
+        self._calls = self._retried = 0
         self._lag: int | None = None
         self._group_pending: int | None = None
         self._acks: list[_Batch] = []  # accepted by the service, waiting for XACK
+        self._dead_queue: list[tuple[_Batch, str]] = []  # refused by the service, waiting for the dead letters
         self._ack_wake = asyncio.Event()
         self._acker: asyncio.Task[None] | None = None
         self._acks_closed = False
@@ -354,8 +379,13 @@ class Forwarder:
         """True from ``run()`` until it returns."""
         return self._state == "running"
 
+    @property
+    def _held(self) -> int:
+        """Entries read and not settled yet: derived from the ids held."""
+        return len(self._held_ids)
+
     def _now(self) -> float:
-        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+        return self._clock.time() if self._clock is not None else asyncio.get_running_loop().time()
 
     async def __aenter__(self) -> Forwarder:
         return self
@@ -368,6 +398,7 @@ class Forwarder:
     def stop(self) -> None:
         """Stop reading and retrying; ``run()`` returns once the calls in flight are settled (signal-safe)."""
         self._stopping = True
+        self._delivery.halt()  # no new call from now on; what waits stays pending in Redis
         if self._stop_event is not None:
             self._stop_event.set()
         if self._room is not None:
@@ -389,7 +420,6 @@ class Forwarder:
         self._done = loop.create_future()
         self._stop_event = asyncio.Event()
         self._room = asyncio.Event()
-        self._slots = asyncio.Semaphore(self._max_concurrency)
         if self._stopping:
             self._stop_event.set()
         self._redis = connect(self._url, socket_timeout=self._block + self._socket_timeout)
@@ -411,18 +441,12 @@ class Forwarder:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._close_timeout
         try:
-            tasks = list(self._flying)
-            if tasks:
-                _, late = await asyncio.wait(tasks, timeout=self._close_timeout)
-                if late:
-                    log.warning(
-                        "forwarder %s: %d call(s) not settled within close_timeout; their entries stay pending",
-                        self.consumer,
-                        len(late),
-                    )
-                    for task in late:
-                        task.cancel()
-                    await asyncio.wait(late)
+            flying = self._delivery.in_flight
+            await self._delivery.stop(grace=self._close_timeout)  # waiting ones stay pending in Redis now
+            if flying and loop.time() >= deadline:
+                log.warning(
+                    "forwarder %s: call(s) not settled within close_timeout; their entries stay pending", self.consumer
+                )
             acker, self._acker = self._acker, None
             if acker is not None:  # acknowledge what the service accepted (within what is left of close_timeout)
                 self._acks_closed = True
@@ -526,6 +550,25 @@ class Forwarder:
                     task.cancel()
             await asyncio.wait([sleeper, stopper])
 
+    async def _until_stopped(self, call: Awaitable[Any]) -> Any:
+        """Await ``call`` (a blocking read), cut short by ``stop()``: ``_Stopped`` then, the read cancelled.
+
+        Entries a cut read had taken stay pending for this consumer in Redis
+        (for its next run, or another forwarder's claim): nothing is lost.
+        """
+        assert self._stop_event is not None
+        reading = asyncio.ensure_future(call)
+        stopper = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait([reading, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if reading.done():
+            return reading.result()
+        reading.cancel()
+        await asyncio.wait([reading], timeout=1.0)
+        raise _Stopped
+
     async def _create_group(self) -> None:
         assert self._redis is not None
         try:
@@ -579,7 +622,7 @@ class Forwarder:
                         block=None if block is None else max(1, int(block * 1000)),
                     )
 
-                got = _entries_of(await self._redis_call(read))
+                got = _entries_of(await self._until_stopped(self._redis_call(read)))
                 if cursor != ">":
                     if got:
                         cursor = got[-1][0]
@@ -648,7 +691,6 @@ class Forwarder:
             except PoisonEntry as exc:
                 poison.append((entry_id, raw if isinstance(raw, bytes) else str(raw).encode(), exc.reason))
                 continue
-            self._held += 1
             self._held_ids.add(entry_id)
             if self._grouped_since is None:
                 self._grouped_since = now
@@ -680,89 +722,26 @@ class Forwarder:
         self._grouped_since = None
 
     async def _dispatch(self) -> None:
-        assert self._slots is not None
-        loop = asyncio.get_running_loop()
+        """Hand the ready calls to the engine (it bounds them by ``max_concurrency``)."""
         while self._ready and not self._stopping:
-            await self._slots.acquire()
-            if self._stopping:
-                self._slots.release()
-                return
-            batch = self._ready.popleft()
-            task = loop.create_task(self._deliver(batch))
-            self._flying[task] = batch
-            task.add_done_callback(self._delivered)
-
-    def _delivered(self, task: asyncio.Task[None]) -> None:
-        self._flying.pop(task, None)
-        assert self._slots is not None
-        self._slots.release()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("forwarder %s: a delivery failed unexpectedly: %r", self.consumer, task.exception())
+            self._delivery.submit(self._ready.popleft())
 
     def _settled(self, batch: _Batch) -> None:
-        self._held -= len(batch.ids)
         self._held_ids.difference_update(batch.ids)
         if self._room is not None:
             self._room.set()
 
-    # -- one call ----------------------------------------------------------------------------------------
-
-    async def _deliver(self, batch: _Batch) -> None:
-        with contextlib.suppress(_Stopped):  # stopped before it was sent: its entries stay pending
-            await self._send(batch)
-
-    async def _send(self, batch: _Batch) -> None:
-        token = RetryToken()
-        own = Backoff(base=1.0, cap=60.0, random=self._random)
-        kwargs = {self._op.resource_field: self._resource}
+    async def _call(self, batch: _Batch) -> None:
+        """The engine's send: one call with the batch's records and request members."""
+        self._calls += 1
+        kwargs = dict(self._kwargs)
         kwargs.update(zip(self._members, batch.members, strict=True))
-        while True:
-            if self._stopping:
-                raise _Stopped
-            if self._limiter is not None:
-                await self._limiter.acquire()
-            self._calls += 1
-            try:
-                await self._put(**kwargs, **{self._op.record_field: batch.records})
-            except PersonalizeEventsError as error:
-                fault = _fault(error)
-                if fault == "records":
-                    if len(batch.ids) > 1:  # find the records refused: one call each
-                        for single in batch.split():
-                            await self._send(single)
-                        return
-                    await self._dead_letter(list(zip(batch.ids, batch.raws, strict=True)), _reason(error))
-                    self._settled(batch)
-                    return
-                self._retried += 1
-                if fault == "retry":
-                    token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too
-                    following = self._policy.retry_token(token, error, bounded=False)
-                    if following is None:  # the retry budget is empty: wait, then try again as a probe
-                        token = RetryToken(token.attempt + 1)
-                        delay = max(1.0, self._policy.delay(token.attempt, error))
-                    else:
-                        token = following
-                        delay = token.delay
-                    log.debug(
-                        "forwarder %s: %s; sending %d again in %.2fs", self.consumer, error, len(batch.ids), delay
-                    )
-                else:
-                    delay = own.next()
-                    log.error(
-                        "forwarder %s: %s: %s; %d record(s) held, trying again in %.0fs",
-                        self.consumer,
-                        self._op.name,
-                        error,
-                        len(batch.ids),
-                        delay,
-                    )
-                await self._pause(delay)
-                continue
-            if token.cost:
-                self._policy.record_success(token)
-            self._ack(batch)
-            return
+        await self._put(**kwargs, **{self._op.record_field: batch.records})
+
+    def _refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        """The service refused these records for good: to the dead-letter stream (by the acknowledging task)."""
+        self._dead_queue.append((batch, _reason(error)))
+        self._ack_wake.set()
 
     def _ack(self, batch: _Batch) -> None:
         """Queue ``batch`` for acknowledgement: one XACK takes the batches of every call accepted meanwhile."""
@@ -772,6 +751,11 @@ class Forwarder:
     async def _acknowledge(self) -> None:
         """The acknowledging task: XACK what the service accepted, many calls' entries per round trip."""
         while True:
+            while self._dead_queue:
+                batch, reason = self._dead_queue[0]
+                await self._dead_letter(list(zip(batch.ids, batch.raws, strict=True)), reason, until_stopped=False)
+                del self._dead_queue[0]
+                self._settled(batch)
             if not self._acks:
                 if self._acks_closed:  # ends by itself, as the housekeeping does
                     return

@@ -382,6 +382,9 @@ class Delivery(Generic[B]):
         if deadline is not None:
             delay = min(delay, max(0.0, deadline - now))
         self._outcomes.held(job.batch, error)
+        if self._stopped:  # the owner stopped on hearing it (a command line's run does, on a set-up error)
+            self._outcomes.unsent(job.batch, error)
+            return
         self._wait(job, delay, now)
 
     def _probe_wait(self, job: _Job[B], error: PersonalizeEventsError) -> float:

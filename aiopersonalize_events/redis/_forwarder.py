@@ -68,7 +68,8 @@ from .._delivery import Delivery
 from .._retry import RetryPolicy, wait_floor
 from .._validators import check_arn, check_positive_int, check_text
 from ..errors import PersonalizeEventsError, ValidationError
-from ._connect import Backoff, as_text, check_url, connect, describe, transient
+from ._caller import RedisCaller, Stopped
+from ._connect import Backoff, as_text, check_url, connect, describe
 from ._entries import RECORD_FIELD, PoisonEntry, decode, line_members
 from ._keys import dead_letter_key
 
@@ -151,10 +152,6 @@ class ForwarderStats:
 
 class ForwarderStateError(PersonalizeEventsError, RuntimeError):
     """``run()`` called twice, or on a closed forwarder."""
-
-
-class _Stopped(Exception):
-    """Internal: the forwarder stopped while waiting for Redis."""
 
 
 class _Batch:
@@ -310,8 +307,14 @@ class Forwarder:
         self._clock = clock
         self._sleep = sleep
         self._random = random
-        self._backoff_max = backoff_max
-        self._backoff = Backoff(cap=backoff_max, random=random)
+        self._caller = RedisCaller(
+            f"forwarder {self.consumer}",
+            backoff=Backoff(cap=backoff_max, random=random),
+            backoff_max=backoff_max,
+            sleep=sleep,
+            now=self._now,
+            recreate=self._create_group,
+        )
 
         self._grouper: Grouper[tuple[Any, ...], tuple[bytes, bytes, Any]] = Grouper(
             op.records_per_call, max_records=self._max_held
@@ -336,11 +339,8 @@ class Forwarder:
         self._trim_script: Any = None
         self._forget_script: Any = None
         self._state = "new"  # new -> running -> closed
-        self._stopping = False
-        self._stop_event: asyncio.Event | None = None
         self._room: asyncio.Event | None = None
         self._done: asyncio.Future[None] | None = None
-        self._down_since: float | None = None
         self._read = self._claimed = self._sent = self._dead = self._deleted = 0
         self._calls = self._retried = 0
         self._lag: int | None = None
@@ -395,12 +395,14 @@ class Forwarder:
 
     # -- life cycle -------------------------------------------------------------------------------------
 
+    @property
+    def _stopping(self) -> bool:
+        return self._caller.stopping
+
     def stop(self) -> None:
         """Stop reading and retrying; ``run()`` returns once the calls in flight are settled (signal-safe)."""
-        self._stopping = True
+        self._caller.stop()
         self._delivery.halt()  # no new call from now on; what waits stays pending in Redis
-        if self._stop_event is not None:
-            self._stop_event.set()
         if self._room is not None:
             self._room.set()
 
@@ -418,10 +420,8 @@ class Forwarder:
         loop = asyncio.get_running_loop()
         self._state = "running"
         self._done = loop.create_future()
-        self._stop_event = asyncio.Event()
+        self._caller.start()
         self._room = asyncio.Event()
-        if self._stopping:
-            self._stop_event.set()
         self._redis = connect(self._url, socket_timeout=self._block + self._socket_timeout)
         self._trim_script = self._redis.register_script(_TRIM)
         self._forget_script = self._redis.register_script(_FORGET_CONSUMER)
@@ -429,15 +429,15 @@ class Forwarder:
         housekeeping = loop.create_task(self._housekeeping(), name="aiopersonalize_events-forwarder-housekeeping")
         self._acker = loop.create_task(self._acknowledge(), name="aiopersonalize_events-forwarder-acks")
         try:
-            await self._redis_call(self._create_group)
+            await self._caller.call(self._create_group)
             await self._read_loop()
-        except _Stopped:
+        except Stopped:
             pass
         finally:
             await self._finish(housekeeping)
 
     async def _finish(self, housekeeping: asyncio.Task[None]) -> None:
-        self._stopping = True
+        self._caller.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._close_timeout
         try:
@@ -484,90 +484,6 @@ class Forwarder:
             self._state = "closed"
             if self._done is not None and not self._done.done():
                 self._done.set_result(None)
-
-    # -- Redis, with waits while it is away ------------------------------------------------------------
-
-    async def _redis_call(self, call: Callable[[], Awaitable[Any]], *, until_stopped: bool = True) -> Any:
-        """``call()``, tried again with backoff while Redis does not answer; ``_Stopped`` once stopping.
-
-        With ``until_stopped`` False it keeps trying after ``stop()`` (an
-        acknowledgement of what the service accepted), until ``close_timeout``
-        cuts it short.
-        """
-        while True:
-            if until_stopped and self._stopping:
-                raise _Stopped
-            try:
-                result = await call()
-            except asyncio.CancelledError:
-                raise
-            except redis.exceptions.ResponseError as exc:
-                if str(exc).startswith("NOGROUP"):  # the stream or group was deleted: make them again
-                    log.warning("forwarder %s: the group is gone (%s); creating it again", self.consumer, exc)
-                    try:
-                        await self._create_group()
-                    except Exception as again:
-                        await self._away(again, until_stopped)
-                    continue
-                if transient(exc):
-                    await self._away(exc, until_stopped)
-                    continue
-                log.error("forwarder %s: Redis refused a command: %s; trying again", self.consumer, describe(exc))
-                await self._pause(min(30.0, self._backoff_max * 4), until_stopped)
-                continue
-            except Exception as exc:
-                if not transient(exc):
-                    raise
-                await self._away(exc, until_stopped)
-                continue
-            if self._backoff.failing:
-                self._backoff.reset()
-                since, self._down_since = self._down_since, None
-                if since is not None:
-                    log.warning("forwarder %s: Redis answers again after %.1fs", self.consumer, self._now() - since)
-            return result
-
-    async def _away(self, exc: BaseException, until_stopped: bool) -> None:
-        if not self._backoff.failing:
-            self._down_since = self._now()
-            log.warning("forwarder %s: Redis is not answering (%s); waiting for it", self.consumer, describe(exc))
-        await self._pause(self._backoff.next(), until_stopped)
-
-    async def _pause(self, delay: float, interruptible: bool = True) -> None:
-        """Sleep ``delay`` seconds; with ``interruptible``, return early on ``stop()``."""
-        if not interruptible or self._stop_event is None:
-            await self._sleep(delay)
-            return
-        if self._stop_event.is_set():
-            return
-        sleeper = asyncio.ensure_future(self._sleep(delay))
-        stopper = asyncio.ensure_future(self._stop_event.wait())
-        try:
-            await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, stopper):
-                if not task.done():
-                    task.cancel()
-            await asyncio.wait([sleeper, stopper])
-
-    async def _until_stopped(self, call: Awaitable[Any]) -> Any:
-        """Await ``call`` (a blocking read), cut short by ``stop()``: ``_Stopped`` then, the read cancelled.
-
-        Entries a cut read had taken stay pending for this consumer in Redis
-        (for its next run, or another forwarder's claim): nothing is lost.
-        """
-        assert self._stop_event is not None
-        reading = asyncio.ensure_future(call)
-        stopper = asyncio.ensure_future(self._stop_event.wait())
-        try:
-            await asyncio.wait([reading, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-        if reading.done():
-            return reading.result()
-        reading.cancel()
-        await asyncio.wait([reading], timeout=1.0)
-        raise _Stopped
 
     async def _create_group(self) -> None:
         assert self._redis is not None
@@ -622,7 +538,7 @@ class Forwarder:
                         block=None if block is None else max(1, int(block * 1000)),
                     )
 
-                got = _entries_of(await self._until_stopped(self._redis_call(read)))
+                got = _entries_of(await self._caller.until_stopped(self._caller.call(read)))
                 if cursor != ">":
                     if got:
                         cursor = got[-1][0]
@@ -653,7 +569,7 @@ class Forwarder:
                     self.stream, self.group, self.consumer, int(self._claim_idle * 1000), start, count=count
                 )
 
-            reply = await self._redis_call(autoclaim)
+            reply = await self._caller.call(autoclaim)
             start = reply[0]
             got = _entry_list(reply[1])
             if len(reply) > 2 and reply[2]:
@@ -704,7 +620,7 @@ class Forwarder:
             async def ack() -> Any:
                 return await connection.xack(self.stream, self.group, *gone)
 
-            await self._redis_call(ack)
+            await self._caller.call(ack)
         for entry_id, raw, reason in poison:
             log.warning(
                 "forwarder %s: entry %s is poison (%s); to %s",
@@ -773,7 +689,7 @@ class Forwarder:
                     pipe.xack(self.stream, self.group, *ids[start : start + 1000])
                 return await pipe.execute()
 
-            await self._redis_call(ack, until_stopped=False)
+            await self._caller.call(ack, until_stopped=False)
             del self._acks[: len(batches)]
             for batch in batches:
                 self._sent += len(batch.ids)
@@ -803,7 +719,7 @@ class Forwarder:
             pipe.xack(self.stream, self.group, *(entry_id for entry_id, _ in entries))
             return await pipe.execute()
 
-        await self._redis_call(move, until_stopped=until_stopped)
+        await self._caller.call(move, until_stopped=until_stopped)
         self._dead += len(entries)
 
     # -- heartbeat and trimming ----------------------------------------------------------------------------
@@ -813,7 +729,7 @@ class Forwarder:
         every = min(beat, self._trim_interval)
         next_trim = self._now() + self._trim_interval
         while not self._stopping:  # ends by itself at stop(): redis-py may swallow a cancellation mid-command
-            await self._pause(every)
+            await self._caller.pause(every)
             if self._stopping:
                 return
             try:

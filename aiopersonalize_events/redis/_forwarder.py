@@ -263,6 +263,8 @@ class Forwarder:
             check_arn("dataset_arn", dataset_arn)
             resource = dataset_arn
         check_url(url)
+        if not url.startswith(("redis://", "rediss://", "unix://")):  # the URL itself may hold a password: not shown
+            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
         check_text("stream", stream, 512)
         check_text("group", group, 512)
         if consumer is not None:

@@ -37,7 +37,7 @@ acknowledged entries leave Redis and a second group reading the same stream
 is never cut short.
 
 ``stop()`` (what SIGTERM does in ``aiopersonalize-events forward``) stops
-reading and retrying; calls in flight finish and are acknowledged (within
+reading (a blocking ``XREADGROUP`` is cut short) and retrying; calls in flight finish and are acknowledged (within
 ``close_timeout``); what was read and not sent stays pending in Redis, for
 another forwarder or the next run. Delivery is at least once: an entry sent
 by a forwarder that died before its ``XACK`` is sent again by the one that
@@ -220,9 +220,11 @@ class Forwarder:
     ``dead_letters`` the dead-letter stream (default
     ``dead_letter_key(stream)``, in the stream's cluster slot); ``trim``
     turns trimming off; ``close_timeout`` bounds how long a stop waits for
-    the calls in flight and their acknowledgement. ``clock``, ``sleep`` and
-    ``random`` are injectable for tests. See the module documentation for
-    the life of an entry.
+    the calls in flight and their acknowledgement. ``clock`` (a ``Clock``:
+    an event loop or a ``ManualClock``) measures the flush interval and the
+    waits before a call is sent again; ``sleep`` and ``random`` (the waits
+    while Redis is away, and the housekeeping rounds) are injectable for
+    tests. See the module documentation for the life of an entry.
     """
 
     def __init__(

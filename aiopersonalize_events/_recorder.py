@@ -14,21 +14,25 @@ accepted it (``ack``) or when it failed for good (``fail``: a durable spool
 keeps it as a dead letter); one unsettled when the recorder stops goes back
 to a durable spool (``release``) for the next start.
 
-Retries have one engine, the client's ``RetryPolicy``: within a call the
-client retries as usual; a batch whose call still failed with a retryable
-error goes back into the queue with a ``RetryToken`` from the same policy
-(its wait honours ``Retry-After``; its cost comes out of the client-wide
-retry budget) and is sent again when its wait is over, while the recorder is
-open. When the budget cannot pay for a retry, the batch stays queued (still
-counted in ``pending`` and against ``max_queue_size``), and the waiting
-batches go out one at a time as probes (a probe costs no token, like a first
-attempt): an outage never turns into a retry storm, each success refills the
-budget by a token, and once it can pay for retries again the rest go out as
-usual. What finally fails goes to ``on_failure``.
+Sending and re-sending are the package's one delivery engine (``_delivery``),
+with the client's ``RetryPolicy``: within a call the client retries as usual;
+a batch whose call still failed with a transient error (throttling, 5xx, a
+timeout) is sent again after the policy's wait (``Retry-After`` honoured, its
+cost from the client-wide retry budget), while the recorder is open; with the
+budget empty, waiting batches go out one at a time as probes. A set-up error
+(no credentials, credentials the service rejects, no permission, an unknown
+tracker, the wrong region) is not the events' fault: they are held (counted
+in ``pending``, bounded by ``max_queue_size`` or the spool's limits), the
+condition is logged once at ERROR with what to fix, and they go once a call
+gets through; at the close deadline they are unsent (a durable spool keeps
+them). What the service refuses for good (``InvalidInputException``) goes to
+``on_failure``. This module keeps intake, ids, overflow and the life cycle;
+the engine tells it each batch's outcome (``_Outcomes``).
 
 The counters satisfy ``recorded == sent + failed + dropped + pending`` at
-every moment; events recovered from a durable spool count in ``recorded``
-(and in ``recovered``). The recorder belongs to the event loop it started in;
+every moment, by construction (``pending`` is what the others leave);
+events recovered from a durable spool count in ``recorded`` (and in
+``recovered``). The recorder belongs to the event loop it started in;
 ``record()`` may be called from other threads (it hands the event over to
 that loop thread-safely).
 """
@@ -38,15 +42,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import heapq
 import inspect
-import itertools
 import logging
 import os
 import threading
 import warnings
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
@@ -57,10 +58,11 @@ from . import _operations as ops
 from . import _telemetry
 from ._batching import Rate, _limiter
 from ._clock import Clock
-from ._retry import RetryPolicy, RetryToken
+from ._delivery import Delivery
+from ._retry import RetryPolicy
 from ._shapes import Event
 from ._validators import check_positive_int, check_text
-from .errors import PersonalizeEventsError, ValidationError
+from .errors import Fault, PersonalizeEventsError, ValidationError
 from .spool import MemorySpool, Spool, SpoolBatch, SpoolError
 
 __all__ = ["EventRecorder", "RecorderClosedError", "RecorderStateError", "RecorderStats"]
@@ -127,9 +129,9 @@ class RecorderStateError(PersonalizeEventsError, RuntimeError):
 
 
 class _Batch:
-    """A spool's batch (up to ten events of one session and user), its retry token, and a future settled with it."""
+    """A spool's batch (up to ten events of one session and user), and a future settled with it."""
 
-    __slots__ = ("done", "error", "events", "session_id", "spooled", "token", "user_id", "waiting_for_budget")
+    __slots__ = ("done", "events", "session_id", "spooled", "user_id")
 
     def __init__(self, spooled: SpoolBatch, done: asyncio.Future[None]) -> None:
         self.spooled = spooled
@@ -137,9 +139,41 @@ class _Batch:
         self.user_id = spooled.user_id
         self.events = spooled.events
         self.done = done
-        self.token = RetryToken()
-        self.error: PersonalizeEventsError | None = None
-        self.waiting_for_budget = False
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class _Outcomes:
+    """What the delivery engine tells the recorder about each batch (the engine's ``Outcomes``)."""
+
+    __slots__ = ("_recorder",)
+
+    def __init__(self, recorder: EventRecorder) -> None:
+        self._recorder = recorder
+
+    def sent(self, batch: _Batch) -> None:
+        self._recorder._settle(batch, None)
+
+    def refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        self._recorder._settle_failed(batch, error)
+
+    def held(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        self._recorder._retried += 1
+
+    def unsent(self, batch: _Batch, error: PersonalizeEventsError | None) -> None:
+        recorder = self._recorder
+        stop_error = recorder._stop_error
+        if error is not None and error.fault is Fault.SETUP:  # held on a set-up error: closed before delivery
+            closed = RecorderClosedError(f"{stop_error or 'the recorder closed before delivery'} (held: {error})")
+            closed.__cause__ = error
+            recorder._give_up(batch, closed)
+        elif stop_error is not None:
+            recorder._give_up(batch, stop_error)
+        elif error is not None:
+            recorder._give_up(batch, error)
+        else:  # stopped mid-call
+            recorder._give_up(batch, RecorderClosedError("the recorder closed before delivery"))
 
 
 def _make_copier() -> Callable[[Event, str], Event]:
@@ -250,7 +284,6 @@ class EventRecorder:
         clock: Clock | None = None,
     ) -> None:
         self._state = "new"  # new -> running -> closing -> closed; set first so __del__ works after a failed init
-        self._pending = 0
         check_text("tracking_id", tracking_id, _ID_MAX)
         if isinstance(flush_interval, bool) or not isinstance(flush_interval, (int, float)) or not flush_interval > 0:
             raise ValidationError("flush_interval", "must be a positive number of seconds")
@@ -297,14 +330,22 @@ class EventRecorder:
         if clock is not None and not isinstance(clock, Clock):
             raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
         self._clock: Clock | None = clock  # None: the event loop's
+        self._delivery: Delivery[_Batch] = Delivery(
+            self._send,
+            _Outcomes(self),
+            policy=self._policy,
+            max_concurrency=max_concurrency,
+            limiter=self._limiter,
+            clock=clock,
+            min_wait=self._flush_interval,
+            refill=self._refill,
+            name="event recorder",
+            logger=log,
+        )
+        self._stop_error: PersonalizeEventsError | None = None  # once stopping: what unsent batches fail with
 
-        self._ready: deque[_Batch] = deque()
-        self._later: list[tuple[float, int, _Batch]] = []  # batches waiting to be retried, by due time
-        self._order = itertools.count()
         self._unsettled: set[_Batch] = set()
-        self._in_flight: dict[asyncio.Task[None], _Batch] = {}
         self._callbacks: set[asyncio.Task[Any]] = set()
-        self._probe: _Batch | None = None  # the one batch sent while the retry budget is empty
         self._recorded = self._sent = self._failed = self._dropped = self._retried = self._recovered = 0
         self._opened: asyncio.Future[None] | None = None
         self._closing_spool: asyncio.Task[None] | None = None
@@ -320,6 +361,11 @@ class EventRecorder:
 
     def __repr__(self) -> str:
         return f"EventRecorder(tracking_id={self._tracking_id!r}, state={self._state}, stats={self.stats})"
+
+    @property
+    def _pending(self) -> int:
+        """Events recorded and not yet sent, failed or dropped: derived, so the invariant holds by construction."""
+        return self._recorded - self._sent - self._failed - self._dropped
 
     @property
     def stats(self) -> RecorderStats:
@@ -441,11 +487,15 @@ class EventRecorder:
                 self._drop(event, "closed")
                 return False
             self._start()
-        if self._pending >= self._unchecked and self._full() and not self._make_room(event):
+        # pending, this event counted in: the spool is asked whether it is full only near its bound
+        if (
+            self._recorded - self._sent - self._failed - self._dropped > self._unchecked
+            and self._full()
+            and not self._make_room(event)
+        ):
             return False
         if self._durable and event.event_id is None:  # the id goes to disk with the event: a resend is de-duplicated
             event = _copy_with_id(event, self._next_id())
-        self._pending += 1
         self._append(event, session_id, user_id)
         return True
 
@@ -479,7 +529,6 @@ class EventRecorder:
                 oldest = self._spool.pop_oldest()
                 if oldest is None:
                     break
-                self._pending -= 1
                 self._drop(oldest, "queue full (dropped oldest)")
                 if not self._spool.full():
                     return True
@@ -528,14 +577,12 @@ class EventRecorder:
         """The spool took over ``count`` events an earlier process left: count them in."""
         self._recorded += count
         self._recovered += count
-        self._pending += count
         log.info("event recorder: %d event(s) recovered from the spool", count)
         self._poke()
 
     def spool_lost(self, events: Sequence[Event], error: PersonalizeEventsError) -> None:
         """The spool could not keep events it had accepted: they failed for good."""
         n = len(events)
-        self._pending -= n
         self._failed += n
         log.error("event recorder: the spool could not keep %d event(s): %s; %d failed so far", n, error, self._failed)
         if self._room is not None and not self._spool.full():
@@ -545,7 +592,6 @@ class EventRecorder:
 
     def spool_handed_off(self, count: int) -> None:
         """The spool handed ``count`` events on to a stream that others send from: sent, as far as we are concerned."""
-        self._pending -= count
         self._sent += count
         if self._room is not None and not self._spool.full():
             self._room.set()
@@ -553,8 +599,8 @@ class EventRecorder:
     def _enqueue(self, spooled: SpoolBatch) -> None:
         assert self._loop is not None
         batch = _Batch(spooled, self._loop.create_future())
-        self._ready.append(batch)
         self._unsettled.add(batch)
+        self._delivery.submit(batch)
 
     def _poke(self) -> None:
         waiter = self._waiter
@@ -562,9 +608,14 @@ class EventRecorder:
             waiter.set_result(None)
 
     def _take_batches(self, *, flush: bool) -> None:
-        """Take the spool's ready batches (every group, full or not, when ``flush``)."""
+        """Take the spool's ready batches (every group, full or not, when ``flush``) and hand them to the engine."""
         for spooled in self._spool.take(flush=flush):
             self._enqueue(spooled)
+
+    def _refill(self) -> None:
+        """The engine has no batch ready for a sender whose call ended: take the spool's full groups."""
+        if self._state != "closed":
+            self._take_batches(flush=False)
 
     # -- the background task ----------------------------------------------------
 
@@ -594,6 +645,7 @@ class EventRecorder:
         return True
 
     async def _run(self) -> None:
+        """The background task: open the spool, then hand its batches to the engine, every group each interval."""
         if not await self._open_spool():
             return
         loop = asyncio.get_running_loop()
@@ -608,22 +660,10 @@ class EventRecorder:
                     next_tick = now + self._flush_interval
                 else:
                     self._take_batches(flush=False)
-                while self._later and self._later[0][0] <= now:
-                    self._ready.append(heapq.heappop(self._later)[2])
-                while self._ready and len(self._in_flight) < self._max_concurrency:
-                    batch = self._ready.popleft()
-                    if batch.waiting_for_budget and not self._take_budget(batch):
-                        continue
-                    task = loop.create_task(self._deliver(batch))
-                    self._in_flight[task] = batch
-                    task.add_done_callback(self._sent_done)
                 if self._state == "closed":
                     return
-                if self._ready and len(self._in_flight) < self._max_concurrency:
-                    continue
-                wake_at = next_tick if not self._later else min(next_tick, self._later[0][0])
                 waiter = self._waiter = loop.create_future()
-                timer = clock.call_at(wake_at, _wake, waiter)
+                timer = clock.call_at(next_tick, _wake, waiter)
                 try:
                     await waiter  # no wait_for: a cancellation always reaches this task (Python 3.11's may not)
                 finally:
@@ -636,53 +676,6 @@ class EventRecorder:
             except Exception:  # never die: log and go on
                 log.exception("event recorder loop error; continuing")
                 await asyncio.sleep(0.1)
-
-    def _take_budget(self, batch: _Batch) -> bool:
-        """A batch that waited for the retry budget asks again; False puts it back to wait once more."""
-        assert batch.error is not None
-        assert self._loop is not None
-        token = self._policy.retry_token(batch.token, batch.error, bounded=False)
-        if token is None:
-            if self._probe is None:  # send one waiting batch as a probe: its success refills the budget
-                self._probe = batch
-                batch.token = RetryToken(batch.token.attempt + 1)
-                batch.waiting_for_budget = False
-                return True
-            self._later_add(batch, self._budget_wait(batch))
-            return False
-        batch.token = token
-        batch.waiting_for_budget = False
-        return True
-
-    def _budget_wait(self, batch: _Batch) -> float:
-        assert batch.error is not None
-        return max(self._policy.delay(batch.token.attempt, batch.error), self._flush_interval)
-
-    def _later_add(self, batch: _Batch, delay: float) -> None:
-        assert self._loop is not None
-        heapq.heappush(self._later, (self._clock_time() + delay, next(self._order), batch))
-
-    def _sent_done(self, task: asyncio.Task[None]) -> None:
-        batch = self._in_flight.pop(task, None)
-        if batch is not None:
-            self._batch_ended(batch)
-        self._poke()  # a slot is free
-
-    def _batch_ended(self, batch: _Batch) -> None:
-        """A sender is done with ``batch``: a probe that got through lets the next waiting batch go now."""
-        if batch is self._probe:
-            self._probe = None
-            if batch not in self._unsettled and self._later:
-                due, order, first = heapq.heappop(self._later)
-                heapq.heappush(self._later, (min(due, self._clock_time()), order, first))
-                self._poke()
-
-    def _clock_time(self) -> float:
-        """The time on the recorder's clock, which schedules the flushes and the re-sends."""
-        if self._clock is not None:
-            return self._clock.time()
-        assert self._loop is not None
-        return self._loop.time()
 
     def _next_id(self) -> str:
         """A random UUID (version 4, as 32 hex digits) from the recorder's pool, made ``_IDS_AT_ONCE`` at a time."""
@@ -704,90 +697,19 @@ class EventRecorder:
             given.append(event)
         return given
 
-    async def _deliver(self, batch: _Batch) -> None:
-        """Make one call for a batch and settle it (or put it back to be retried later); then the next ready one.
-
-        The task keeps its place among the ``max_concurrency`` senders while
-        batches are ready, so a busy recorder makes no task per call.
-        """
-        task = asyncio.current_task()
-        while True:
-            try:
-                events = batch.events = self._with_ids(batch.events)
-                if self._limiter is not None:  # a call (a retry too) waits for its turn
-                    await self._limiter.acquire()
-                await self._client.put_events(
-                    tracking_id=self._tracking_id, session_id=batch.session_id, event_list=events, user_id=batch.user_id
-                )
-            except asyncio.CancelledError:
-                if batch in self._unsettled:
-                    self._give_up(batch, RecorderClosedError("the recorder closed before delivery"))
-                raise
-            except PersonalizeEventsError as error:
-                self._failed_call(batch, error)
-            except Exception as exc:  # a bug or misuse (client closed): fail loudly, never lose
-                log.exception("recorder send failed unexpectedly")
-                wrapped = PersonalizeEventsError(f"unexpected error while sending: {type(exc).__name__}: {exc}")
-                self._settle_failed(batch, wrapped)
-            else:
-                if batch.token.cost:
-                    self._policy.record_success(batch.token)
-                self._settle(batch, None)
-            following = self._next_ready()
-            if following is None or task is None:
-                return
-            self._batch_ended(batch)
-            batch = self._in_flight[task] = following
-
-    def _next_ready(self) -> _Batch | None:
-        """The ready batch a sender whose call ended may send at once; None leaves it to the background task."""
-        if self._state == "closed":
-            return None
-        ready = self._ready
-        if not ready:
-            self._take_batches(flush=False)
-        if ready and not ready[0].waiting_for_budget:  # one waiting for the budget: the background task asks
-            return ready.popleft()
-        return None
-
-    def _failed_call(self, batch: _Batch, error: PersonalizeEventsError) -> None:
-        batch.token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too
-        if not error.retryable:
-            self._settle_failed(batch, error)
-            return
-        if not self._may_retry():  # closing, past the deadline: a durable spool keeps it for the next start
-            self._give_up(batch, error)
-            return
-        batch.error = error
-        token = self._policy.retry_token(batch.token, error, bounded=False)
-        self._retried += 1
-        if token is None:  # the budget is empty: keep the batch, ask again later
-            batch.waiting_for_budget = True
-            delay = self._budget_wait(batch)
-            log.debug("recorder: retry budget empty; a batch of %d waits %.2fs", len(batch.events), delay)
-        else:
-            batch.token = token
-            delay = token.delay
-            log.debug("recorder retrying a batch of %d in %.2fs after %s", len(batch.events), delay, error)
-        if self._deadline is not None:
-            assert self._loop is not None
-            delay = min(delay, max(0.0, self._deadline - self._loop.time()))
-        self._later_add(batch, delay)
-        self._poke()
-
-    def _may_retry(self) -> bool:
-        if self._state == "running":
-            return True
-        return self._deadline is not None and self._loop is not None and self._loop.time() < self._deadline
+    async def _send(self, batch: _Batch) -> None:
+        """The engine's send: one ``put_events`` call for a batch (its events get their ids first)."""
+        events = batch.events = self._with_ids(batch.events)
+        await self._client.put_events(
+            tracking_id=self._tracking_id, session_id=batch.session_id, event_list=events, user_id=batch.user_id
+        )
 
     def _settle(self, batch: _Batch, error: PersonalizeEventsError | None) -> None:
         """The batch leaves the spool: sent (``error`` None) or failed for good (a durable spool keeps it dead)."""
         if batch not in self._unsettled:
             return
         self._unsettled.discard(batch)
-        batch.error = None  # its traceback holds the sending frame, and so the recorder: no cycle to wait for
         n = len(batch.events)
-        self._pending -= n
         spooled = batch.spooled
         spooled.events = batch.events
         if error is None:
@@ -809,7 +731,6 @@ class EventRecorder:
         if batch not in self._unsettled:
             return
         self._unsettled.discard(batch)
-        batch.error = None
         spooled = batch.spooled
         spooled.events = batch.events
         self._spool.release(spooled)  # still pending: in the spool, for the next start
@@ -848,14 +769,10 @@ class EventRecorder:
         With the memory spool they fail (to ``on_failure``); a durable spool
         keeps them, taken or not, for the next start.
         """
+        self._stop_error = error
+        self._delivery.abandon()  # queued and waiting: unsent now; calls in flight: cancelled (unsent when they end)
         if not self._durable:
-            self._take_batches(flush=True)
-        while self._later:
-            self._ready.append(heapq.heappop(self._later)[2])
-        while self._ready:
-            self._give_up(self._ready.popleft(), error)
-        for task in list(self._in_flight):
-            task.cancel()
+            self._take_batches(flush=True)  # the engine reports them unsent at once
         for batch in list(self._unsettled):
             self._give_up(batch, error)
 
@@ -933,6 +850,7 @@ class EventRecorder:
         self._closed = loop.create_future()
         limit = timeout if timeout is not None else self._close_timeout
         self._deadline = loop.time() + limit
+        self._delivery.deadline = (self._clock or loop).time() + limit  # no re-send after it
         try:
             try:
                 await self._close(limit, loop)
@@ -1004,10 +922,8 @@ class EventRecorder:
         if runner is not None and not runner.done():
             runner.cancel()
             await asyncio.wait([runner])
-        tasks = list(self._in_flight)
         self._fail_everything(error)
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._delivery.stop()  # the calls in flight were cancelled: wait for them to end
         callbacks = list(self._callbacks)
         if callbacks:
             _, late = await asyncio.wait(callbacks, timeout=callback_time) if callback_time > 0 else (set(), callbacks)

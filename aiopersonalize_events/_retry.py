@@ -57,6 +57,7 @@ __all__ = [
     "RetryToken",
     "is_testing",
     "set_testing",
+    "wait_floor",
 ]
 
 RETRY_COST: Final = 5
@@ -86,6 +87,11 @@ def set_testing(testing: bool) -> None:
 def is_testing() -> bool:
     """True while ``set_testing(True)`` is in force."""
     return _testing[0]
+
+
+def wait_floor(seconds: float) -> float:
+    """``seconds``, or 0 while ``set_testing(True)`` is in force: the least wait of a sender's probe."""
+    return 0.0 if _testing[0] else seconds
 
 
 class RetryBudget:

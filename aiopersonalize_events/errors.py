@@ -4,8 +4,8 @@ The tree::
 
     PersonalizeEventsError
     ├── ValidationError            bad input, raised before any I/O (also a ValueError)
-    ├── NoRegionError              no region given or found (also a ValueError)
-    ├── NoCredentialsError         no credential source gave credentials
+    ├── NoRegionError              no region given or found (also a ValueError); fault SETUP
+    ├── NoCredentialsError         no credential source gave credentials; fault SETUP
     ├── ClientStateError           a closed client, or one used from another event loop (also a RuntimeError)
     ├── TransportError             the request did not get a service answer
     │   ├── EndpointConnectionError    could not connect
@@ -25,10 +25,29 @@ The tree::
 An unknown error code is a plain ``ServiceError``. Each error carries its own
 retry facts (``retryable``, ``throttling``, ``retry_after``); the retry policy
 reads only those. No message here ever includes a credential.
+
+Each error also says whose fault it is, in ``fault`` (a ``Fault``), which is
+what every sender of the package asks (the delivery engine, the recorder, the
+forwarder, the command line); none lists statuses or codes of its own:
+
+- ``Fault.RECORDS``: the service refused these records (``InvalidInputException``
+  and other 4xx about the request, a ``ValidationError``). They fail for good
+  (after a split into single records, where the operation allows, to find the
+  bad ones).
+- ``Fault.SETUP``: the set-up is wrong, not the records: no credentials
+  (``NoCredentialsError``), credentials the service rejects (``UnrecognizedClientException``,
+  ``InvalidSignatureException``, ``ExpiredTokenException``, ... and any 401/403),
+  ``AccessDeniedException``, an unknown tracker or dataset or the wrong region
+  (``ResourceNotFoundException``, 404), no region, a client closed or in another
+  loop, an answer from something that is not the service. The records are held
+  and tried again slowly; ``fix`` says what the operator should change.
+- ``Fault.TRANSIENT``: it may pass by itself (throttling, 5xx, connection
+  failures and timeouts, a dataset being changed): retried with backoff.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Mapping
@@ -42,6 +61,7 @@ __all__ = [
     "ConnectTimeoutError",
     "ConnectionClosedError",
     "EndpointConnectionError",
+    "Fault",
     "InvalidInputException",
     "InvalidResponseError",
     "NoCredentialsError",
@@ -59,11 +79,23 @@ __all__ = [
 ]
 
 
+class Fault(enum.Enum):
+    """Whose fault a failure is, which decides what a sender does with the records (see the module documentation)."""
+
+    RECORDS = "records"
+    """The service refused these records: they fail for good."""
+    SETUP = "setup"
+    """The set-up is wrong (credentials, permissions, tracker, region): hold the records, tell the operator."""
+    TRANSIENT = "transient"
+    """It may pass by itself: retry with backoff."""
+
+
 class PersonalizeEventsError(Exception):
     """Base class of every exception this library raises.
 
     Catch it to handle any failure of a call made through this library; the
-    subclasses say what kind of failure it was and whether a retry may help.
+    subclasses say what kind of failure it was, whether a retry may help
+    (``retryable``) and whose fault it is (``fault``).
     """
 
     retryable: ClassVar[bool] = False
@@ -72,11 +104,25 @@ class PersonalizeEventsError(Exception):
     """How many attempts the client made before raising this error."""
     amz_retry_after: float | None = None
     """Seconds from the service's ``x-amz-retry-after`` header (sent in milliseconds), if it sent one."""
+    _fault: ClassVar[Fault | None] = None  # a class's own answer; None: from ``retryable``
+    _fix: ClassVar[str | None] = None
 
     @property
     def retry_after(self) -> float | None:
         """Seconds the service asked us to wait before retrying, if it said."""
         return None
+
+    @property
+    def fault(self) -> Fault:
+        """Whose fault this failure is: ``TRANSIENT`` when a retry may help, else ``RECORDS`` (refused for good)."""
+        if self._fault is not None:
+            return self._fault
+        return Fault.TRANSIENT if self.retryable else Fault.RECORDS
+
+    @property
+    def fix(self) -> str | None:
+        """For a ``Fault.SETUP`` error, what the operator should change; None otherwise."""
+        return self._fix if self.fault is Fault.SETUP else None
 
 
 class ValidationError(PersonalizeEventsError, ValueError):
@@ -86,6 +132,8 @@ class ValidationError(PersonalizeEventsError, ValueError):
     says what is wrong. The offending value is never repeated in the text,
     since ids and properties may be sensitive.
     """
+
+    _fault = Fault.RECORDS
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path
@@ -112,6 +160,9 @@ class ValidationError(PersonalizeEventsError, ValueError):
 class NoRegionError(PersonalizeEventsError, ValueError):
     """No region was given and none was found in the environment or profile."""
 
+    _fault = Fault.SETUP
+    _fix = "set a region (region=..., AWS_REGION, or the profile's region)"
+
 
 class NoCredentialsError(PersonalizeEventsError):
     """No credential source gave credentials; ``sources`` lists those tried.
@@ -119,6 +170,9 @@ class NoCredentialsError(PersonalizeEventsError):
     The message names the sources in the order they were tried and why each
     one gave nothing; it never contains a key or token.
     """
+
+    _fault = Fault.SETUP
+    _fix = "give the client credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, a role, or a provider"
 
     def __init__(self, message: str = "no AWS credentials found", sources: tuple[str, ...] = ()) -> None:
         self.sources = sources
@@ -132,6 +186,9 @@ class ClientStateError(PersonalizeEventsError, RuntimeError):
     A client (and its HTTP session) belongs to the event loop it first ran in;
     make one client per loop. Nothing was sent.
     """
+
+    _fault = Fault.SETUP
+    _fix = "use an open client, in the event loop it was opened in"
 
 
 class TransportError(PersonalizeEventsError):
@@ -164,10 +221,12 @@ class PoolTimeoutError(TransportError):
     """No pooled connection came free within ``ClientConfig.pool_timeout``; the request was not sent.
 
     A wait for the pool is not a service timeout: it is not retried and does
-    not spend the retry budget, and the records were certainly not stored.
+    not spend the retry budget, and the records were certainly not stored
+    (its ``fault`` is still ``TRANSIENT``: a sender may try them again later).
     """
 
     retryable = False
+    _fault = Fault.TRANSIENT
 
 
 class ClientRateLimitError(TransportError):
@@ -188,6 +247,8 @@ class InvalidResponseError(TransportError):
     """
 
     retryable = False
+    _fault = Fault.SETUP
+    _fix = "check the endpoint URL and any proxy: something other than the service answered"
 
 
 class ServiceError(PersonalizeEventsError):
@@ -231,6 +292,23 @@ class ServiceError(PersonalizeEventsError):
     def retry_after(self) -> float | None:
         """Seconds from a ``Retry-After`` header, when the answer had one."""
         return self._retry_after
+
+    @property
+    def fault(self) -> Fault:
+        """``TRANSIENT`` for throttling, 5xx, transient codes and a busy resource; ``SETUP`` for refused
+        credentials, permissions and unknown resources (401, 403, 404); ``RECORDS`` for other refusals."""
+        if self.retryable or self.code in _BUSY_CODES:
+            return Fault.TRANSIENT
+        if self.code in _SETUP_FIXES or self.http_status in (401, 403, 404):
+            return Fault.SETUP
+        return Fault.RECORDS
+
+    @property
+    def fix(self) -> str | None:
+        """What the operator should change when the set-up is wrong (``fault`` is ``SETUP``)."""
+        if self.fault is not Fault.SETUP:
+            return None
+        return _SETUP_FIXES.get(self.code) or _STATUS_FIXES.get(self.http_status) or _CREDENTIALS_FIX
 
 
 class InvalidInputException(ServiceError):
@@ -282,6 +360,23 @@ _TRANSIENT_CODES: Final = frozenset(
     }
 )
 _RETRYABLE_STATUSES: Final = frozenset({500, 502, 503, 504})
+_BUSY_CODES: Final = frozenset({"ResourceInUseException"})  # the dataset is being changed: it passes by itself
+_CREDENTIALS_FIX: Final = "the service rejected the credentials: check the key id and secret, or refresh the token"
+_ACCESS_FIX: Final = "allow these credentials to call the operation on this tracker or dataset (IAM policy)"
+_RESOURCE_FIX: Final = "check the tracking id or dataset ARN, and that the region is the one it lives in"
+_SETUP_FIXES: Final[Mapping[str, str]] = {
+    "AccessDeniedException": _ACCESS_FIX,
+    "ResourceNotFoundException": _RESOURCE_FIX,
+    "UnrecognizedClientException": _CREDENTIALS_FIX,
+    "InvalidClientTokenId": _CREDENTIALS_FIX,
+    "InvalidSignatureException": _CREDENTIALS_FIX,
+    "SignatureDoesNotMatch": _CREDENTIALS_FIX,
+    "IncompleteSignature": _CREDENTIALS_FIX,
+    "MissingAuthenticationTokenException": _CREDENTIALS_FIX,
+    "ExpiredTokenException": "the session token expired: refresh the credentials",
+    "ExpiredToken": "the session token expired: refresh the credentials",
+}
+_STATUS_FIXES: Final[Mapping[int, str]] = {403: _ACCESS_FIX, 404: _RESOURCE_FIX}
 
 _CLASSES: Final[Mapping[str, type[ServiceError]]] = {
     cls.__name__: cls

@@ -14,18 +14,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _scripted_server import ScriptedServer
 
 from aiopersonalize_events import (
     ClientConfig,
     Credentials,
     Event,
     EventRecorder,
+    InvalidInputException,
     ManualClock,
     MemorySpool,
     PersonalizeEventsClient,
     PersonalizeEventsError,
     RecorderClosedError,
-    ResourceNotFoundException,
     SpoolBatch,
     ValidationError,
 )
@@ -315,16 +316,16 @@ async def test_overflow_block_makes_put_wait_for_room(client: PersonalizeEventsC
     assert len(emulator.events(TRACKER)) == 50
 
 
-async def test_non_retryable_failure_goes_to_on_failure(emulator: Emulator) -> None:
-    """A call the service refuses for good (unknown tracker) hands its events to on_failure at once."""
-    emulator.register(tracking_ids=["known"])
+async def test_non_retryable_failure_goes_to_on_failure(server: ScriptedServer) -> None:
+    """A call the service refuses for good (InvalidInput on the records) hands its events to on_failure at once."""
+    server.error("InvalidInputException", 400, "bad events")
     failures: list[tuple[list[Event], PersonalizeEventsError]] = []
     async with (
         PersonalizeEventsClient(
-            region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDX", "s")
+            region="us-east-1", endpoint_url=server.url, credentials=Credentials("AKIDX", "s")
         ) as client,
         client.event_recorder(
-            tracking_id="unknown-tracker", on_failure=lambda ev, err: failures.append((ev, err))
+            tracking_id="a-tracker", on_failure=lambda ev, err: failures.append((ev, err))
         ) as recorder,
     ):
         for i in range(3):
@@ -334,14 +335,14 @@ async def test_non_retryable_failure_goes_to_on_failure(emulator: Emulator) -> N
     events, error = failures[0]
     assert [e.item_id for e in events] == ["item-0", "item-1", "item-2"]
     assert all(e.event_id for e in events)
-    assert isinstance(error, ResourceNotFoundException)
+    assert isinstance(error, InvalidInputException)
     assert recorder.stats.failed == 3
     assert recorder.stats.retried == 0
 
 
-async def test_async_on_failure_is_awaited(emulator: Emulator) -> None:
+async def test_async_on_failure_is_awaited(server: ScriptedServer) -> None:
     """An async on_failure callback is awaited."""
-    emulator.register(tracking_ids=["known"])
+    server.error("InvalidInputException", 400, "bad event")
     seen: list[int] = []
 
     async def on_failure(events: list[Event], error: PersonalizeEventsError) -> None:
@@ -350,7 +351,7 @@ async def test_async_on_failure_is_awaited(emulator: Emulator) -> None:
 
     async with (
         PersonalizeEventsClient(
-            region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDX", "s")
+            region="us-east-1", endpoint_url=server.url, credentials=Credentials("AKIDX", "s")
         ) as client,
         client.event_recorder(tracking_id="nope", on_failure=on_failure) as recorder,
     ):

@@ -10,7 +10,6 @@ recorder closed during the outage must hand every one of its events to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from typing import Any
@@ -59,20 +58,24 @@ def _seen(emu: Emulator) -> int:
 
 
 async def _callers(
-    client: PersonalizeEventsClient, emu: Emulator, *, callers: int, seconds: float, first_id: int
+    client: PersonalizeEventsClient, emu: Emulator, *, callers: int, calls: int, first_id: int
 ) -> dict[str, Any]:
-    """``callers`` tasks call put_events back to back for ``seconds``; returns what they and the emulator saw."""
+    """``callers`` tasks make ``calls`` put_events calls each, back to back; returns what they and the emulator saw.
+
+    Counted, not timed: the same number of calls is made however loaded the
+    machine is. ``timeline`` samples (time, caller calls, emulator calls)
+    every ``callers`` calls; the times are only printed.
+    """
     made = ok = 0
     errors: list[PersonalizeEventsError] = []
     next_id = first_id
     seen_before = _seen(emu)
     timeline: list[tuple[float, int, int]] = []  # (time, caller calls so far, emulator calls so far)
     started = time.monotonic()
-    deadline = started + seconds
 
     async def caller(n: int) -> None:
         nonlocal made, ok, next_id
-        while time.monotonic() < deadline:
+        for _ in range(calls):
             next_id += 1
             made += 1
             try:
@@ -82,20 +85,12 @@ async def _callers(
             else:
                 assert meta.http_status == 200
                 ok += 1
-            await asyncio.sleep(0.002)
+            if made % callers == 0:
+                timeline.append((time.monotonic() - started, made, _seen(emu) - seen_before))
+            await asyncio.sleep(0)
 
-    async def sampler() -> None:
-        while True:
-            timeline.append((time.monotonic() - started, made, _seen(emu) - seen_before))
-            await asyncio.sleep(seconds / 8)
-
-    sampling = asyncio.create_task(sampler())
-    try:
-        await asyncio.wait_for(asyncio.gather(*(caller(n) for n in range(callers))), HANG_GUARD)
-    finally:
-        sampling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampling
+    timeline.append((0.0, 0, 0))
+    await asyncio.wait_for(asyncio.gather(*(caller(n) for n in range(callers))), HANG_GUARD)
     timeline.append((time.monotonic() - started, made, _seen(emu) - seen_before))
     return {"made": made, "ok": ok, "errors": errors, "seen": _seen(emu) - seen_before, "timeline": timeline}
 
@@ -123,17 +118,18 @@ async def test_the_retry_budget_stops_an_outage_from_multiplying_load(
     """With every call failing, retries stop once the budget is spent: the emulator sees ~1 call per caller call."""
     emulator.faults = faults
     async with _client(emulator, max_attempts=3) as client:
-        outage = await _callers(client, emulator, callers=16, seconds=1.0, first_id=0)
+        outage = await _callers(client, emulator, callers=16, calls=40, first_id=0)
         tokens_after_outage = client.retry_policy.budget.tokens
         emulator.faults = None
-        recovery = await _callers(client, emulator, callers=16, seconds=0.4, first_id=1_000_000)
+        recovery = await _callers(client, emulator, callers=16, calls=10, first_id=1_000_000)
         tokens_after_recovery = client.retry_policy.budget.tokens
 
     made, seen = outage["made"], outage["seen"]
     retries = seen - made
     # the budget pays for BUDGET // cost retries, then none: without it there would be 2 retries per call
     assert retries == BUDGET // cost
-    assert made > 4 * retries  # long enough for the budget to run out
+    assert made == 16 * 40
+    assert made > 4 * retries  # long enough for the budget to run out (counted calls: no race with the machine's load)
     assert outage["ok"] == 0
     assert all(isinstance(e, error_type) for e in outage["errors"])
     assert sum(e.attempts for e in outage["errors"]) == seen
@@ -161,7 +157,7 @@ async def test_without_a_budget_the_same_outage_triples_the_load(emulator: Emula
     """The control: with a budget too large to run out, every failing call makes max_attempts calls."""
     emulator.faults = Faults(server_error=1.0, seed=2)
     async with _client(emulator, max_attempts=3, retry_budget=10**9) as client:
-        outage = await _callers(client, emulator, callers=8, seconds=0.3, first_id=0)
+        outage = await _callers(client, emulator, callers=8, calls=20, first_id=0)
     assert outage["seen"] == 3 * outage["made"]
     print(f"no budget: caller calls {outage['made']}, emulator calls {outage['seen']} (ratio 3)")
 

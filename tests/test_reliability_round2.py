@@ -34,6 +34,7 @@ from aiopersonalize_events import (
     PersonalizeEventsClient,
     PersonalizeEventsError,
     PoolTimeoutError,
+    RecorderClosedError,
     RecorderStateError,
     ResourceNotFoundException,
     ValidationError,
@@ -442,18 +443,25 @@ async def test_recorder_resends_honour_retry_after(server: ScriptedServer) -> No
     assert len(server.requests) == 2
 
 
-async def test_a_not_found_tracker_fails_at_once_without_retries(emulator: Emulator) -> None:
-    """A non-retryable error is not re-sent by the recorder: straight to on_failure, budget untouched."""
+async def test_a_not_found_tracker_holds_the_events_without_spending_the_budget(emulator: Emulator) -> None:
+    """An unknown tracker is a set-up error: held (pending, not failed) while open, budget kept, unsent at close."""
     emulator.register(tracking_ids=["known"])
     failures: list[PersonalizeEventsError] = []
     async with _client(emulator) as client:
-        async with client.event_recorder(
-            tracking_id="unknown", on_failure=lambda ev, err: failures.append(err)
-        ) as recorder:
+        recorder = client.event_recorder(tracking_id="unknown", on_failure=lambda ev, err: failures.append(err))
+        async with recorder:
             recorder.record(_event(1), session_id="s")
+            for _ in range(1000):
+                if emulator.calls[("PutEvents", 404)]:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0)
+            assert (recorder.stats.failed, recorder.stats.pending) == (0, 1)
+            assert failures == []
+            await recorder.close(timeout=0)
         tokens = client.retry_policy.budget.tokens
-    assert recorder.stats.retried == 0
-    assert [type(f) for f in failures] == [ResourceNotFoundException]
+    assert [type(f) for f in failures] == [RecorderClosedError]  # a memory spool cannot keep them past close
+    assert isinstance(failures[0].__cause__, ResourceNotFoundException)
     assert tokens == client.config.retry_budget
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _scripted_server import ScriptedServer
 
 from aiopersonalize_events import Credentials, Event, PersonalizeEventsClient, SqliteSpool
 from aiopersonalize_events.cli import main
@@ -29,14 +30,24 @@ def _event(i: int) -> Event:
 
 
 async def _spool_with_dead_letters(emulator: Emulator, path: Path, count: int = 3, pending: int = 0) -> None:
-    """A spool holding ``count`` dead letters (an unknown tracker: 404) and ``pending`` events left unsent."""
-    emulator.register(tracking_ids=["some-other-tracker"])
+    """A spool holding ``count`` dead letters (refused: InvalidInput) and ``pending`` events left unsent."""
+    refusing = ScriptedServer()  # the service refusing the records for good (an unknown tracker is held instead)
+    await refusing.start()
+    refusing.error("InvalidInputException", 400, "the events were refused", times=count)
+    try:
+        async with (
+            PersonalizeEventsClient(
+                region="us-east-1", endpoint_url=refusing.url, credentials=Credentials("AKIDCLI", "cli-secret")
+            ) as client,
+            client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(path)) as recorder,
+        ):
+            for i in range(count):
+                recorder.record(_event(i), session_id="s1", user_id="u1")
+    finally:
+        await refusing.stop()
     async with PersonalizeEventsClient(
         region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDCLI", "cli-secret")
     ) as client:
-        async with client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(path)) as recorder:
-            for i in range(count):
-                recorder.record(_event(i), session_id="s1", user_id="u1")
         if pending:
             emulator.faults = Faults(server_error=1.0)
             emulator.register(tracking_ids=[TRACKER])
@@ -87,7 +98,7 @@ async def test_export_failed_writes_the_failed_out_form_and_put_events_takes_the
     assert [e["record"]["eventId"] for e in entries] == ["e0", "e1", "e2"]
     first = entries[0]
     assert {"line", "reason", "record"} <= set(first)
-    assert first["reason"].startswith("ResourceNotFoundException")
+    assert first["reason"].startswith("InvalidInputException")
     assert (first["record"]["sessionId"], first["record"]["userId"], first["record"]["itemId"]) == (
         "s1",
         "u1",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _scripted_server import ScriptedServer
 
 import aiopersonalize_events.spool.sqlite._file as spool_file
 import aiopersonalize_events.spool.sqlite._segments as spool_segments
@@ -299,12 +300,12 @@ async def test_the_memory_window_bounds_what_is_held_in_memory(
 # -- failures for good: dead letters -----------------------------------------------------------------
 
 
-async def test_a_batch_refused_for_good_becomes_dead_letters_with_its_reason(emulator: Emulator, db: Path) -> None:
-    """A non-retryable error hands the events to on_failure and keeps them in the dead-letter table."""
-    emulator.register(tracking_ids=["known"])
+async def test_a_batch_refused_for_good_becomes_dead_letters_with_its_reason(server: ScriptedServer, db: Path) -> None:
+    """A refusal of the records (InvalidInput) hands the events to on_failure and keeps them as dead letters."""
+    server.error("InvalidInputException", 400, "bad events")
     failures: list[tuple[list[Event], Exception]] = []
     async with PersonalizeEventsClient(
-        region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKIDSPOOL", "s")
+        region="us-east-1", endpoint_url=server.url, credentials=Credentials("AKIDSPOOL", "s")
     ) as client:
         recorder = client.event_recorder(
             tracking_id=TRACKER,
@@ -320,7 +321,7 @@ async def test_a_batch_refused_for_good_becomes_dead_letters_with_its_reason(emu
     assert [row[3] for row in dead] == ["d0", "d1", "d2"]
     tracking, session, user, _, line, reason = dead[0]
     assert (tracking, session, user) == (TRACKER, "s", "u")
-    assert reason.startswith("ResourceNotFoundException")
+    assert reason.startswith("InvalidInputException")
     record = json.loads(line)
     assert (record["sessionId"], record["userId"], record["eventId"], record["itemId"]) == ("s", "u", "d0", "item-0")
     assert _counters(db)["dead"] == 3

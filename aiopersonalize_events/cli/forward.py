@@ -166,7 +166,8 @@ async def _forward(args: argparse.Namespace) -> int:
                 trim=not args.no_trim,
             )
         except ValidationError as exc:
-            raise UsageError(f"--{exc.path.replace('_', '-')}: {exc.message}") from None
+            flag = "redis" if exc.path == "url" else exc.path.replace("_", "-")
+            raise UsageError(f"--{flag}: {exc.message}") from None
         loop = asyncio.get_running_loop()
         installed = []
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -182,9 +183,10 @@ async def _forward(args: argparse.Namespace) -> int:
             for signum in installed:
                 loop.remove_signal_handler(signum)
         stats = forwarder.stats
+        group = "" if stats.pending is None else f" (the group had {stats.pending} pending when Redis last said)"
         console.say(
             f"forwarded {stats.sent} record(s) in {stats.calls} call(s); {stats.dead} to {forwarder.dead_letters}; "
-            f"{stats.held} left pending"
+            f"{stats.held} read by this forwarder left pending{group}"
         )
         return EXIT_OK
     finally:

@@ -9,19 +9,19 @@ early when too many records are held), and each batch is one plain
 ``--failed-out`` with the reason, or, after a stop, among the lines the
 summary says were not read.
 
-Retries: the client retries each call (``--max-attempts``); a batch whose
-call still failed with a retryable error (throttling, 5xx, a dropped
-connection, a timeout) is sent again later, as the recorder does, with the
-client's own retry engine: ``policy.retry_token(token, error, bounded=False)``
-gives the wait (backoff with full jitter, or ``Retry-After``) and takes the
-retry's cost from the client-wide budget. When the budget is empty the batch
-waits and goes as a probe, one at a time (a probe costs nothing, like a first
-attempt; its success refills the budget). This goes on while the run is not
-stopped, until ``--deadline`` when one is given; a batch still failing then
-goes to ``--failed-out`` marked ``"retryable": true``.
+Retries: the client retries each call (``--max-attempts``); the calls are
+made by the package's one delivery engine (``_delivery``, as the recorder's
+and the forwarder's are), at most ``concurrency`` at once, paced by the rate
+limiter: a batch whose call still failed with a transient error (throttling,
+5xx, a dropped connection, a timeout) is sent again after the policy's wait
+(backoff with full jitter, or ``Retry-After``; its cost from the client-wide
+budget), and with the budget empty it goes as a probe, one at a time. This
+goes on while the run is not stopped, until ``--deadline`` when one is given;
+a batch still failing then goes to ``--failed-out`` marked ``"retryable": true``.
 
-Stopping: a signal (SIGINT, SIGTERM), a refusal no other record can escape
-(404, 403), or an endpoint that could not be reached before any call was
+Stopping: a signal (SIGINT, SIGTERM), a set-up error no other record can
+escape (``error.fault`` is ``SETUP``: an unknown tracker or dataset, refused
+credentials or permissions, no credentials), or an endpoint that could not be reached before any call was
 answered (connection refused, DNS failure, connect timeout) stops intake at
 once: nothing more is read or sent, what was read and not sent goes to
 ``--failed-out``, batches waiting to be retried are not sent, and calls in
@@ -41,17 +41,9 @@ from typing import Any, Final, NamedTuple, TypeAlias
 
 from .. import _operations as ops
 from .._batching import AcquireLimit, Grouper, RateLimiter
-from .._retry import RetryPolicy, RetryToken, is_testing
-from ..errors import (
-    AccessDeniedException,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PersonalizeEventsError,
-    ResourceNotFoundException,
-    ServiceError,
-)
+from .._delivery import Delivery
+from .._retry import RetryPolicy, wait_floor
+from ..errors import ConnectTimeoutError, EndpointConnectionError, Fault, PersonalizeEventsError, ServiceError
 from .console import Console
 from .failed import FailedOut
 from .feed import MAX_LINE_BYTES, InputReadError, Line, LineFeed
@@ -63,7 +55,7 @@ __all__ = ["Run", "handle_signals"]
 _MAX_HELD: Final = 10_000  # records held in partial groups before the oldest group is sent as it is
 _GRACE_SECONDS: Final = 30.0  # after a stop, how long calls in flight may take to finish
 _HALT_SECONDS: Final = 2.0  # after a stop, how long to wait for the reading thread to hand over
-_PROBE_WAIT: Final = 1.0  # with the retry budget empty, the least wait before a batch goes again as a probe
+_PROBE_WAIT: Final = 1.0  # the least wait before a batch goes again as a probe (0 with set_testing(True))
 
 
 class Held(NamedTuple):
@@ -78,31 +70,49 @@ Key: TypeAlias = "tuple[Any, ...]"
 
 
 class Batch:
-    """The records of one call: their request members (``key``), and where their retries stand."""
+    """The records of one call: their request members (``key``), and whether a call of theirs is in flight."""
 
-    __slots__ = ("held", "key", "token", "waiting")
+    __slots__ = ("flying", "held", "key")
 
     def __init__(self, key: Key, held: list[Held]) -> None:
         self.key = key
         self.held = held
-        self.token = RetryToken()
-        self.waiting = False  # waiting to be sent again: not in flight at the service
+        self.flying = False  # a call is at the service now (else: queued, or waiting to be sent again)
 
     def __iter__(self) -> Iterator[Any]:  # key, held = batch
         return iter((self.key, self.held))
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+
+class _Outcomes:
+    """What the delivery engine tells the run about each batch."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def sent(self, batch: Batch) -> None:
+        run = self._run
+        run.sent += len(batch.held)
+        run.console.advance(len(batch.held), sum(h.size for h in batch.held))
+
+    def refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        self._run._refused(batch, error)
+
+    def held(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        self._run._held(batch, error)
+
+    def unsent(self, batch: Batch, error: PersonalizeEventsError | None) -> None:
+        self._run._not_sent(batch, error)
 
 
 def _lines_text(numbers: Sequence[int]) -> str:
     if len(numbers) == 1:
         return f"line {numbers[0]}"
     return f"{len(numbers)} records, lines {min(numbers)}-{max(numbers)}"
-
-
-def _is_fatal(error: PersonalizeEventsError) -> bool:
-    """An error no other record of this run can escape: unknown resource, refused credentials."""
-    if isinstance(error, (ResourceNotFoundException, AccessDeniedException, NoCredentialsError, NoRegionError)):
-        return True
-    return isinstance(error, ServiceError) and error.http_status == 403
 
 
 def _is_unreachable(error: PersonalizeEventsError) -> bool:
@@ -137,17 +147,24 @@ class Run:
         self.call: Callable[..., Any] | None = getattr(client, op.snake_name) if client is not None else None
         self.policy: RetryPolicy | None = client.retry_policy if client is not None else None
         self.deadline_seconds = deadline
-        self.deadline: float | None = None  # loop time after which a failed batch is not sent again
-        self.probe = asyncio.Lock()  # with the retry budget empty, one batch at a time goes as a probe
-        self.slots = asyncio.Semaphore(concurrency)
         if isinstance(rate, (int, float)):
             self.limiter: AcquireLimit | None = RateLimiter(rate) if rate else None
         else:
             self.limiter = rate  # a shared limiter (--rate-limiter), used as it is
+        self.engine: Delivery[Batch] | None = None
+        if self.policy is not None:
+            self.engine = Delivery(
+                self._send,
+                _Outcomes(self),
+                policy=self.policy,
+                max_concurrency=concurrency,
+                limiter=self.limiter,
+                min_wait=wait_floor(_PROBE_WAIT),
+                name=f"aiopersonalize-events {op.name}",
+            )
         self.grouper: Grouper[Key, Held] = Grouper(op.records_per_call, max_records=_MAX_HELD)
         self.taken: deque[Line] = deque()  # read, not yet parsed
-        self.ready: deque[Batch] = deque()  # cut from the grouper, waiting for a slot
-        self.in_flight: dict[asyncio.Task[None], Batch] = {}
+        self.ready: deque[Batch] = deque()  # cut from the grouper, waiting for room in the engine
         self.sent = self.valid = self.calls = 0
         self.retries = 0  # attempts after the first: the client's within a call, and batches sent again
         self.reached = False  # the service answered a call (accepted or refused): the endpoint is reachable
@@ -162,8 +179,8 @@ class Run:
 
     async def go(self) -> None:
         """Read, check, group and send until the input ends or a stop; then settle everything."""
-        if self.deadline_seconds is not None:
-            self.deadline = asyncio.get_running_loop().time() + self.deadline_seconds
+        if self.deadline_seconds is not None and self.engine is not None:  # no re-send after it
+            self.engine.deadline = asyncio.get_running_loop().time() + self.deadline_seconds
         self.feed.start()
         task = self.intake_task = asyncio.create_task(self._intake())
         await asyncio.wait([task])
@@ -196,8 +213,8 @@ class Run:
             await asyncio.sleep(0)  # let the calls in flight run between pieces of input
         self.ready.extend(Batch(key, held) for key, held in self.grouper.cut())
         await self._launch_ready()
-        while self.in_flight:
-            await asyncio.wait(list(self.in_flight))
+        if self.engine is not None:
+            await self.engine.drain()
 
     def _take(self, line: Line) -> None:
         """Parse one line: count it (dry run), hold its record, or write it to --failed-out with the reason."""
@@ -243,22 +260,19 @@ class Run:
     # calls -----------------------------------------------------------------------------------------------------------
 
     async def _launch_ready(self) -> None:
-        """Start a call for each batch ready, waiting for a free slot and the rate limiter."""
+        """Hand each ready batch to the engine, once it has room (so that intake waits for the calls)."""
         ready = self.ready
+        engine = self.engine
+        if engine is None:  # a dry run sends nothing
+            return
         while ready:
-            await self.slots.acquire()
-            if self.limiter is not None:
-                try:
-                    await self.limiter.acquire()
-                except BaseException:
-                    self.slots.release()
-                    raise
-            batch = ready.popleft()
-            task = asyncio.create_task(self._send(batch))
-            self.in_flight[task] = batch
+            await engine.room()
+            if self.stopping:
+                return
+            engine.submit(ready.popleft())
 
     async def _send(self, batch: Batch) -> None:
-        """Call for one batch (its slot already taken), again while a retryable failure may be retried; settle it."""
+        """The engine's send: one call for a batch; the client's own retries are counted."""
         assert self.call is not None
         key, held = batch
         request: dict[str, Any] = {
@@ -266,77 +280,47 @@ class Run:
             self.op.record_field: [h.record for h in held],
         }
         request.update(zip(self.members, key, strict=True))
-        has_slot = True
+        self.calls += 1
+        batch.flying = True
         try:
-            while True:
-                try:
-                    self.calls += 1
-                    if batch.token.cost or batch.token.attempt == 1:
-                        meta = await self.call(**request)
-                    else:  # the retry budget could not pay: one probe at a time
-                        async with self.probe:
-                            meta = await self.call(**request)
-                except PersonalizeEventsError as exc:
-                    self.retries += max(0, exc.attempts - 1)
-                    self.reached = self.reached or isinstance(exc, ServiceError)
-                    wait = self._retry_wait(batch, exc)
-                    if wait is None:
-                        self._refused(batch, exc)
-                        return
-                    self.retries += 1
-                    self.slots.release()
-                    has_slot = False
-                    batch.waiting = True
-                    await asyncio.sleep(wait)
-                    await self.slots.acquire()
-                    has_slot = True
-                    if self.limiter is not None:
-                        await self.limiter.acquire()
-                    batch.waiting = False  # until here a stop cancels it: it is not at the service
-                    if self.stopping:
-                        self._unsent(batch, f"not sent: {self.stop_reason}", retryable=self.stop_retryable)
-                        return
-                    continue
-                if batch.token.cost and self.policy is not None:
-                    self.policy.record_success(batch.token)  # give back what this batch's retry took
-                self.reached = True
-                self.retries += getattr(meta, "retry_attempts", 0)
-                self.sent += len(held)
-                self.console.advance(len(held), sum(h.size for h in held))
-                return
+            meta = await self.call(**request)
         except asyncio.CancelledError:
-            if batch.waiting:  # stopped while waiting to be sent again: nothing of it is at the service
-                self._unsent(batch, f"not sent: {self.stop_reason or 'interrupted'}", retryable=self.stop_retryable)
-            else:
-                self._unsent(
-                    batch, "interrupted while in flight: the service may or may not have stored it", retryable=True
-                )
+            raise  # still flying: it is reported as interrupted while in flight
+        except PersonalizeEventsError as exc:
+            batch.flying = False
+            self.retries += max(0, exc.attempts - 1)
+            self.reached = self.reached or isinstance(exc, ServiceError)
             raise
-        finally:
-            if has_slot:
-                self.slots.release()
-            task = asyncio.current_task()
-            if task is not None:
-                self.in_flight.pop(task, None)
+        except BaseException:
+            batch.flying = False
+            raise
+        batch.flying = False
+        self.reached = True
+        self.retries += getattr(meta, "retry_attempts", 0)
 
-    def _retry_wait(self, batch: Batch, error: PersonalizeEventsError) -> float | None:
-        """Seconds before the batch goes again after ``error`` (the client's attempts used up), or None: give up."""
-        if _is_unreachable(error) and not self.reached:
-            return None  # never reached: _refused stops the run
-        if not error.retryable or self.stopping or self.policy is None:
-            return None
-        loop = asyncio.get_running_loop()
-        left = None if self.deadline is None else self.deadline - loop.time()
-        if left is not None and left <= 0:
-            return None
-        policy = self.policy
-        batch.token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too
-        token = policy.retry_token(batch.token, error, bounded=False)  # the client's engine, budget and all
-        if token is None:  # the budget cannot pay: wait, then go as a probe, which costs nothing
-            wait = 0.0 if is_testing() else max(policy.delay(batch.token.attempt, error), _PROBE_WAIT)
-            token = RetryToken(batch.token.attempt + 1, wait)
-        batch.token = token
-        return token.delay if left is None else min(token.delay, left)
+    def _held(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        """A batch will be sent again: count it; a set-up error, or an endpoint never reached, stops the run."""
+        self.retries += 1
+        if self.stopping:
+            return
+        if error.fault is Fault.SETUP:
+            code = getattr(error, "code", None) or type(error).__name__
+            self.console.problem("refused records", f"{_lines_text([h.number for h in batch.held])}: {error}")
+            self.stop(f"stopped after {code}", retryable=False)
+        elif _is_unreachable(error) and not self.reached:
+            self.stop(f"stopped: the endpoint cannot be reached ({type(error).__name__})", retryable=True)
+
+    def _not_sent(self, batch: Batch, error: PersonalizeEventsError | None) -> None:
+        """The engine stopped, or the deadline passed, with ``batch`` unsent: to --failed-out with why."""
+        if batch.flying:
+            self._unsent(
+                batch, "interrupted while in flight: the service may or may not have stored it", retryable=True
+            )
+        elif error is not None and (not self.stopping or error.fault is Fault.SETUP or _is_unreachable(error)):
+            retryable = self.stop_retryable if self.stopping else True  # past --deadline: may succeed later
+            self._unsent(batch, str(error), retryable=retryable)
+        else:
+            self._unsent(batch, f"not sent: {self.stop_reason or 'interrupted'}", retryable=self.stop_retryable)
 
     def _refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
         key, held = batch
@@ -345,13 +329,6 @@ class Run:
         for h in held:
             self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=error.retryable)
         self.console.advance(len(held), sum(h.size for h in held))
-        if self.stopping:
-            return
-        if _is_fatal(error):
-            code = getattr(error, "code", None) or type(error).__name__
-            self.stop(f"stopped after {code}", retryable=False)
-        elif _is_unreachable(error) and not self.reached:
-            self.stop(f"stopped: the endpoint cannot be reached ({type(error).__name__})", retryable=True)
 
     def _unsent(self, batch: Batch, reason: str, *, retryable: bool) -> None:
         key, held = batch
@@ -393,9 +370,8 @@ class Run:
         task = self.intake_task
         if task is not None and not task.done():
             task.cancel()
-        for waiting, batch in list(self.in_flight.items()):
-            if batch.waiting:
-                waiting.cancel()
+        if self.engine is not None:
+            self.engine.halt()  # batches queued or waiting to be sent again: not sent, at once
 
     def on_signal(self, reason: str, status: int) -> None:
         """SIGINT or SIGTERM: the first stops intake; the next one stops waiting for the calls in flight."""
@@ -403,10 +379,12 @@ class Run:
             self.signal_status = status
         if self.stopping:
             self.hurry.set()
+            if self.engine is not None:
+                self.engine.hurry()
             self.console.say("stopping now")
             return
         where = "goes to --failed-out" if self.failed.path else "is counted in the summary"
-        flying = sum(1 for batch in self.in_flight.values() if not batch.waiting)
+        flying = self.engine.in_flight if self.engine is not None else 0
         self.console.say(
             f"{reason}: reading no more input; finishing {flying} call(s) in flight; "
             f"what was read and not sent {where} (again to stop at once)"
@@ -437,24 +415,10 @@ class Run:
         taken, self.taken = self.taken, deque()
         for line in [*taken, *self.feed.drain()]:
             self._unread(line, reason)
-        if self.in_flight:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + _GRACE_SECONDS
-            hurry = asyncio.create_task(self.hurry.wait())
-            try:
-                while self.in_flight and not self.hurry.is_set() and loop.time() < deadline:
-                    await asyncio.wait(
-                        [*self.in_flight, hurry], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
-                    )
-            finally:
-                hurry.cancel()
-            for task in list(self.in_flight):
-                task.cancel()
-            if self.in_flight:
-                await asyncio.wait(list(self.in_flight))
-        for task, batch in list(self.in_flight.items()):  # cancelled before it started: never sent
-            del self.in_flight[task]
-            self._unsent(batch, reason, retryable=retryable)
+        if self.engine is not None:
+            if self.hurry.is_set():
+                self.engine.hurry()
+            await self.engine.stop(_GRACE_SECONDS)  # calls in flight may end; then they are cancelled
 
     # the end ---------------------------------------------------------------------------------------------------------
 

@@ -13,18 +13,20 @@ user) into calls of at most ten: a full group goes at once, the others once
 ``flush_interval`` passed since the oldest was read (as the recorder does),
 or when more than ``max_held`` records wait (the oldest groups go first).
 
-A call runs in its own task, at most ``max_concurrency`` at once, paced by
-``requests_per_second`` (a number, or a shared limiter such as
-``RedisRateLimiter``). Its entries are acknowledged (``XACK``) only once the
-service accepted them. A retryable failure (throttling, 5xx, timeouts) is
-sent again after the wait the client's ``RetryPolicy`` gives
-(``retry_token(..., bounded=False)``: backoff, ``Retry-After`` and the
-client-wide retry budget), for as long as the forwarder runs. A refusal of
-the records themselves (``InvalidInputException``, another 4xx about the
-request) is split into one call per record, and those still refused go to
-the dead-letter stream with the reason; a problem of the forwarder's own
-(credentials, permissions, an unknown tracker or dataset) is not the
-records' fault: they are held and tried again, slowly, and logged. While
+The calls are made by the package's one delivery engine (``_delivery``), at
+most ``max_concurrency`` at once, paced by ``requests_per_second`` (a
+number, or a shared limiter such as ``RedisRateLimiter``). Entries are
+acknowledged (``XACK``) only once the service accepted them. What to do with
+a failure is the error's to say (``error.fault``): a transient one
+(throttling, 5xx, timeouts) is sent again after the wait the client's
+``RetryPolicy`` gives (backoff, ``Retry-After``, the client-wide retry
+budget; with the budget empty, one probe at a time), for as long as the
+forwarder runs; a refusal of the records themselves (``InvalidInputException``)
+is split into one call per record, and those still refused go to the
+dead-letter stream with the reason; a set-up error (credentials, permissions,
+an unknown tracker or dataset) is not the records' fault: they are held,
+logged once at ERROR with what to fix, and tried again on the policy's
+backoff. While
 entries wait here (grouped, or in a call being retried), their idle time is
 reset every ``claim_idle / 3`` seconds (``XCLAIM ... JUSTID``), so a live
 forwarder's entries are not taken over.
@@ -35,7 +37,7 @@ acknowledged entries leave Redis and a second group reading the same stream
 is never cut short.
 
 ``stop()`` (what SIGTERM does in ``aiopersonalize-events forward``) stops
-reading and retrying; calls in flight finish and are acknowledged (within
+reading (a blocking ``XREADGROUP`` is cut short) and retrying; calls in flight finish and are acknowledged (within
 ``close_timeout``); what was read and not sent stays pending in Redis, for
 another forwarder or the next run. Delivery is at least once: an entry sent
 by a forwarder that died before its ``XACK`` is sent again by the one that
@@ -45,14 +47,13 @@ claims it, and the service keeps one copy (events carry their ``eventId``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random as _random
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 import redis.asyncio
@@ -62,10 +63,13 @@ from .. import _limits as L
 from .. import _operations as ops
 from .. import _telemetry
 from .._batching import DEFAULT_RATE, AcquireLimit, Grouper, Rate, _limiter
-from .._retry import RetryToken
+from .._clock import Clock
+from .._delivery import Delivery
+from .._retry import RetryPolicy, wait_floor
 from .._validators import check_arn, check_positive_int, check_text
-from ..errors import PersonalizeEventsError, ServiceError, ValidationError
-from ._connect import Backoff, as_text, check_url, connect, describe, say_waiting, transient
+from ..errors import PersonalizeEventsError, ValidationError
+from ._caller import RedisCaller, Stopped
+from ._connect import Backoff, as_text, check_url, connect, describe
 from ._entries import RECORD_FIELD, PoisonEntry, decode, line_members
 from ._keys import dead_letter_key
 
@@ -73,21 +77,19 @@ __all__ = ["Forwarder", "ForwarderStateError", "ForwarderStats", "default_consum
 
 log: Final = logging.getLogger("aiopersonalize_events.redis")
 
-_SETUP_CODES: Final = frozenset(
-    {
-        "AccessDeniedException",
-        "ExpiredTokenException",
-        "IncompleteSignature",
-        "InvalidClientTokenId",
-        "InvalidSignatureException",
-        "MissingAuthenticationTokenException",
-        "ResourceInUseException",
-        "ResourceNotFoundException",
-        "SignatureDoesNotMatch",
-        "UnrecognizedClientException",
-    }
-)
-"""Refusals that are about the forwarder (its credentials, its tracker or dataset), not about the records."""
+_PROBE_WAIT: Final = 1.0
+"""The least wait, in seconds, before held records go again as a probe (0 with ``set_testing(True)``)."""
+
+
+class OperationClient(Protocol):
+    """What a forwarder needs of its client: the client's retry policy, and the ``put_*`` method of its operation.
+
+    A ``PersonalizeEventsClient`` is one; the method is looked up by the
+    operation's name (``put_events``, ``put_items``, ...).
+    """
+
+    retry_policy: RetryPolicy
+
 
 _TRIM: Final = """
 -- KEYS[1]: the stream. Trim below the oldest entry any of its consumer groups still needs.
@@ -152,10 +154,6 @@ class ForwarderStateError(PersonalizeEventsError, RuntimeError):
     """``run()`` called twice, or on a closed forwarder."""
 
 
-class _Stopped(Exception):
-    """Internal: the forwarder stopped while waiting for Redis."""
-
-
 class _Batch:
     """Entries of one call: their ids, their raw ``record`` fields (for dead letters), records and members."""
 
@@ -168,6 +166,9 @@ class _Batch:
         self.records = [entry[2] for entry in entries]
         self.since = since
 
+    def __len__(self) -> int:
+        return len(self.ids)
+
     def split(self) -> list[_Batch]:
         return [
             _Batch(self.members, [(i, r, rec)], self.since)
@@ -175,18 +176,25 @@ class _Batch:
         ]
 
 
-def _fault(error: PersonalizeEventsError) -> str:
-    """``retry`` (may pass), ``records`` (the records are refused: dead letters) or ``setup`` (ours: hold)."""
-    if error.retryable:
-        return "retry"
-    if isinstance(error, ValidationError):
-        return "records"
-    if isinstance(error, ServiceError):
-        if error.code in _SETUP_CODES or error.http_status in (401, 403, 404, 409):
-            return "setup"
-        if 400 <= error.http_status < 500:
-            return "records"
-    return "setup"
+class _Outcomes:
+    """What the delivery engine tells the forwarder about each call's entries."""
+
+    __slots__ = ("_forwarder",)
+
+    def __init__(self, forwarder: Forwarder) -> None:
+        self._forwarder = forwarder
+
+    def sent(self, batch: _Batch) -> None:
+        self._forwarder._ack(batch)
+
+    def refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        self._forwarder._refused(batch, error)
+
+    def held(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        self._forwarder._retried += 1
+
+    def unsent(self, batch: _Batch, error: PersonalizeEventsError | None) -> None:
+        """Stopped with the entries unsent: they stay pending in Redis, for another forwarder or the next run."""
 
 
 def default_consumer() -> str:
@@ -212,14 +220,16 @@ class Forwarder:
     ``dead_letters`` the dead-letter stream (default
     ``dead_letter_key(stream)``, in the stream's cluster slot); ``trim``
     turns trimming off; ``close_timeout`` bounds how long a stop waits for
-    the calls in flight and their acknowledgement. ``clock``, ``sleep`` and
-    ``random`` are injectable for tests. See the module documentation for
-    the life of an entry.
+    the calls in flight and their acknowledgement. ``clock`` (a ``Clock``:
+    an event loop or a ``ManualClock``) measures the flush interval and the
+    waits before a call is sent again; ``sleep`` and ``random`` (the waits
+    while Redis is away, and the housekeeping rounds) are injectable for
+    tests. See the module documentation for the life of an entry.
     """
 
     def __init__(
         self,
-        client: Any,
+        client: OperationClient,
         url: str,
         *,
         stream: str,
@@ -241,7 +251,7 @@ class Forwarder:
         close_timeout: float = 30.0,
         socket_timeout: float = 5.0,
         backoff_max: float = 5.0,
-        clock: Callable[[], float] | None = None,
+        clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -255,6 +265,8 @@ class Forwarder:
             check_arn("dataset_arn", dataset_arn)
             resource = dataset_arn
         check_url(url)
+        if not url.startswith(("redis://", "rediss://", "unix://")):  # the URL itself may hold a password: not shown
+            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
         check_text("stream", stream, 512)
         check_text("group", group, 512)
         if consumer is not None:
@@ -275,6 +287,8 @@ class Forwarder:
             raise ValidationError("close_timeout", "must be a number of seconds of at least 0")
         self._op = op
         self._resource = resource
+        if clock is not None and not isinstance(clock, Clock):
+            raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
         self._put: Callable[..., Awaitable[Any]] = getattr(client, op.snake_name)
         self._policy = client.retry_policy
         self._members = line_members(op)
@@ -297,31 +311,47 @@ class Forwarder:
         self._clock = clock
         self._sleep = sleep
         self._random = random
-        self._backoff_max = backoff_max
-        self._backoff = Backoff(cap=backoff_max, random=random)
+        self._caller = RedisCaller(
+            f"forwarder {self.consumer}",
+            backoff=Backoff(cap=backoff_max, random=random),
+            backoff_max=backoff_max,
+            sleep=sleep,
+            now=self._now,
+            recreate=self._create_group,
+            url=url,
+        )
 
         self._grouper: Grouper[tuple[Any, ...], tuple[bytes, bytes, Any]] = Grouper(
             op.records_per_call, max_records=self._max_held
         )
         self._grouped_since: float | None = None
         self._ready: deque[_Batch] = deque()
-        self._flying: dict[asyncio.Task[None], _Batch] = {}
         self._held_ids: set[bytes] = set()
+        self._kwargs: dict[str, Any] = {op.resource_field: resource}
+        self._delivery: Delivery[_Batch] = Delivery(
+            self._call,
+            _Outcomes(self),
+            policy=self._policy,
+            max_concurrency=max_concurrency,
+            limiter=self._limiter,
+            clock=clock,
+            min_wait=wait_floor(_PROBE_WAIT),
+            split=_Batch.split,
+            name=f"forwarder {self.consumer}",
+            logger=log,
+        )
         self._redis: redis.asyncio.Redis | None = None
         self._trim_script: Any = None
         self._forget_script: Any = None
         self._state = "new"  # new -> running -> closed
-        self._stopping = False
-        self._stop_event: asyncio.Event | None = None
         self._room: asyncio.Event | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._done: asyncio.Future[None] | None = None
-        self._down_since: float | None = None
         self._read = self._claimed = self._sent = self._dead = self._deleted = 0
-        self._held = self._calls = self._retried = 0
+        self._calls = self._retried = 0
         self._lag: int | None = None
         self._group_pending: int | None = None
         self._acks: list[_Batch] = []  # accepted by the service, waiting for XACK
+        self._dead_queue: list[tuple[_Batch, str]] = []  # refused by the service, waiting for the dead letters
         self._ack_wake = asyncio.Event()
         self._acker: asyncio.Task[None] | None = None
         self._acks_closed = False
@@ -354,8 +384,13 @@ class Forwarder:
         """True from ``run()`` until it returns."""
         return self._state == "running"
 
+    @property
+    def _held(self) -> int:
+        """Entries read and not settled yet: derived from the ids held."""
+        return len(self._held_ids)
+
     def _now(self) -> float:
-        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+        return self._clock.time() if self._clock is not None else asyncio.get_running_loop().time()
 
     async def __aenter__(self) -> Forwarder:
         return self
@@ -365,11 +400,14 @@ class Forwarder:
 
     # -- life cycle -------------------------------------------------------------------------------------
 
+    @property
+    def _stopping(self) -> bool:
+        return self._caller.stopping
+
     def stop(self) -> None:
         """Stop reading and retrying; ``run()`` returns once the calls in flight are settled (signal-safe)."""
-        self._stopping = True
-        if self._stop_event is not None:
-            self._stop_event.set()
+        self._caller.stop()
+        self._delivery.halt()  # no new call from now on; what waits stays pending in Redis
         if self._room is not None:
             self._room.set()
 
@@ -387,11 +425,8 @@ class Forwarder:
         loop = asyncio.get_running_loop()
         self._state = "running"
         self._done = loop.create_future()
-        self._stop_event = asyncio.Event()
+        self._caller.start()
         self._room = asyncio.Event()
-        self._slots = asyncio.Semaphore(self._max_concurrency)
-        if self._stopping:
-            self._stop_event.set()
         self._redis = connect(self._url, socket_timeout=self._block + self._socket_timeout)
         self._trim_script = self._redis.register_script(_TRIM)
         self._forget_script = self._redis.register_script(_FORGET_CONSUMER)
@@ -399,30 +434,24 @@ class Forwarder:
         housekeeping = loop.create_task(self._housekeeping(), name="aiopersonalize_events-forwarder-housekeeping")
         self._acker = loop.create_task(self._acknowledge(), name="aiopersonalize_events-forwarder-acks")
         try:
-            await self._redis_call(self._create_group)
+            await self._caller.call(self._create_group)
             await self._read_loop()
-        except _Stopped:
+        except Stopped:
             pass
         finally:
             await self._finish(housekeeping)
 
     async def _finish(self, housekeeping: asyncio.Task[None]) -> None:
-        self._stopping = True
+        self._caller.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._close_timeout
         try:
-            tasks = list(self._flying)
-            if tasks:
-                _, late = await asyncio.wait(tasks, timeout=self._close_timeout)
-                if late:
-                    log.warning(
-                        "forwarder %s: %d call(s) not settled within close_timeout; their entries stay pending",
-                        self.consumer,
-                        len(late),
-                    )
-                    for task in late:
-                        task.cancel()
-                    await asyncio.wait(late)
+            flying = self._delivery.in_flight
+            await self._delivery.stop(grace=self._close_timeout)  # waiting ones stay pending in Redis now
+            if flying and loop.time() >= deadline:
+                log.warning(
+                    "forwarder %s: call(s) not settled within close_timeout; their entries stay pending", self.consumer
+                )
             acker, self._acker = self._acker, None
             if acker is not None:  # acknowledge what the service accepted (within what is left of close_timeout)
                 self._acks_closed = True
@@ -460,72 +489,6 @@ class Forwarder:
             self._state = "closed"
             if self._done is not None and not self._done.done():
                 self._done.set_result(None)
-
-    # -- Redis, with waits while it is away ------------------------------------------------------------
-
-    async def _redis_call(self, call: Callable[[], Awaitable[Any]], *, until_stopped: bool = True) -> Any:
-        """``call()``, tried again with backoff while Redis does not answer; ``_Stopped`` once stopping.
-
-        With ``until_stopped`` False it keeps trying after ``stop()`` (an
-        acknowledgement of what the service accepted), until ``close_timeout``
-        cuts it short.
-        """
-        while True:
-            if until_stopped and self._stopping:
-                raise _Stopped
-            try:
-                result = await call()
-            except asyncio.CancelledError:
-                raise
-            except redis.exceptions.ResponseError as exc:
-                if str(exc).startswith("NOGROUP"):  # the stream or group was deleted: make them again
-                    log.warning("forwarder %s: the group is gone (%s); creating it again", self.consumer, exc)
-                    try:
-                        await self._create_group()
-                    except Exception as again:
-                        await self._away(again, until_stopped)
-                    continue
-                if transient(exc):
-                    await self._away(exc, until_stopped)
-                    continue
-                log.error("forwarder %s: Redis refused a command: %s; trying again", self.consumer, describe(exc))
-                await self._pause(min(30.0, self._backoff_max * 4), until_stopped)
-                continue
-            except Exception as exc:
-                if not transient(exc):
-                    raise
-                await self._away(exc, until_stopped)
-                continue
-            if self._backoff.failing:
-                self._backoff.reset()
-                since, self._down_since = self._down_since, None
-                if since is not None:
-                    log.warning("forwarder %s: Redis answers again after %.1fs", self.consumer, self._now() - since)
-            return result
-
-    async def _away(self, exc: BaseException, until_stopped: bool) -> None:
-        if not self._backoff.failing:
-            self._down_since = self._now()
-        if self._backoff.new_condition(exc):  # one line per condition: a WARNING, or an ERROR saying what to fix
-            say_waiting(log, f"forwarder {self.consumer}", exc, self._url, "entries wait in the stream")
-        await self._pause(self._backoff.next(), until_stopped)
-
-    async def _pause(self, delay: float, interruptible: bool = True) -> None:
-        """Sleep ``delay`` seconds; with ``interruptible``, return early on ``stop()``."""
-        if not interruptible or self._stop_event is None:
-            await self._sleep(delay)
-            return
-        if self._stop_event.is_set():
-            return
-        sleeper = asyncio.ensure_future(self._sleep(delay))
-        stopper = asyncio.ensure_future(self._stop_event.wait())
-        try:
-            await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, stopper):
-                if not task.done():
-                    task.cancel()
-            await asyncio.wait([sleeper, stopper])
 
     async def _create_group(self) -> None:
         assert self._redis is not None
@@ -580,7 +543,7 @@ class Forwarder:
                         block=None if block is None else max(1, int(block * 1000)),
                     )
 
-                got = _entries_of(await self._redis_call(read))
+                got = _entries_of(await self._caller.until_stopped(self._caller.call(read)))
                 if cursor != ">":
                     if got:
                         cursor = got[-1][0]
@@ -611,7 +574,7 @@ class Forwarder:
                     self.stream, self.group, self.consumer, int(self._claim_idle * 1000), start, count=count
                 )
 
-            reply = await self._redis_call(autoclaim)
+            reply = await self._caller.call(autoclaim)
             start = reply[0]
             got = _entry_list(reply[1])
             if len(reply) > 2 and reply[2]:
@@ -649,7 +612,6 @@ class Forwarder:
             except PoisonEntry as exc:
                 poison.append((entry_id, raw if isinstance(raw, bytes) else str(raw).encode(), exc.reason))
                 continue
-            self._held += 1
             self._held_ids.add(entry_id)
             if self._grouped_since is None:
                 self._grouped_since = now
@@ -663,7 +625,7 @@ class Forwarder:
             async def ack() -> Any:
                 return await connection.xack(self.stream, self.group, *gone)
 
-            await self._redis_call(ack)
+            await self._caller.call(ack)
         for entry_id, raw, reason in poison:
             log.warning(
                 "forwarder %s: entry %s is poison (%s); to %s",
@@ -681,89 +643,26 @@ class Forwarder:
         self._grouped_since = None
 
     async def _dispatch(self) -> None:
-        assert self._slots is not None
-        loop = asyncio.get_running_loop()
+        """Hand the ready calls to the engine (it bounds them by ``max_concurrency``)."""
         while self._ready and not self._stopping:
-            await self._slots.acquire()
-            if self._stopping:
-                self._slots.release()
-                return
-            batch = self._ready.popleft()
-            task = loop.create_task(self._deliver(batch))
-            self._flying[task] = batch
-            task.add_done_callback(self._delivered)
-
-    def _delivered(self, task: asyncio.Task[None]) -> None:
-        self._flying.pop(task, None)
-        assert self._slots is not None
-        self._slots.release()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("forwarder %s: a delivery failed unexpectedly: %r", self.consumer, task.exception())
+            self._delivery.submit(self._ready.popleft())
 
     def _settled(self, batch: _Batch) -> None:
-        self._held -= len(batch.ids)
         self._held_ids.difference_update(batch.ids)
         if self._room is not None:
             self._room.set()
 
-    # -- one call ----------------------------------------------------------------------------------------
-
-    async def _deliver(self, batch: _Batch) -> None:
-        with contextlib.suppress(_Stopped):  # stopped before it was sent: its entries stay pending
-            await self._send(batch)
-
-    async def _send(self, batch: _Batch) -> None:
-        token = RetryToken()
-        own = Backoff(base=1.0, cap=60.0, random=self._random)
-        kwargs = {self._op.resource_field: self._resource}
+    async def _call(self, batch: _Batch) -> None:
+        """The engine's send: one call with the batch's records and request members."""
+        self._calls += 1
+        kwargs = dict(self._kwargs)
         kwargs.update(zip(self._members, batch.members, strict=True))
-        while True:
-            if self._stopping:
-                raise _Stopped
-            if self._limiter is not None:
-                await self._limiter.acquire()
-            self._calls += 1
-            try:
-                await self._put(**kwargs, **{self._op.record_field: batch.records})
-            except PersonalizeEventsError as error:
-                fault = _fault(error)
-                if fault == "records":
-                    if len(batch.ids) > 1:  # find the records refused: one call each
-                        for single in batch.split():
-                            await self._send(single)
-                        return
-                    await self._dead_letter(list(zip(batch.ids, batch.raws, strict=True)), _reason(error))
-                    self._settled(batch)
-                    return
-                self._retried += 1
-                if fault == "retry":
-                    token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too
-                    following = self._policy.retry_token(token, error, bounded=False)
-                    if following is None:  # the retry budget is empty: wait, then try again as a probe
-                        token = RetryToken(token.attempt + 1)
-                        delay = max(1.0, self._policy.delay(token.attempt, error))
-                    else:
-                        token = following
-                        delay = token.delay
-                    log.debug(
-                        "forwarder %s: %s; sending %d again in %.2fs", self.consumer, error, len(batch.ids), delay
-                    )
-                else:
-                    delay = own.next()
-                    log.error(
-                        "forwarder %s: %s: %s; %d record(s) held, trying again in %.0fs",
-                        self.consumer,
-                        self._op.name,
-                        error,
-                        len(batch.ids),
-                        delay,
-                    )
-                await self._pause(delay)
-                continue
-            if token.cost:
-                self._policy.record_success(token)
-            self._ack(batch)
-            return
+        await self._put(**kwargs, **{self._op.record_field: batch.records})
+
+    def _refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        """The service refused these records for good: to the dead-letter stream (by the acknowledging task)."""
+        self._dead_queue.append((batch, _reason(error)))
+        self._ack_wake.set()
 
     def _ack(self, batch: _Batch) -> None:
         """Queue ``batch`` for acknowledgement: one XACK takes the batches of every call accepted meanwhile."""
@@ -773,6 +672,11 @@ class Forwarder:
     async def _acknowledge(self) -> None:
         """The acknowledging task: XACK what the service accepted, many calls' entries per round trip."""
         while True:
+            while self._dead_queue:
+                batch, reason = self._dead_queue[0]
+                await self._dead_letter(list(zip(batch.ids, batch.raws, strict=True)), reason, until_stopped=False)
+                del self._dead_queue[0]
+                self._settled(batch)
             if not self._acks:
                 if self._acks_closed:  # ends by itself, as the housekeeping does
                     return
@@ -790,7 +694,7 @@ class Forwarder:
                     pipe.xack(self.stream, self.group, *ids[start : start + 1000])
                 return await pipe.execute()
 
-            await self._redis_call(ack, until_stopped=False)
+            await self._caller.call(ack, until_stopped=False)
             del self._acks[: len(batches)]
             for batch in batches:
                 self._sent += len(batch.ids)
@@ -820,7 +724,7 @@ class Forwarder:
             pipe.xack(self.stream, self.group, *(entry_id for entry_id, _ in entries))
             return await pipe.execute()
 
-        await self._redis_call(move, until_stopped=until_stopped)
+        await self._caller.call(move, until_stopped=until_stopped)
         self._dead += len(entries)
 
     # -- heartbeat and trimming ----------------------------------------------------------------------------
@@ -830,7 +734,7 @@ class Forwarder:
         every = min(beat, self._trim_interval)
         next_trim = self._now() + self._trim_interval
         while not self._stopping:  # ends by itself at stop(): redis-py may swallow a cancellation mid-command
-            await self._pause(every)
+            await self._caller.pause(every)
             if self._stopping:
                 return
             try:

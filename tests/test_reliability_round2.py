@@ -105,7 +105,7 @@ def test_a_recorder_open_when_its_loop_ends_never_keeps_the_process_alive() -> N
 # -- 2: close() is bounded, callbacks included ---------------------------------------------------------------------
 
 
-async def test_close_deadline_bounds_slow_async_on_failure(emulator: Emulator) -> None:
+async def test_close_deadline_bounds_slow_async_on_failure(server: ScriptedServer) -> None:
     """20 failed batches whose async on_failure each outlasts close(timeout=1): close cuts them off at its deadline.
 
     Decided by what happened, not by how long it took: each callback sleeps far longer than the hang guard
@@ -113,7 +113,7 @@ async def test_close_deadline_bounds_slow_async_on_failure(emulator: Emulator) -
     called before close() began, and close() cancelled every one of them. HANG_GUARD (20x the deadline) only
     turns a hang into a failure.
     """
-    emulator.register(tracking_ids=["known"])
+    server.error("InvalidInputException", 400, "bad events", times=20)  # refused for good: each batch fails at once
     started: list[int] = []
     cancelled: list[int] = []
     all_started = asyncio.Event()
@@ -128,8 +128,8 @@ async def test_close_deadline_bounds_slow_async_on_failure(emulator: Emulator) -
             cancelled.append(len(events))
             raise
 
-    async with _client(emulator) as client:
-        recorder = client.event_recorder(tracking_id="unknown", on_failure=on_failure, max_concurrency=20)
+    async with make_client(server) as client:
+        recorder = client.event_recorder(tracking_id="a-tracker", on_failure=on_failure, max_concurrency=20)
         for n in range(20):
             recorder.record(_event(n), session_id=f"s{n}")
         await asyncio.wait_for(all_started.wait(), HANG_GUARD)  # every failure handed over, each callback running

@@ -4,27 +4,38 @@ Every line takes one path: the feed reads it, ``parse_line`` checks it once
 and builds its record, the package's ``Grouper`` collects records into
 batches (by ``sessionId``/``userId`` for events; the oldest group is cut
 early when too many records are held), and each batch is one plain
-``client.put_*`` call, at most ``concurrency`` at once, paced by the
-``RateLimiter``. Each line ends in exactly one place: the service, or
-``--failed-out`` with the reason, or, after a stop, among the lines the
-summary says were not read.
+``client.put_*`` call, made by the package's delivery engine (``Delivery``,
+the one the recorder drives): at most ``concurrency`` calls at once, each
+paced by the ``RateLimiter``. Each line ends in exactly one place: the
+service, or ``--failed-out`` with the reason, or, after a stop, among the
+lines the summary says were not read.
 
-Retries: the client retries each call (``--max-attempts``); a batch whose
-call still failed with a retryable error (throttling, 5xx, a dropped
-connection, a timeout) is sent again later, as the recorder does, with the
-client's own retry engine: ``policy.retry_token(token, error, bounded=False)``
-gives the wait (backoff with full jitter, or ``Retry-After``) and takes the
-retry's cost from the client-wide budget. When the budget is empty the batch
-waits and goes as a probe, one at a time (a probe costs nothing, like a first
-attempt; its success refills the budget). This goes on while the run is not
-stopped, until ``--deadline`` when one is given; a batch still failing then
-goes to ``--failed-out`` marked ``"retryable": true``.
+What follows a failed call is the engine's rule, decided by the error's
+``fault``; this module lists no status or code:
 
-Stopping: a signal (SIGINT, SIGTERM), a refusal no other record can escape
-(404, 403), or an endpoint that could not be reached before any call was
-answered (connection refused, DNS failure, connect timeout) stops intake at
-once: nothing more is read or sent, what was read and not sent goes to
-``--failed-out``, batches waiting to be retried are not sent, and calls in
+- the records are refused (``Fault.RECORDS``): they go to ``--failed-out``
+  with the reason, ``"retryable": false``;
+- it may pass (``Fault.TRANSIENT``: throttling, 5xx, a dropped connection, a
+  timeout): the batch is sent again after the client's backoff (or
+  ``Retry-After``), its cost taken from the client-wide retry budget; with
+  the budget empty it waits and goes as the one probe in flight. This goes
+  on until ``--deadline`` when one is given; a batch failing after it goes
+  to ``--failed-out`` marked ``"retryable": true``;
+- the set-up is wrong (``Fault.SETUP``: no credentials, credentials the
+  service rejects, no permission, an unknown tracking id or dataset): the
+  records are held, not failed, and one ERROR line says what to fix; intake
+  pauses (nothing more is read or sent but the held batches, which probe
+  again one at a time); once a call gets through, everything goes on. The
+  hold lasts ``--setup-wait`` seconds (and never past ``--deadline``); then
+  the run stops as after a signal, every record read and not sent goes to
+  ``--failed-out`` with the error as its reason, ``"retryable": true``, and
+  the exit status is 1.
+
+Stopping: a signal (SIGINT, SIGTERM), a set-up error not fixed within
+``--setup-wait``, or an endpoint that could not be reached before any call
+was answered (connection refused, DNS failure, connect timeout) stops intake
+at once: nothing more is read or sent, what was read and not sent goes to
+``--failed-out``, batches waiting to be sent again are not sent, and calls in
 flight may end (30 s at most; a second signal cuts that short). When
 ``--failed-out`` itself cannot be written, or the input cannot be read any
 further, intake stops too, but what was read is still sent.
@@ -34,28 +45,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
 from .. import _operations as ops
 from .._batching import AcquireLimit, Grouper, RateLimiter
-from .._retry import RetryPolicy, RetryToken, is_testing
+from .._delivery import Delivery
+from .._retry import wait_floor
 from ..errors import (
-    AccessDeniedException,
     ConnectTimeoutError,
     EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
+    Fault,
     PersonalizeEventsError,
-    ResourceNotFoundException,
     ServiceError,
 )
 from .console import Console
 from .failed import FailedOut
 from .feed import MAX_LINE_BYTES, InputReadError, Line, LineFeed
 from .lines import LineError, as_input, line_members, parse_line, raw_record
+from .options import SETUP_WAIT_SECONDS
 from .status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
 
 __all__ = ["Run", "handle_signals"]
@@ -63,7 +74,7 @@ __all__ = ["Run", "handle_signals"]
 _MAX_HELD: Final = 10_000  # records held in partial groups before the oldest group is sent as it is
 _GRACE_SECONDS: Final = 30.0  # after a stop, how long calls in flight may take to finish
 _HALT_SECONDS: Final = 2.0  # after a stop, how long to wait for the reading thread to hand over
-_PROBE_WAIT: Final = 1.0  # with the retry budget empty, the least wait before a batch goes again as a probe
+_PROBE_WAIT: Final = 1.0  # the least wait before a held batch (budget empty, set-up wrong) goes again as a probe
 
 
 class Held(NamedTuple):
@@ -78,18 +89,20 @@ Key: TypeAlias = "tuple[Any, ...]"
 
 
 class Batch:
-    """The records of one call: their request members (``key``), and where their retries stand."""
+    """The records of one call: their request members (``key``), and whether its call is at the service now."""
 
-    __slots__ = ("held", "key", "token", "waiting")
+    __slots__ = ("flying", "held", "key")
 
     def __init__(self, key: Key, held: list[Held]) -> None:
         self.key = key
         self.held = held
-        self.token = RetryToken()
-        self.waiting = False  # waiting to be sent again: not in flight at the service
+        self.flying = False  # its call was made and has not ended: a stop may leave it stored or not
 
     def __iter__(self) -> Iterator[Any]:  # key, held = batch
         return iter((self.key, self.held))
+
+    def __len__(self) -> int:
+        return len(self.held)
 
 
 def _lines_text(numbers: Sequence[int]) -> str:
@@ -98,16 +111,45 @@ def _lines_text(numbers: Sequence[int]) -> str:
     return f"{len(numbers)} records, lines {min(numbers)}-{max(numbers)}"
 
 
-def _is_fatal(error: PersonalizeEventsError) -> bool:
-    """An error no other record of this run can escape: unknown resource, refused credentials."""
-    if isinstance(error, (ResourceNotFoundException, AccessDeniedException, NoCredentialsError, NoRegionError)):
-        return True
-    return isinstance(error, ServiceError) and error.http_status == 403
-
-
 def _is_unreachable(error: PersonalizeEventsError) -> bool:
     """The endpoint could not be connected to: refused, no such host, or no answer to connecting."""
     return isinstance(error, (EndpointConnectionError, ConnectTimeoutError))
+
+
+def _condition(error: PersonalizeEventsError) -> str:
+    return str(getattr(error, "code", None) or type(error).__name__)
+
+
+class _ConsoleLog(logging.Handler):
+    """The engine's log lines at INFO and above, on the run's console (its set-up ERROR line, its recovery)."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.say(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+class _Outcomes:
+    """The engine's ``Outcomes`` for a run: each batch's end, handed to the run's own bookkeeping."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def sent(self, batch: Batch) -> None:
+        self.run._on_sent(batch)
+
+    def refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        self.run._on_refused(batch, error)
+
+    def held(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        self.run._on_held(batch, error)
+
+    def unsent(self, batch: Batch, error: PersonalizeEventsError | None) -> None:
+        self.run._on_unsent(batch, error)
 
 
 class Run:
@@ -125,6 +167,7 @@ class Run:
         concurrency: int,
         rate: float | AcquireLimit | None,
         deadline: float | None = None,
+        setup_wait: float = SETUP_WAIT_SECONDS,
     ) -> None:
         self.op = op
         self.resource = resource
@@ -134,36 +177,43 @@ class Run:
         failed.on_error = self._failed_out_failed
         self.dry_run = client is None
         self.members = line_members(op)
-        self.call: Callable[..., Any] | None = getattr(client, op.snake_name) if client is not None else None
-        self.policy: RetryPolicy | None = client.retry_policy if client is not None else None
+        self.call: Any = getattr(client, op.snake_name) if client is not None else None
         self.deadline_seconds = deadline
-        self.deadline: float | None = None  # loop time after which a failed batch is not sent again
-        self.probe = asyncio.Lock()  # with the retry budget empty, one batch at a time goes as a probe
-        self.slots = asyncio.Semaphore(concurrency)
+        self.setup_wait = setup_wait
         if isinstance(rate, (int, float)):
-            self.limiter: AcquireLimit | None = RateLimiter(rate) if rate else None
+            limiter: AcquireLimit | None = RateLimiter(rate) if rate else None
         else:
-            self.limiter = rate  # a shared limiter (--rate-limiter), used as it is
+            limiter = rate  # a shared limiter (--rate-limiter), used as it is
+        self.log = logging.getLogger(f"aiopersonalize_events.cli.{op.snake_name}")
+        self.log.propagate = False
+        self.log.handlers[:] = [_ConsoleLog(console)]
+        self.delivery: Delivery[Batch] | None = None
+        if client is not None:
+            self.delivery = Delivery(
+                self._send, _Outcomes(self), policy=client.retry_policy, max_concurrency=concurrency, limiter=limiter,
+                min_wait=wait_floor(_PROBE_WAIT), name=op.cli_name,
+                logger=self.log,
+            )  # fmt: skip
         self.grouper: Grouper[Key, Held] = Grouper(op.records_per_call, max_records=_MAX_HELD)
         self.taken: deque[Line] = deque()  # read, not yet parsed
-        self.ready: deque[Batch] = deque()  # cut from the grouper, waiting for a slot
-        self.in_flight: dict[asyncio.Task[None], Batch] = {}
+        self.ready: deque[Batch] = deque()  # cut from the grouper, not yet given to the engine
         self.sent = self.valid = self.calls = 0
         self.retries = 0  # attempts after the first: the client's within a call, and batches sent again
         self.reached = False  # the service answered a call (accepted or refused): the endpoint is reachable
         self.stopping = False
-        self.stop_reason: str | None = None  # why intake stopped at once (a signal, a fatal refusal)
-        self.stop_retryable = True  # whether what a stop leaves unsent may succeed if sent again as it is
+        self.stop_reason: str | None = None  # why intake stopped at once (a signal, a set-up error, no endpoint)
         self.end_reason: str | None = None  # why intake ended early, sending what it had read
         self.signal_status: int | None = None
         self.exit_override: int | None = None
         self.hurry = asyncio.Event()
+        self.resumed = asyncio.Event()  # set when a set-up error is fixed (or the run stops): intake goes on
+        self.setup_timer: asyncio.TimerHandle | None = None
         self.intake_task: asyncio.Task[None] | None = None
 
     async def go(self) -> None:
         """Read, check, group and send until the input ends or a stop; then settle everything."""
-        if self.deadline_seconds is not None:
-            self.deadline = asyncio.get_running_loop().time() + self.deadline_seconds
+        if self.deadline_seconds is not None and self.delivery is not None:
+            self.delivery.deadline = asyncio.get_running_loop().time() + self.deadline_seconds
         self.feed.start()
         task = self.intake_task = asyncio.create_task(self._intake())
         await asyncio.wait([task])
@@ -171,6 +221,8 @@ class Run:
             error = task.exception()
             if error is not None:
                 raise error
+        if self.setup_timer is not None:
+            self.setup_timer.cancel()
         if self.stopping:
             await self._wind_down()
 
@@ -192,12 +244,12 @@ class Run:
             while taken:
                 self._take(taken.popleft())
                 if self.ready:
-                    await self._launch_ready()
+                    await self._submit_ready()
             await asyncio.sleep(0)  # let the calls in flight run between pieces of input
         self.ready.extend(Batch(key, held) for key, held in self.grouper.cut())
-        await self._launch_ready()
-        while self.in_flight:
-            await asyncio.wait(list(self.in_flight))
+        await self._submit_ready()
+        if self.delivery is not None:
+            await self.delivery.drain()
 
     def _take(self, line: Line) -> None:
         """Parse one line: count it (dry run), hold its record, or write it to --failed-out with the reason."""
@@ -240,123 +292,99 @@ class Run:
         if not self.failed.write(number, reason, record, text, retryable=retryable):
             self.console.problem("records not kept", f"line {number}: not kept (--failed-out failed): {reason}")
 
-    # calls -----------------------------------------------------------------------------------------------------------
+    # calls: the engine makes them and tells us how each batch ended (sent, refused, held, unsent) -----------------
 
-    async def _launch_ready(self) -> None:
-        """Start a call for each batch ready, waiting for a free slot and the rate limiter."""
+    async def _submit_ready(self) -> None:
+        """Give each ready batch to the engine when a call could start at once; paused while the set-up is wrong."""
+        delivery = self.delivery
         ready = self.ready
-        while ready:
-            await self.slots.acquire()
-            if self.limiter is not None:
-                try:
-                    await self.limiter.acquire()
-                except BaseException:
-                    self.slots.release()
-                    raise
-            batch = ready.popleft()
-            task = asyncio.create_task(self._send(batch))
-            self.in_flight[task] = batch
+        while ready and delivery is not None:
+            while delivery.setup_errors and not self.stopping:
+                self.resumed.clear()
+                await self.resumed.wait()
+            await delivery.room()
+            if self.stopping:
+                return
+            delivery.submit(ready.popleft())
 
     async def _send(self, batch: Batch) -> None:
-        """Call for one batch (its slot already taken), again while a retryable failure may be retried; settle it."""
-        assert self.call is not None
+        """One call for ``batch`` (the engine's ``send``): counted, and its request built here."""
         key, held = batch
         request: dict[str, Any] = {
             self.op.resource_field: self.resource,
             self.op.record_field: [h.record for h in held],
         }
         request.update(zip(self.members, key, strict=True))
-        has_slot = True
+        self.calls += 1
+        batch.flying = True
         try:
-            while True:
-                try:
-                    self.calls += 1
-                    if batch.token.cost or batch.token.attempt == 1:
-                        meta = await self.call(**request)
-                    else:  # the retry budget could not pay: one probe at a time
-                        async with self.probe:
-                            meta = await self.call(**request)
-                except PersonalizeEventsError as exc:
-                    self.retries += max(0, exc.attempts - 1)
-                    self.reached = self.reached or isinstance(exc, ServiceError)
-                    wait = self._retry_wait(batch, exc)
-                    if wait is None:
-                        self._refused(batch, exc)
-                        return
-                    self.retries += 1
-                    self.slots.release()
-                    has_slot = False
-                    batch.waiting = True
-                    await asyncio.sleep(wait)
-                    await self.slots.acquire()
-                    has_slot = True
-                    if self.limiter is not None:
-                        await self.limiter.acquire()
-                    batch.waiting = False  # until here a stop cancels it: it is not at the service
-                    if self.stopping:
-                        self._unsent(batch, f"not sent: {self.stop_reason}", retryable=self.stop_retryable)
-                        return
-                    continue
-                if batch.token.cost and self.policy is not None:
-                    self.policy.record_success(batch.token)  # give back what this batch's retry took
-                self.reached = True
-                self.retries += getattr(meta, "retry_attempts", 0)
-                self.sent += len(held)
-                self.console.advance(len(held), sum(h.size for h in held))
-                return
+            meta = await self.call(**request)
         except asyncio.CancelledError:
-            if batch.waiting:  # stopped while waiting to be sent again: nothing of it is at the service
-                self._unsent(batch, f"not sent: {self.stop_reason or 'interrupted'}", retryable=self.stop_retryable)
-            else:
-                self._unsent(
-                    batch, "interrupted while in flight: the service may or may not have stored it", retryable=True
-                )
+            raise  # still flying: the service may or may not have stored it
+        except PersonalizeEventsError as error:
+            batch.flying = False
+            self.retries += max(0, error.attempts - 1)
+            self.reached = self.reached or isinstance(error, ServiceError)
             raise
-        finally:
-            if has_slot:
-                self.slots.release()
-            task = asyncio.current_task()
-            if task is not None:
-                self.in_flight.pop(task, None)
+        batch.flying = False
+        self.reached = True
+        self.retries += getattr(meta, "retry_attempts", 0)
 
-    def _retry_wait(self, batch: Batch, error: PersonalizeEventsError) -> float | None:
-        """Seconds before the batch goes again after ``error`` (the client's attempts used up), or None: give up."""
-        if _is_unreachable(error) and not self.reached:
-            return None  # never reached: _refused stops the run
-        if not error.retryable or self.stopping or self.policy is None:
-            return None
-        loop = asyncio.get_running_loop()
-        left = None if self.deadline is None else self.deadline - loop.time()
-        if left is not None and left <= 0:
-            return None
-        policy = self.policy
-        batch.token.attempt += max(0, error.attempts - 1)  # the client's own attempts count too
-        token = policy.retry_token(batch.token, error, bounded=False)  # the client's engine, budget and all
-        if token is None:  # the budget cannot pay: wait, then go as a probe, which costs nothing
-            wait = 0.0 if is_testing() else max(policy.delay(batch.token.attempt, error), _PROBE_WAIT)
-            token = RetryToken(batch.token.attempt + 1, wait)
-        batch.token = token
-        return token.delay if left is None else min(token.delay, left)
+    def _on_sent(self, batch: Batch) -> None:
+        """The engine: the service accepted ``batch``."""
+        self.sent += len(batch)
+        self.console.advance(len(batch), sum(h.size for h in batch.held))
+        delivery = self.delivery
+        if self.setup_timer is not None and delivery is not None and not delivery.setup_errors:
+            self.setup_timer.cancel()  # fixed: calls get through again
+            self.setup_timer = None
+            self.resumed.set()
 
-    def _refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
+    def _on_refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        """The engine: the service refused these records for good."""
         key, held = batch
         reason = str(error)
         self.console.problem("refused records", f"{_lines_text([h.number for h in held])}: not accepted: {reason}")
         for h in held:
-            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=error.retryable)
+            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=False)
         self.console.advance(len(held), sum(h.size for h in held))
+
+    def _on_held(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        """The engine: ``batch`` will be sent again; a set-up error pauses intake, an endpoint never reached stops."""
+        self.retries += 1
         if self.stopping:
             return
-        if _is_fatal(error):
-            code = getattr(error, "code", None) or type(error).__name__
-            self.stop(f"stopped after {code}", retryable=False)
-        elif _is_unreachable(error) and not self.reached:
-            self.stop(f"stopped: the endpoint cannot be reached ({type(error).__name__})", retryable=True)
+        loop = asyncio.get_running_loop()
+        if _is_unreachable(error) and not self.reached:
+            reason = f"stopped: the endpoint cannot be reached ({type(error).__name__})"
+            loop.call_soon(self.stop, reason)  # not from inside the engine's own bookkeeping
+        elif error.fault is Fault.SETUP and self.setup_timer is None:
+            wait = self.setup_wait
+            deadline = None if self.delivery is None else self.delivery.deadline
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - loop.time()))
+            self.console.say(
+                f"the run waits up to {wait:g}s for this to be fixed (--setup-wait), reading no more input "
+                "meanwhile; then it stops and what was read and not sent is kept (Ctrl-C stops now)"
+            )
+            self.setup_timer = loop.call_later(wait, self._setup_not_fixed, error)
 
-    def _unsent(self, batch: Batch, reason: str, *, retryable: bool) -> None:
+    def _on_unsent(self, batch: Batch, error: PersonalizeEventsError | None) -> None:
+        """The engine: it stopped (or the deadline passed) with ``batch`` not delivered."""
+        if batch.flying:
+            reason = "interrupted while in flight: the service may or may not have stored it"
+        elif self.stopping and (error is None or error.fault is not Fault.SETUP):
+            reason = f"not sent: {self.stop_reason or 'interrupted'}"
+        elif error is not None and error.fix:
+            reason = f"{error} (not sent: {self.stop_reason or 'past --deadline'}; to fix: {error.fix})"
+        else:
+            reason = str(error) if error is not None else "not sent"
+        self._unsent(batch, reason)
+
+    def _unsent(self, batch: Batch, reason: str) -> None:
         key, held = batch
         for h in held:
-            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=retryable)
+            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=True)
         self.console.advance(len(held), sum(h.size for h in held))
 
     def _unread(self, line: Line, reason: str) -> None:
@@ -372,30 +400,33 @@ class Run:
             record = text if line.partial else raw_record(text)
         if line.partial:
             reason += " (only the start of this line was read)"
-        self._keep(line.number, reason, record, text, retryable=self.stop_retryable and not line.partial)
+        self._keep(line.number, reason, record, text, retryable=not line.partial)
         self.console.advance(1, line.size)
 
     # stopping --------------------------------------------------------------------------------------------------------
 
-    def stop(self, reason: str, *, retryable: bool = True) -> None:
-        """Stop intake at once (a signal, or an error every record would meet); the rest is settled by ``go``.
+    def stop(self, reason: str) -> None:
+        """Stop intake at once (a signal, a set-up error not fixed in time, no endpoint); ``go`` settles the rest.
 
-        ``retryable`` says whether the records left unsent may succeed when sent again as they are
-        (after a signal or an unreachable endpoint, yes; after a 404 or 403, not without a change).
-        Batches waiting to be sent again are not: they are cancelled at once.
+        What is left unsent may succeed when sent again as it is (after the
+        set-up is fixed, for a set-up error): ``--failed-out`` marks it
+        retryable. Batches waiting to be sent again are not: they are unsent now.
         """
         if self.stopping:
             return
         self.stopping = True
         self.stop_reason = reason
-        self.stop_retryable = retryable
+        self.resumed.set()
         self.feed.stop()
         task = self.intake_task
         if task is not None and not task.done():
             task.cancel()
-        for waiting, batch in list(self.in_flight.items()):
-            if batch.waiting:
-                waiting.cancel()
+
+    def _setup_not_fixed(self, error: PersonalizeEventsError) -> None:
+        self.setup_timer = None
+        delivery = self.delivery
+        if delivery is not None and delivery.setup_errors:
+            self.stop(f"stopped after {_condition(delivery.setup_errors[0])}")
 
     def on_signal(self, reason: str, status: int) -> None:
         """SIGINT or SIGTERM: the first stops intake; the next one stops waiting for the calls in flight."""
@@ -406,7 +437,7 @@ class Run:
             self.console.say("stopping now")
             return
         where = "goes to --failed-out" if self.failed.path else "is counted in the summary"
-        flying = sum(1 for batch in self.in_flight.values() if not batch.waiting)
+        flying = 0 if self.delivery is None else self.delivery.in_flight
         self.console.say(
             f"{reason}: reading no more input; finishing {flying} call(s) in flight; "
             f"what was read and not sent {where} (again to stop at once)"
@@ -429,32 +460,25 @@ class Run:
     async def _wind_down(self) -> None:
         """After a stop: nothing more is read; what was read and not sent is written; calls in flight end (bounded)."""
         reason = f"not sent: {self.stop_reason}"
-        retryable = self.stop_retryable
         await self.feed.halt(_HALT_SECONDS)
         ready, self.ready = self.ready, deque()
         for batch in [*ready, *(Batch(key, held) for key, held in self.grouper.cut())]:
-            self._unsent(batch, reason, retryable=retryable)
+            self._unsent(batch, reason)
         taken, self.taken = self.taken, deque()
         for line in [*taken, *self.feed.drain()]:
             self._unread(line, reason)
-        if self.in_flight:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + _GRACE_SECONDS
-            hurry = asyncio.create_task(self.hurry.wait())
-            try:
-                while self.in_flight and not self.hurry.is_set() and loop.time() < deadline:
-                    await asyncio.wait(
-                        [*self.in_flight, hurry], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
-                    )
-            finally:
-                hurry.cancel()
-            for task in list(self.in_flight):
-                task.cancel()
-            if self.in_flight:
-                await asyncio.wait(list(self.in_flight))
-        for task, batch in list(self.in_flight.items()):  # cancelled before it started: never sent
-            del self.in_flight[task]
-            self._unsent(batch, reason, retryable=retryable)
+        delivery = self.delivery
+        if delivery is None:
+            return
+        stopping = asyncio.create_task(delivery.stop(_GRACE_SECONDS))  # waiting batches are unsent at once
+        hurry = asyncio.create_task(self.hurry.wait())
+        try:
+            await asyncio.wait([stopping, hurry], return_when=asyncio.FIRST_COMPLETED)
+            if not stopping.done():
+                delivery.hurry()  # a second signal: cancel the calls in flight now
+            await stopping
+        finally:
+            hurry.cancel()
 
     # the end ---------------------------------------------------------------------------------------------------------
 

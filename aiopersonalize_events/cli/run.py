@@ -153,7 +153,12 @@ class _Outcomes:
 
 
 class Run:
-    """One run: lines in, calls out, every record accounted for; ``client`` None for a dry run."""
+    """One run: lines in, calls out, every record accounted for; ``client`` None for a dry run.
+
+    ``deadline``: seconds after the start past which a failed batch is not
+    sent again; ``setup_wait``: how long a set-up error may hold the records
+    (intake paused) before the run stops.
+    """
 
     def __init__(
         self,
@@ -190,9 +195,8 @@ class Run:
         self.delivery: Delivery[Batch] | None = None
         if client is not None:
             self.delivery = Delivery(
-                self._send, _Outcomes(self), policy=client.retry_policy, max_concurrency=concurrency, limiter=limiter,
-                min_wait=wait_floor(_PROBE_WAIT), name=op.cli_name,
-                logger=self.log,
+                self._send, _Outcomes(self), policy=client.retry_policy, max_concurrency=concurrency,
+                limiter=limiter, min_wait=wait_floor(_PROBE_WAIT), name=op.cli_name, logger=self.log,
             )  # fmt: skip
         self.grouper: Grouper[Key, Held] = Grouper(op.records_per_call, max_records=_MAX_HELD)
         self.taken: deque[Line] = deque()  # read, not yet parsed

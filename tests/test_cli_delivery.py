@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from aiohttp import web
 from aiopersonalize_events import ClientConfig, PersonalizeEventsClient
 from aiopersonalize_events import _operations as ops
 from aiopersonalize_events._credentials import Credentials
+from aiopersonalize_events.cli import EXIT_INTERRUPTED
 from aiopersonalize_events.cli.console import Console
 from aiopersonalize_events.cli.failed import FailedOut
 from aiopersonalize_events.cli.feed import LineFeed
@@ -53,9 +54,16 @@ def event_lines(count: int) -> list[str]:
 
 
 async def run_lines(
-    tmp_path: Path, op: ops.Operation, resource: str, lines: Sequence[str], client: Any, *, concurrency: int = 4
+    tmp_path: Path,
+    op: ops.Operation,
+    resource: str,
+    lines: Sequence[str],
+    client: Any,
+    *,
+    concurrency: int = 4,
+    meanwhile: Callable[[Run], Awaitable[None]] | None = None,
 ) -> tuple[Run, list[dict[str, Any]], str]:
-    """One in-process run over ``lines``; the run, what --failed-out got, and what the console said."""
+    """One in-process run over ``lines`` (``meanwhile(run)`` beside it); the run, --failed-out, what was said."""
     source = write_lines(tmp_path / "input.jsonl", lines)
     fd = os.open(source, os.O_RDONLY)
     failed_path = tmp_path / "failed.jsonl"
@@ -67,7 +75,10 @@ async def run_lines(
             op, resource=resource, feed=feed, console=Console(said), failed=failed, client=client,
             concurrency=concurrency, rate=None,
         )  # fmt: skip
+        beside = None if meanwhile is None else asyncio.create_task(meanwhile(run))
         await asyncio.wait_for(run.go(), _TIMEOUT)
+        if beside is not None:
+            await asyncio.wait_for(beside, _TIMEOUT)
     finally:
         feed.close()
         failed.close()
@@ -165,6 +176,36 @@ async def test_an_unknown_tracking_id_holds_the_events_until_it_exists(
     assert "ResourceNotFoundException" in errors[0]
     assert "held (not failed)" in errors[0]
     assert "calls are accepted again" in said
+
+
+async def test_a_signal_while_records_are_held_leaves_them_unsent_with_the_error_and_its_fix(
+    tmp_path: Path, personalize_no_retry_waits: None
+) -> None:
+    """SIGINT during a set-up hold: every record in --failed-out, retryable, the held ones naming the error and fix."""
+    with Emulator(tracking_ids=["known"]) as emulator:
+        client = PersonalizeEventsClient(
+            region="us-east-1", endpoint_url=emulator.endpoint_url, credentials=Credentials("AKID", "SECRET")
+        )
+
+        async def interrupt(run: Run) -> None:
+            while emulator.calls[("PutEvents", 404)] < 3:  # noqa: ASYNC110 (counted in the emulator's thread)
+                await asyncio.sleep(0.01)
+            run.on_signal("interrupted", EXIT_INTERRUPTED)
+
+        async with client:
+            run, failed, said = await run_lines(
+                tmp_path, ops.PUT_EVENTS, "missing", event_lines(25), client, meanwhile=interrupt
+            )
+        stored = emulator.events("missing")
+    assert stored == []
+    assert run.exit_status() == EXIT_INTERRUPTED
+    unread = 25 - run.feed.lines_read
+    assert sorted(e["line"] for e in failed) == list(range(1, 26 - unread))
+    assert all(e["retryable"] for e in failed)
+    held = [e for e in failed if e["reason"].startswith("ResourceNotFoundException")]
+    assert held
+    assert all("not sent: interrupted; to fix:" in e["reason"] for e in held)
+    assert len([line for line in said.splitlines() if line.startswith("error:")]) == 1
 
 
 class _LateProvider:

@@ -232,7 +232,7 @@ def test_ctrl_c_leaves_no_record_unaccounted_for(emulator: Emulator, tmp_path: P
 
 
 def test_records_the_service_refuses_go_to_failed_out(tmp_path: Path) -> None:
-    """An unknown tracker (404) stops the run early; every line is in --failed-out with the reason, exit 1."""
+    """An unknown tracker (404) not fixed within --setup-wait stops the run; every line is in --failed-out, exit 1."""
     lines = [json.dumps({"sessionId": f"s{i % 3}", "eventType": "click", "sentAt": 1_700_000_000}) for i in range(40)]
     source = write_lines(tmp_path / "events.jsonl", lines)
     with Emulator(tracking_ids=["known"]) as emulator:
@@ -244,6 +244,8 @@ def test_records_the_service_refuses_go_to_failed_out(tmp_path: Path) -> None:
             emulator.endpoint_url,
             "--failed-out",
             "failed.jsonl",
+            "--setup-wait",
+            "0",
             str(source),
             cwd=tmp_path,
         )

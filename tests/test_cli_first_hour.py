@@ -274,19 +274,21 @@ def test_failed_out_says_which_records_may_succeed_if_resent(emulator: Emulator,
     assert len(emulator.items(ARN)) == 12
 
 
-def test_records_a_404_refused_are_not_retryable(tmp_path: Path) -> None:
-    """A 404 stops the run; neither the refused records nor those left unsent are marked retryable."""
+def test_records_a_404_held_are_kept_retryable(tmp_path: Path) -> None:
+    """A 404 is the set-up's fault, not the records': the run stops after --setup-wait, every record retryable."""
     with Emulator(dataset_arns=["arn:aws:personalize:us-east-1:123456789012:dataset/cli/OTHER"]) as emu:
         source = write_lines(tmp_path / "items.jsonl", item_lines(40))
         failed = tmp_path / "failed.jsonl"
         result = cli(
             "put-items", "--dataset-arn", ARN, "--endpoint-url", emu.endpoint_url, "--failed-out", str(failed),
-            "--concurrency", "1", str(source), cwd=tmp_path,
+            "--concurrency", "1", "--setup-wait", "0", str(source), cwd=tmp_path,
         )  # fmt: skip
     assert result.returncode == 1
+    assert "stopped after ResourceNotFoundException" in result.stderr
     entries = read_jsonl(failed)
     assert entries
-    assert not any(e["retryable"] for e in entries)
+    assert all(e["retryable"] for e in entries)  # was: none retryable (a 404 stopped the run as the records' fault)
+    assert any(e["reason"].startswith("ResourceNotFoundException") and "to fix:" in e["reason"] for e in entries)
 
 
 # --- messages ----------------------------------------------------------------------------------------------------

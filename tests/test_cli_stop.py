@@ -129,9 +129,9 @@ def test_a_signal_stops_reading_an_input_that_stays_open(
 
 
 def test_a_refusal_no_record_can_escape_stops_reading_an_input_that_stays_open(tmp_path: Path) -> None:
-    """A 404 stops intake at once: the run exits 1 without waiting for the end of its input; read lines are kept."""
+    """A 404 (--setup-wait 0) stops intake at once: exit 1 without waiting for the end of the input; lines kept."""
     with Emulator(tracking_ids=["known"]) as emulator:
-        args = ["put-events", "--tracking-id", "unknown", "--endpoint-url", emulator.endpoint_url]
+        args = ["put-events", "--tracking-id", "unknown", "--endpoint-url", emulator.endpoint_url, "--setup-wait", "0"]
         process, stdin, err = start([*args, "--failed-out", "failed.jsonl", "-"], tmp_path)
         lines = [{"sessionId": "s", "eventType": "click", "sentAt": 1_700_000_000 + i} for i in range(25)]
         stdin.write(b"".join(json.dumps(line).encode() + b"\n" for line in lines))

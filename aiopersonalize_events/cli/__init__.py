@@ -39,7 +39,7 @@ from .._version import __version__
 from .console import settle_std_streams
 from .feed import MAX_LINE_BYTES
 from .lines import LineError, ParsedLine, line_members, parse_line
-from .options import positive_int, rate, seconds
+from .options import SETUP_WAIT_SECONDS, positive_int, rate, seconds, wait_seconds
 from .status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
 
 __all__ = [
@@ -183,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="SECONDS",
             help="send a batch whose call failed with a retryable error (throttling, 5xx, timeouts) again until "
             "SECONDS after the start, then give it up to --failed-out (default: no deadline, retry until stopped)",
+        )
+        sub.add_argument(
+            "--setup-wait",
+            type=wait_seconds,
+            default=SETUP_WAIT_SECONDS,
+            metavar="SECONDS",
+            help="when the set-up is wrong (credentials missing or rejected, no permission, unknown tracking id or "
+            "dataset), hold the records, read no more, and wait up to SECONDS for it to be fixed, then stop and "
+            f"keep what was not sent in --failed-out (default: {SETUP_WAIT_SECONDS:g}; 0: stop at once)",
         )
         sub.add_argument("--dry-run", action="store_true", help="validate only, send nothing (needs no credentials)")
         sub.add_argument(

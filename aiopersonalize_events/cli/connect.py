@@ -44,15 +44,14 @@ class _LocalFallback:
         self._placeholder: Credentials | None = None
 
     async def resolve(self) -> Credentials:
-        if self._placeholder is not None:
-            return self._placeholder
-        try:
+        try:  # each time: credentials that appear later (a file written, a profile added) are used from then on
             return await self._chain.resolve()
         except NoCredentialsError:
             if not self._local:
                 raise
-        self._console.say("no AWS credentials found: signing with placeholder credentials for the local endpoint")
-        self._placeholder = Credentials(_LOCAL_ACCESS_KEY, _LOCAL_SECRET)
+        if self._placeholder is None:
+            self._console.say("no AWS credentials found: signing with placeholder credentials for the local endpoint")
+            self._placeholder = Credentials(_LOCAL_ACCESS_KEY, _LOCAL_SECRET)
         return self._placeholder
 
 

@@ -85,6 +85,7 @@ async def _put(op: ops.Operation, args: argparse.Namespace, resource: str, sourc
             concurrency=args.concurrency,
             rate=limiter or (op.rate if args.rate is None else (args.rate or None)),
             deadline=args.deadline,
+            setup_wait=args.setup_wait,
         )
         try:
             with handle_signals(loop, run):

@@ -4,27 +4,38 @@ Every line takes one path: the feed reads it, ``parse_line`` checks it once
 and builds its record, the package's ``Grouper`` collects records into
 batches (by ``sessionId``/``userId`` for events; the oldest group is cut
 early when too many records are held), and each batch is one plain
-``client.put_*`` call, at most ``concurrency`` at once, paced by the
-``RateLimiter``. Each line ends in exactly one place: the service, or
-``--failed-out`` with the reason, or, after a stop, among the lines the
-summary says were not read.
+``client.put_*`` call, made by the package's delivery engine (``Delivery``,
+the one the recorder drives): at most ``concurrency`` calls at once, each
+paced by the ``RateLimiter``. Each line ends in exactly one place: the
+service, or ``--failed-out`` with the reason, or, after a stop, among the
+lines the summary says were not read.
 
-Retries: the client retries each call (``--max-attempts``); the calls are
-made by the package's one delivery engine (``_delivery``, as the recorder's
-and the forwarder's are), at most ``concurrency`` at once, paced by the rate
-limiter: a batch whose call still failed with a transient error (throttling,
-5xx, a dropped connection, a timeout) is sent again after the policy's wait
-(backoff with full jitter, or ``Retry-After``; its cost from the client-wide
-budget), and with the budget empty it goes as a probe, one at a time. This
-goes on while the run is not stopped, until ``--deadline`` when one is given;
-a batch still failing then goes to ``--failed-out`` marked ``"retryable": true``.
+What follows a failed call is the engine's rule, decided by the error's
+``fault``; this module lists no status or code:
 
-Stopping: a signal (SIGINT, SIGTERM), a set-up error no other record can
-escape (``error.fault`` is ``SETUP``: an unknown tracker or dataset, refused
-credentials or permissions, no credentials), or an endpoint that could not be reached before any call was
-answered (connection refused, DNS failure, connect timeout) stops intake at
-once: nothing more is read or sent, what was read and not sent goes to
-``--failed-out``, batches waiting to be retried are not sent, and calls in
+- the records are refused (``Fault.RECORDS``): they go to ``--failed-out``
+  with the reason, ``"retryable": false``;
+- it may pass (``Fault.TRANSIENT``: throttling, 5xx, a dropped connection, a
+  timeout): the batch is sent again after the client's backoff (or
+  ``Retry-After``), its cost taken from the client-wide retry budget; with
+  the budget empty it waits and goes as the one probe in flight. This goes
+  on until ``--deadline`` when one is given; a batch failing after it goes
+  to ``--failed-out`` marked ``"retryable": true``;
+- the set-up is wrong (``Fault.SETUP``: no credentials, credentials the
+  service rejects, no permission, an unknown tracking id or dataset): the
+  records are held, not failed, and one ERROR line says what to fix; intake
+  pauses (nothing more is read or sent but the held batches, which probe
+  again one at a time); once a call gets through, everything goes on. The
+  hold lasts ``--setup-wait`` seconds (and never past ``--deadline``); then
+  the run stops as after a signal, every record read and not sent goes to
+  ``--failed-out`` with the error as its reason, ``"retryable": true``, and
+  the exit status is 1.
+
+Stopping: a signal (SIGINT, SIGTERM), a set-up error not fixed within
+``--setup-wait``, or an endpoint that could not be reached before any call
+was answered (connection refused, DNS failure, connect timeout) stops intake
+at once: nothing more is read or sent, what was read and not sent goes to
+``--failed-out``, batches waiting to be sent again are not sent, and calls in
 flight may end (30 s at most; a second signal cuts that short). When
 ``--failed-out`` itself cannot be written, or the input cannot be read any
 further, intake stops too, but what was read is still sent.
@@ -34,20 +45,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
 from .. import _operations as ops
 from .._batching import AcquireLimit, Grouper, RateLimiter
 from .._delivery import Delivery
-from .._retry import RetryPolicy, wait_floor
-from ..errors import ConnectTimeoutError, EndpointConnectionError, Fault, PersonalizeEventsError, ServiceError
+from .._retry import wait_floor
+from ..errors import (
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    Fault,
+    PersonalizeEventsError,
+    ServiceError,
+)
 from .console import Console
 from .failed import FailedOut
 from .feed import MAX_LINE_BYTES, InputReadError, Line, LineFeed
 from .lines import LineError, as_input, line_members, parse_line, raw_record
+from .options import SETUP_WAIT_SECONDS
 from .status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
 
 __all__ = ["Run", "handle_signals"]
@@ -55,7 +74,7 @@ __all__ = ["Run", "handle_signals"]
 _MAX_HELD: Final = 10_000  # records held in partial groups before the oldest group is sent as it is
 _GRACE_SECONDS: Final = 30.0  # after a stop, how long calls in flight may take to finish
 _HALT_SECONDS: Final = 2.0  # after a stop, how long to wait for the reading thread to hand over
-_PROBE_WAIT: Final = 1.0  # the least wait before a batch goes again as a probe (0 with set_testing(True))
+_PROBE_WAIT: Final = 1.0  # the least wait before a held batch (budget empty, set-up wrong) goes again as a probe
 
 
 class Held(NamedTuple):
@@ -70,43 +89,20 @@ Key: TypeAlias = "tuple[Any, ...]"
 
 
 class Batch:
-    """The records of one call: their request members (``key``), and whether a call of theirs is in flight."""
+    """The records of one call: their request members (``key``), and whether its call is at the service now."""
 
     __slots__ = ("flying", "held", "key")
 
     def __init__(self, key: Key, held: list[Held]) -> None:
         self.key = key
         self.held = held
-        self.flying = False  # a call is at the service now (else: queued, or waiting to be sent again)
+        self.flying = False  # its call was made and has not ended: a stop may leave it stored or not
 
     def __iter__(self) -> Iterator[Any]:  # key, held = batch
         return iter((self.key, self.held))
 
     def __len__(self) -> int:
         return len(self.held)
-
-
-class _Outcomes:
-    """What the delivery engine tells the run about each batch."""
-
-    __slots__ = ("_run",)
-
-    def __init__(self, run: Run) -> None:
-        self._run = run
-
-    def sent(self, batch: Batch) -> None:
-        run = self._run
-        run.sent += len(batch.held)
-        run.console.advance(len(batch.held), sum(h.size for h in batch.held))
-
-    def refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
-        self._run._refused(batch, error)
-
-    def held(self, batch: Batch, error: PersonalizeEventsError) -> None:
-        self._run._held(batch, error)
-
-    def unsent(self, batch: Batch, error: PersonalizeEventsError | None) -> None:
-        self._run._not_sent(batch, error)
 
 
 def _lines_text(numbers: Sequence[int]) -> str:
@@ -120,8 +116,49 @@ def _is_unreachable(error: PersonalizeEventsError) -> bool:
     return isinstance(error, (EndpointConnectionError, ConnectTimeoutError))
 
 
+def _condition(error: PersonalizeEventsError) -> str:
+    return str(getattr(error, "code", None) or type(error).__name__)
+
+
+class _ConsoleLog(logging.Handler):
+    """The engine's log lines at INFO and above, on the run's console (its set-up ERROR line, its recovery)."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.say(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+class _Outcomes:
+    """The engine's ``Outcomes`` for a run: each batch's end, handed to the run's own bookkeeping."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def sent(self, batch: Batch) -> None:
+        self.run._on_sent(batch)
+
+    def refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        self.run._on_refused(batch, error)
+
+    def held(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        self.run._on_held(batch, error)
+
+    def unsent(self, batch: Batch, error: PersonalizeEventsError | None) -> None:
+        self.run._on_unsent(batch, error)
+
+
 class Run:
-    """One run: lines in, calls out, every record accounted for; ``client`` None for a dry run."""
+    """One run: lines in, calls out, every record accounted for; ``client`` None for a dry run.
+
+    ``deadline``: seconds after the start past which a failed batch is not
+    sent again; ``setup_wait``: how long a set-up error may hold the records
+    (intake paused) before the run stops.
+    """
 
     def __init__(
         self,
@@ -135,6 +172,7 @@ class Run:
         concurrency: int,
         rate: float | AcquireLimit | None,
         deadline: float | None = None,
+        setup_wait: float = SETUP_WAIT_SECONDS,
     ) -> None:
         self.op = op
         self.resource = resource
@@ -144,43 +182,42 @@ class Run:
         failed.on_error = self._failed_out_failed
         self.dry_run = client is None
         self.members = line_members(op)
-        self.call: Callable[..., Any] | None = getattr(client, op.snake_name) if client is not None else None
-        self.policy: RetryPolicy | None = client.retry_policy if client is not None else None
+        self.call: Any = getattr(client, op.snake_name) if client is not None else None
         self.deadline_seconds = deadline
+        self.setup_wait = setup_wait
         if isinstance(rate, (int, float)):
-            self.limiter: AcquireLimit | None = RateLimiter(rate) if rate else None
+            limiter: AcquireLimit | None = RateLimiter(rate) if rate else None
         else:
-            self.limiter = rate  # a shared limiter (--rate-limiter), used as it is
-        self.engine: Delivery[Batch] | None = None
-        if self.policy is not None:
-            self.engine = Delivery(
-                self._send,
-                _Outcomes(self),
-                policy=self.policy,
-                max_concurrency=concurrency,
-                limiter=self.limiter,
-                min_wait=wait_floor(_PROBE_WAIT),
-                name=f"aiopersonalize-events {op.name}",
-            )
+            limiter = rate  # a shared limiter (--rate-limiter), used as it is
+        self.log = logging.getLogger(f"aiopersonalize_events.cli.{op.snake_name}")
+        self.log.propagate = False
+        self.log.handlers[:] = [_ConsoleLog(console)]
+        self.delivery: Delivery[Batch] | None = None
+        if client is not None:
+            self.delivery = Delivery(
+                self._send, _Outcomes(self), policy=client.retry_policy, max_concurrency=concurrency,
+                limiter=limiter, min_wait=wait_floor(_PROBE_WAIT), name=op.cli_name, logger=self.log,
+            )  # fmt: skip
         self.grouper: Grouper[Key, Held] = Grouper(op.records_per_call, max_records=_MAX_HELD)
         self.taken: deque[Line] = deque()  # read, not yet parsed
-        self.ready: deque[Batch] = deque()  # cut from the grouper, waiting for room in the engine
+        self.ready: deque[Batch] = deque()  # cut from the grouper, not yet given to the engine
         self.sent = self.valid = self.calls = 0
         self.retries = 0  # attempts after the first: the client's within a call, and batches sent again
         self.reached = False  # the service answered a call (accepted or refused): the endpoint is reachable
         self.stopping = False
-        self.stop_reason: str | None = None  # why intake stopped at once (a signal, a fatal refusal)
-        self.stop_retryable = True  # whether what a stop leaves unsent may succeed if sent again as it is
+        self.stop_reason: str | None = None  # why intake stopped at once (a signal, a set-up error, no endpoint)
         self.end_reason: str | None = None  # why intake ended early, sending what it had read
         self.signal_status: int | None = None
         self.exit_override: int | None = None
         self.hurry = asyncio.Event()
+        self.resumed = asyncio.Event()  # set when a set-up error is fixed (or the run stops): intake goes on
+        self.setup_timer: asyncio.TimerHandle | None = None
         self.intake_task: asyncio.Task[None] | None = None
 
     async def go(self) -> None:
         """Read, check, group and send until the input ends or a stop; then settle everything."""
-        if self.deadline_seconds is not None and self.engine is not None:  # no re-send after it
-            self.engine.deadline = asyncio.get_running_loop().time() + self.deadline_seconds
+        if self.deadline_seconds is not None and self.delivery is not None:
+            self.delivery.deadline = asyncio.get_running_loop().time() + self.deadline_seconds
         self.feed.start()
         task = self.intake_task = asyncio.create_task(self._intake())
         await asyncio.wait([task])
@@ -188,6 +225,8 @@ class Run:
             error = task.exception()
             if error is not None:
                 raise error
+        if self.setup_timer is not None:
+            self.setup_timer.cancel()
         if self.stopping:
             await self._wind_down()
 
@@ -209,12 +248,12 @@ class Run:
             while taken:
                 self._take(taken.popleft())
                 if self.ready:
-                    await self._launch_ready()
+                    await self._submit_ready()
             await asyncio.sleep(0)  # let the calls in flight run between pieces of input
         self.ready.extend(Batch(key, held) for key, held in self.grouper.cut())
-        await self._launch_ready()
-        if self.engine is not None:
-            await self.engine.drain()
+        await self._submit_ready()
+        if self.delivery is not None:
+            await self.delivery.drain()
 
     def _take(self, line: Line) -> None:
         """Parse one line: count it (dry run), hold its record, or write it to --failed-out with the reason."""
@@ -257,23 +296,23 @@ class Run:
         if not self.failed.write(number, reason, record, text, retryable=retryable):
             self.console.problem("records not kept", f"line {number}: not kept (--failed-out failed): {reason}")
 
-    # calls -----------------------------------------------------------------------------------------------------------
+    # calls: the engine makes them and tells us how each batch ended (sent, refused, held, unsent) -----------------
 
-    async def _launch_ready(self) -> None:
-        """Hand each ready batch to the engine, once it has room (so that intake waits for the calls)."""
+    async def _submit_ready(self) -> None:
+        """Give each ready batch to the engine when a call could start at once; paused while the set-up is wrong."""
+        delivery = self.delivery
         ready = self.ready
-        engine = self.engine
-        if engine is None:  # a dry run sends nothing
-            return
-        while ready:
-            await engine.room()
+        while ready and delivery is not None:
+            while delivery.setup_errors and not self.stopping:
+                self.resumed.clear()
+                await self.resumed.wait()
+            await delivery.room()
             if self.stopping:
                 return
-            engine.submit(ready.popleft())
+            delivery.submit(ready.popleft())
 
     async def _send(self, batch: Batch) -> None:
-        """The engine's send: one call for a batch; the client's own retries are counted."""
-        assert self.call is not None
+        """One call for ``batch`` (the engine's ``send``): counted, and its request built here."""
         key, held = batch
         request: dict[str, Any] = {
             self.op.resource_field: self.resource,
@@ -285,55 +324,71 @@ class Run:
         try:
             meta = await self.call(**request)
         except asyncio.CancelledError:
-            raise  # still flying: it is reported as interrupted while in flight
-        except PersonalizeEventsError as exc:
+            raise  # still flying: the service may or may not have stored it
+        except PersonalizeEventsError as error:
             batch.flying = False
-            self.retries += max(0, exc.attempts - 1)
-            self.reached = self.reached or isinstance(exc, ServiceError)
-            raise
-        except BaseException:
-            batch.flying = False
+            self.retries += max(0, error.attempts - 1)
+            self.reached = self.reached or isinstance(error, ServiceError)
             raise
         batch.flying = False
         self.reached = True
         self.retries += getattr(meta, "retry_attempts", 0)
 
-    def _held(self, batch: Batch, error: PersonalizeEventsError) -> None:
-        """A batch will be sent again: count it; a set-up error, or an endpoint never reached, stops the run."""
-        self.retries += 1
-        if self.stopping:
-            return
-        if error.fault is Fault.SETUP:
-            code = getattr(error, "code", None) or type(error).__name__
-            self.console.problem("refused records", f"{_lines_text([h.number for h in batch.held])}: {error}")
-            self.stop(f"stopped after {code}", retryable=False)
-        elif _is_unreachable(error) and not self.reached:
-            self.stop(f"stopped: the endpoint cannot be reached ({type(error).__name__})", retryable=True)
+    def _on_sent(self, batch: Batch) -> None:
+        """The engine: the service accepted ``batch``."""
+        self.sent += len(batch)
+        self.console.advance(len(batch), sum(h.size for h in batch.held))
+        delivery = self.delivery
+        if self.setup_timer is not None and delivery is not None and not delivery.setup_errors:
+            self.setup_timer.cancel()  # fixed: calls get through again
+            self.setup_timer = None
+            self.resumed.set()
 
-    def _not_sent(self, batch: Batch, error: PersonalizeEventsError | None) -> None:
-        """The engine stopped, or the deadline passed, with ``batch`` unsent: to --failed-out with why."""
-        if batch.flying:
-            self._unsent(
-                batch, "interrupted while in flight: the service may or may not have stored it", retryable=True
-            )
-        elif error is not None and (not self.stopping or error.fault is Fault.SETUP or _is_unreachable(error)):
-            retryable = self.stop_retryable if self.stopping else True  # past --deadline: may succeed later
-            self._unsent(batch, str(error), retryable=retryable)
-        else:
-            self._unsent(batch, f"not sent: {self.stop_reason or 'interrupted'}", retryable=self.stop_retryable)
-
-    def _refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
+    def _on_refused(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        """The engine: the service refused these records for good."""
         key, held = batch
         reason = str(error)
         self.console.problem("refused records", f"{_lines_text([h.number for h in held])}: not accepted: {reason}")
         for h in held:
-            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=error.retryable)
+            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=False)
         self.console.advance(len(held), sum(h.size for h in held))
 
-    def _unsent(self, batch: Batch, reason: str, *, retryable: bool) -> None:
+    def _on_held(self, batch: Batch, error: PersonalizeEventsError) -> None:
+        """The engine: ``batch`` will be sent again; a set-up error pauses intake, an endpoint never reached stops."""
+        self.retries += 1
+        if self.stopping:
+            return
+        loop = asyncio.get_running_loop()
+        if _is_unreachable(error) and not self.reached:
+            reason = f"stopped: the endpoint cannot be reached ({type(error).__name__})"
+            loop.call_soon(self.stop, reason)  # not from inside the engine's own bookkeeping
+        elif error.fault is Fault.SETUP and self.setup_timer is None:
+            wait = self.setup_wait
+            deadline = None if self.delivery is None else self.delivery.deadline
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - loop.time()))
+            self.console.say(
+                f"the run waits up to {wait:g}s for this to be fixed (--setup-wait), reading no more input "
+                "meanwhile; then it stops and what was read and not sent is kept (Ctrl-C stops now)"
+            )
+            self.setup_timer = loop.call_later(wait, self._setup_not_fixed, error)
+
+    def _on_unsent(self, batch: Batch, error: PersonalizeEventsError | None) -> None:
+        """The engine: it stopped (or the deadline passed) with ``batch`` not delivered."""
+        if batch.flying:
+            reason = "interrupted while in flight: the service may or may not have stored it"
+        elif self.stopping and (error is None or error.fault is not Fault.SETUP):
+            reason = f"not sent: {self.stop_reason or 'interrupted'}"
+        elif error is not None and error.fix:
+            reason = f"{error} (not sent: {self.stop_reason or 'past --deadline'}; to fix: {error.fix})"
+        else:
+            reason = str(error) if error is not None else "not sent"
+        self._unsent(batch, reason)
+
+    def _unsent(self, batch: Batch, reason: str) -> None:
         key, held = batch
         for h in held:
-            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=retryable)
+            self._keep(h.number, reason, as_input(self.op, key, h.record), retryable=True)
         self.console.advance(len(held), sum(h.size for h in held))
 
     def _unread(self, line: Line, reason: str) -> None:
@@ -349,29 +404,33 @@ class Run:
             record = text if line.partial else raw_record(text)
         if line.partial:
             reason += " (only the start of this line was read)"
-        self._keep(line.number, reason, record, text, retryable=self.stop_retryable and not line.partial)
+        self._keep(line.number, reason, record, text, retryable=not line.partial)
         self.console.advance(1, line.size)
 
     # stopping --------------------------------------------------------------------------------------------------------
 
-    def stop(self, reason: str, *, retryable: bool = True) -> None:
-        """Stop intake at once (a signal, or an error every record would meet); the rest is settled by ``go``.
+    def stop(self, reason: str) -> None:
+        """Stop intake at once (a signal, a set-up error not fixed in time, no endpoint); ``go`` settles the rest.
 
-        ``retryable`` says whether the records left unsent may succeed when sent again as they are
-        (after a signal or an unreachable endpoint, yes; after a 404 or 403, not without a change).
-        Batches waiting to be sent again are not: they are cancelled at once.
+        What is left unsent may succeed when sent again as it is (after the
+        set-up is fixed, for a set-up error): ``--failed-out`` marks it
+        retryable. Batches waiting to be sent again are not: they are unsent now.
         """
         if self.stopping:
             return
         self.stopping = True
         self.stop_reason = reason
-        self.stop_retryable = retryable
+        self.resumed.set()
         self.feed.stop()
         task = self.intake_task
         if task is not None and not task.done():
             task.cancel()
-        if self.engine is not None:
-            self.engine.halt()  # batches queued or waiting to be sent again: not sent, at once
+
+    def _setup_not_fixed(self, error: PersonalizeEventsError) -> None:
+        self.setup_timer = None
+        delivery = self.delivery
+        if delivery is not None and delivery.setup_errors:
+            self.stop(f"stopped after {_condition(delivery.setup_errors[0])}")
 
     def on_signal(self, reason: str, status: int) -> None:
         """SIGINT or SIGTERM: the first stops intake; the next one stops waiting for the calls in flight."""
@@ -379,12 +438,10 @@ class Run:
             self.signal_status = status
         if self.stopping:
             self.hurry.set()
-            if self.engine is not None:
-                self.engine.hurry()
             self.console.say("stopping now")
             return
         where = "goes to --failed-out" if self.failed.path else "is counted in the summary"
-        flying = self.engine.in_flight if self.engine is not None else 0
+        flying = 0 if self.delivery is None else self.delivery.in_flight
         self.console.say(
             f"{reason}: reading no more input; finishing {flying} call(s) in flight; "
             f"what was read and not sent {where} (again to stop at once)"
@@ -407,18 +464,25 @@ class Run:
     async def _wind_down(self) -> None:
         """After a stop: nothing more is read; what was read and not sent is written; calls in flight end (bounded)."""
         reason = f"not sent: {self.stop_reason}"
-        retryable = self.stop_retryable
         await self.feed.halt(_HALT_SECONDS)
         ready, self.ready = self.ready, deque()
         for batch in [*ready, *(Batch(key, held) for key, held in self.grouper.cut())]:
-            self._unsent(batch, reason, retryable=retryable)
+            self._unsent(batch, reason)
         taken, self.taken = self.taken, deque()
         for line in [*taken, *self.feed.drain()]:
             self._unread(line, reason)
-        if self.engine is not None:
-            if self.hurry.is_set():
-                self.engine.hurry()
-            await self.engine.stop(_GRACE_SECONDS)  # calls in flight may end; then they are cancelled
+        delivery = self.delivery
+        if delivery is None:
+            return
+        stopping = asyncio.create_task(delivery.stop(_GRACE_SECONDS))  # waiting batches are unsent at once
+        hurry = asyncio.create_task(self.hurry.wait())
+        try:
+            await asyncio.wait([stopping, hurry], return_when=asyncio.FIRST_COMPLETED)
+            if not stopping.done():
+                delivery.hurry()  # a second signal: cancel the calls in flight now
+            await stopping
+        finally:
+            hurry.cancel()
 
     # the end ---------------------------------------------------------------------------------------------------------
 

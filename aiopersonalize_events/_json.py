@@ -21,7 +21,7 @@ caller rules out with ``float_agrees``.
 *flat* dict (str keys; values str, bool, None, a 64-bit int, or a float that
 ``float_agrees``) goes through orjson, which writes such values exactly as
 the stdlib does (checked for every code point and the float edges in
-``tests/test_json.py``); for anything else, nested values included, it
+``tests/shapes/test_json.py``); for anything else, nested values included, it
 answers None and ``dumps`` does it. The one-pass check costs less than a third of what orjson saves on
 the flat mappings the README's examples (and most events) carry.
 """

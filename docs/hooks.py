@@ -1,6 +1,6 @@
 """MkDocs hook: show a snippet's fragment marker to the reader.
 
-A fenced block on these pages is either run by ``tests/test_readme.py`` (marked
+A fenced block on these pages is either run by ``tests/package/test_package_readme.py`` (marked
 ``<!-- runnable -->``, invisible) or marked ``<!-- fragment: WHAT IT ASSUMES -->``.
 The HTML comment alone would be invisible on the site; this hook turns it into a
 short note above the block, so a reader knows what to add before running it.

@@ -48,7 +48,7 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 @pytest.fixture
 def collect_after() -> Iterator[None]:
     """Recorders a test leaves behind (some on purpose, with events left in their spool) go before the
-    next test: a test that reads every live recorder's gauges (tests/test_telemetry.py) sees only its own.
+    next test: a test that reads every live recorder's gauges (tests/telemetry/test_telemetry.py) sees only its own.
     Modules that leave recorders use it for every test (``pytestmark``)."""
     yield
     gc.collect()

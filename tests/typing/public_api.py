@@ -1,4 +1,5 @@
-"""The public API as users write it. Type-checked with ``mypy --strict`` by tests/test_typing.py, never run.
+"""The public API as users write it, type-checked with ``mypy --strict`` and never run
+(by tests/package/test_package_typing.py).
 
 Each ``# type: ignore[...]`` marks a misuse that must stay a type error:
 ``--strict`` includes ``--warn-unused-ignores``, so if a signature loosened

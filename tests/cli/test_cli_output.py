@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cli_support import emulator_fixture, shared_emulator_fixture  # noqa: F401 (the fixtures emulator and shared_emulator: imported, pytest finds them)
-from test_cli_run import ARN, item_lines, read_jsonl, write_lines
+from _cli_support import ARN, emulator_fixture, read_jsonl, shared_emulator_fixture, write_lines  # noqa: F401 (the fixtures emulator and shared_emulator: imported, pytest finds them)
+from test_cli_run import item_lines
 
 from aiopersonalize_events.cli import main
 from aiopersonalize_events.cli.console import Console

@@ -14,12 +14,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli_run import ARN, item_lines, read_jsonl, write_lines
+from _cli_support import ARN, emulator_fixture, read_jsonl, shared_emulator_fixture, write_lines  # noqa: F401 (the fixtures emulator and shared_emulator: imported, pytest finds them)
+from test_cli_run import item_lines
 
 from aiopersonalize_events.cli import main
 from aiopersonalize_events.cli.console import Console
@@ -27,21 +27,6 @@ from aiopersonalize_events.cli.failed import FailedOut
 from aiopersonalize_events.emulator import Emulator
 
 _TIMEOUT = 60.0
-
-
-@pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[Emulator]:
-    """One emulator for the module, served from a background thread so that subprocesses can reach it."""
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def emulator(shared_emulator: Emulator) -> Emulator:
-    """The shared emulator, emptied and without faults."""
-    shared_emulator.reset()
-    shared_emulator.faults = None
-    return shared_emulator
 
 
 def run(args: list[str], *, cwd: Path, shell_redirect: str = "", **popen: Any) -> subprocess.CompletedProcess[bytes]:

@@ -12,11 +12,21 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli_support import (  # noqa: F401 (the fixtures emulator and shared_emulator: imported, pytest finds them)
+    _TIMEOUT,
+    ARN,
+    cli,
+    emulator_fixture,
+    item_lines,
+    read_jsonl,
+    shared_emulator_fixture,
+    write_lines,
+)
 
 from aiopersonalize_events import PersonalizeEventsClient
 from aiopersonalize_events import _operations as ops
@@ -28,48 +38,7 @@ from aiopersonalize_events.cli.run import Run
 from aiopersonalize_events.emulator import Emulator, Faults
 from aiopersonalize_events.errors import EndpointConnectionError
 
-ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/cli/ITEMS"
 CLOSED = "http://127.0.0.1:9"  # nothing listens there: connection refused
-_TIMEOUT = 120.0
-
-
-@pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[Emulator]:
-    """One emulator for the module, served from a background thread (reachable from subprocesses and main())."""
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def emulator(shared_emulator: Emulator) -> Emulator:
-    """The shared emulator, emptied and without faults."""
-    shared_emulator.reset()
-    shared_emulator.faults = None
-    return shared_emulator
-
-
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m aiopersonalize_events ARGS`` without the machine's AWS settings."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    environ.update({"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(cwd / "none")})
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "aiopersonalize_events", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environ,
-        timeout=_TIMEOUT,
-    )
-
-
-def write_lines(path: Path, lines: Sequence[str]) -> Path:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def event_lines(count: int, sessions: int = 7) -> list[str]:
@@ -77,10 +46,6 @@ def event_lines(count: int, sessions: int = 7) -> list[str]:
         json.dumps({"sessionId": f"s{i % sessions}", "eventType": "click", "sentAt": 1700000000, "itemId": f"i{i}"})
         for i in range(count)
     ]
-
-
-def item_lines(count: int) -> list[str]:
-    return [json.dumps({"itemId": f"item-{i}"}) for i in range(count)]
 
 
 # --- retries: --max-attempts, and the command line's own retry of retryable failures within --deadline --------------

@@ -10,35 +10,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli_support import ARN, _Terminal, emulator_fixture, read_jsonl, shared_emulator_fixture, write_lines  # noqa: F401 (the fixtures emulator and shared_emulator: imported, pytest finds them)
 
 from aiopersonalize_events import _operations as ops
 from aiopersonalize_events.cli import EXIT_INTERRUPTED, LineError, build_parser, main, parse_line
 from aiopersonalize_events.cli.console import Console
 from aiopersonalize_events.emulator import Emulator, Faults
 
-ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/cli/ITEMS"
 USERS_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/cli/USERS"
 _TIMEOUT = 60.0
-
-
-@pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[Emulator]:
-    """One emulator for the module, served from a background thread so that subprocesses can reach it."""
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def emulator(shared_emulator: Emulator) -> Emulator:
-    """The shared emulator, emptied and without faults."""
-    shared_emulator.reset()
-    shared_emulator.faults = None
-    return shared_emulator
 
 
 def cli(*args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None) -> Any:
@@ -52,15 +36,6 @@ def cli(*args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | N
         env=env,
         timeout=_TIMEOUT,
     )
-
-
-def write_lines(path: Path, lines: Sequence[str]) -> Path:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def item_lines(count: int, *, broken_at: int | None = None) -> list[str]:
@@ -419,11 +394,6 @@ def test_importing_the_package_does_not_import_the_cli() -> None:
         "assert 'aiopersonalize_events.cli' not in sys.modules; assert 'tqdm' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=_TIMEOUT)
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 
 def test_progress_bar_only_on_a_terminal_and_not_with_no_progress() -> None:

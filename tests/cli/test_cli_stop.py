@@ -14,33 +14,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from _cli_support import ARN, emulator_fixture, read_jsonl, shared_emulator_fixture  # noqa: F401 (the fixtures emulator and shared_emulator: imported, pytest finds them)
 
 from aiopersonalize_events.emulator import Emulator
 
-ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/cli/ITEMS"
 _TIMEOUT = 60.0
 _PROMPTLY = 15.0  # seconds a stopped run may take to exit (it needs well under one)
-
-
-@pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[Emulator]:
-    """One emulator for the module, served from a background thread so that subprocesses can reach it."""
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def emulator(shared_emulator: Emulator) -> Emulator:
-    """The shared emulator, emptied and without faults."""
-    shared_emulator.reset()
-    shared_emulator.faults = None
-    return shared_emulator
 
 
 def item_lines(start: int, count: int) -> bytes:
@@ -84,10 +68,6 @@ def finish(process: subprocess.Popen[bytes], stdin: IO[bytes]) -> int:
     finally:
         with contextlib.suppress(BrokenPipeError):
             stdin.close()
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def not_read_from(stderr: str) -> int:

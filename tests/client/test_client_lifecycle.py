@@ -11,35 +11,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _lifecycle_support import HANG_GUARD, TRACKER, _client, _event
 
 from aiopersonalize_events import (
     ClientConfig,
     ClientStateError,
     Credentials,
-    Event,
     PersonalizeEventsClient,
     PersonalizeEventsError,
     PoolTimeoutError,
     ValidationError,
 )
 from aiopersonalize_events.emulator import Emulator, Faults
-
-TRACKER = "tracker-r2"
-HANG_GUARD = 20.0
-
-
-def _client(emulator: Emulator, **config: Any) -> PersonalizeEventsClient:
-    return PersonalizeEventsClient(
-        region="us-east-1",
-        endpoint_url=emulator.endpoint_url,
-        credentials=Credentials("AKIDR2", "r2-secret"),
-        config=ClientConfig(**config),
-    )
-
-
-def _event(n: int) -> Event:
-    return Event(event_type="click", sent_at=1_700_000_000 + n, event_id=f"e{n}")
-
 
 # -- the client's own misuse is a library error -------------------------------------------------------------
 

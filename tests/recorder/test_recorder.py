@@ -10,10 +10,13 @@ import tracemalloc
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _recorder_support import (
+    _no_retry_waits,  # noqa: F401 (an autouse fixture: imported, it applies here)
+    emulator_client,
+)
 from _scripted_server import ScriptedServer
 
 from aiopersonalize_events import (
@@ -37,20 +40,7 @@ TRACKER = "tracker-1"
 pytestmark = pytest.mark.usefixtures("collect_after")
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits(retry_testing: None) -> None:
-    """Every test here runs with the package's testing switch on: no backoff waits."""
-
-
-@pytest.fixture
-async def client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
-    async with PersonalizeEventsClient(
-        region="us-east-1",
-        endpoint_url=emulator.endpoint_url,
-        credentials=Credentials("AKIDRECORDER", "recorder-secret"),
-        config=ClientConfig(max_attempts=2, retry_budget=1_000_000),
-    ) as c:
-        yield c
+client_fixture = emulator_client("AKIDRECORDER", "recorder-secret")
 
 
 def _event(i: int, **kw: Any) -> Event:

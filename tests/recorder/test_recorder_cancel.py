@@ -7,63 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from _cancel_support import CANCELS, HANG_GUARD, TRACKER, _cancel_after, _client, _examples, _faults, library_tasks
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aiopersonalize_events import (
-    ClientConfig,
-    Credentials,
     Event,
     PersonalizeEventsClient,
 )
 from aiopersonalize_events.emulator import Emulator, Faults
-
-TRACKER = "tracker-cancel"
-HANG_GUARD = 30.0
-CANCELS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-_examples = iter(range(10**9))  # a fresh id prefix for every example: emulators are per example anyway
-
-
-def library_tasks() -> list[asyncio.Task[Any]]:
-    """Tasks running the library's own coroutines (recorder loop and deliveries, batching calls)."""
-    found = []
-    for task in asyncio.all_tasks():
-        code = getattr(task.get_coro(), "cr_code", None)
-        filename = code.co_filename if code is not None else ""
-        in_library = (
-            f"{os.sep}aiopersonalize_events{os.sep}" in filename and f"{os.sep}emulator{os.sep}" not in filename
-        )
-        if in_library or task.get_name() == "aiopersonalize_events-recorder":
-            found.append(task)
-    return found
-
-
-def _client(emu: Emulator) -> PersonalizeEventsClient:
-    return PersonalizeEventsClient(
-        region="us-east-1",
-        endpoint_url=emu.endpoint_url,
-        credentials=Credentials("AKIDCANCEL", "cancel-secret"),
-        config=ClientConfig(max_attempts=3, backoff_base=0.005, backoff_max=0.02),
-    )
-
-
-async def _cancel_after(task: asyncio.Task[Any], delay: float) -> bool:
-    """Cancel ``task`` after ``delay`` seconds; True when it was cancelled, False when it had finished."""
-    await asyncio.sleep(delay)
-    cancelled = task.cancel()
-    # wait() rather than awaiting the task: a call that had already failed (say, throttled three times)
-    # must not raise here; the caller reads its outcome
-    done, _ = await asyncio.wait([task], timeout=HANG_GUARD)
-    assert done, "the cancelled task did not end"
-    return cancelled and task.cancelled()
-
-
-def _faults(seed: int) -> Faults:
-    return Faults(throttle=0.3, latency=0.01, seed=seed)
 
 
 @CANCELS

@@ -9,13 +9,12 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
+from _lifecycle_support import HANG_GUARD, TRACKER, _client, _event
 from _scripted_server import ScriptedServer, make_client
 
 from aiopersonalize_events import (
-    ClientConfig,
     Credentials,
     Event,
     PersonalizeEventsClient,
@@ -25,23 +24,6 @@ from aiopersonalize_events import (
     ResourceNotFoundException,
 )
 from aiopersonalize_events.emulator import Emulator
-
-TRACKER = "tracker-r2"
-HANG_GUARD = 20.0
-
-
-def _client(emulator: Emulator, **config: Any) -> PersonalizeEventsClient:
-    return PersonalizeEventsClient(
-        region="us-east-1",
-        endpoint_url=emulator.endpoint_url,
-        credentials=Credentials("AKIDR2", "r2-secret"),
-        config=ClientConfig(**config),
-    )
-
-
-def _event(n: int) -> Event:
-    return Event(event_type="click", sent_at=1_700_000_000 + n, event_id=f"e{n}")
-
 
 # -- the loop ends with the recorder open ----------------------------------------------------------------
 

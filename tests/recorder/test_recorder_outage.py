@@ -8,44 +8,22 @@ import asyncio
 import time
 from typing import Any
 
-import pytest
+from _outage_support import (
+    HANG_GUARD,
+    TRACKER,
+    _client,
+    _event,
+    _no_retry_waits,  # noqa: F401 (an autouse fixture: imported, it applies here)
+    _seen,
+)
 
 from aiopersonalize_events import (
-    ClientConfig,
-    Credentials,
     Event,
-    PersonalizeEventsClient,
     PersonalizeEventsError,
     RecorderClosedError,
     ServiceError,
 )
 from aiopersonalize_events.emulator import Emulator, Faults
-
-TRACKER = "tracker-outage"
-HANG_GUARD = 60.0
-
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits(retry_testing: None) -> None:
-    """Retries here happen at once (the package's testing switch), the worst case for load."""
-
-
-def _client(emu: Emulator, **config: Any) -> PersonalizeEventsClient:
-    client = PersonalizeEventsClient(
-        region="us-east-1",
-        endpoint_url=emu.endpoint_url,
-        credentials=Credentials("AKIDOUTAGE", "outage-secret"),
-        config=ClientConfig(**config),
-    )
-    return client
-
-
-def _event(n: int) -> Event:
-    return Event(event_type="click", sent_at=1_700_000_000 + n, event_id=f"e{n}")
-
-
-def _seen(emu: Emulator) -> int:
-    return sum(emu.calls.values())
 
 
 async def test_the_recorder_rides_out_an_outage_and_delivers_everything_after(emulator: Emulator) -> None:

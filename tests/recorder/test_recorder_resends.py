@@ -5,35 +5,15 @@ Retry-After; a non-retryable error is not re-sent.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+from _lifecycle_support import HANG_GUARD, TRACKER, _client, _event
 from _scripted_server import ScriptedServer, make_client
 
 from aiopersonalize_events import (
     ClientConfig,
-    Credentials,
-    Event,
     ManualClock,
-    PersonalizeEventsClient,
 )
 from aiopersonalize_events.emulator import Emulator, Faults
-
-TRACKER = "tracker-r2"
-HANG_GUARD = 20.0
-
-
-def _client(emulator: Emulator, **config: Any) -> PersonalizeEventsClient:
-    return PersonalizeEventsClient(
-        region="us-east-1",
-        endpoint_url=emulator.endpoint_url,
-        credentials=Credentials("AKIDR2", "r2-secret"),
-        config=ClientConfig(**config),
-    )
-
-
-def _event(n: int) -> Event:
-    return Event(event_type="click", sent_at=1_700_000_000 + n, event_id=f"e{n}")
-
 
 # -- the one retry engine: the recorder spends the client's budget and honours Retry-After -----------------------
 

@@ -14,18 +14,20 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _recorder_support import (
+    _no_retry_waits,  # noqa: F401 (an autouse fixture: imported, it applies here)
+    emulator_client,
+)
 from _scripted_server import ScriptedServer
 
 import aiopersonalize_events.spool.sqlite._file as spool_file
 import aiopersonalize_events.spool.sqlite._segments as spool_segments
 import aiopersonalize_events.spool.sqlite._writer as spool_writer
 from aiopersonalize_events import (
-    ClientConfig,
     Credentials,
     Event,
     EventRecorder,
@@ -44,20 +46,7 @@ ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml"
 pytestmark = pytest.mark.usefixtures("collect_after")
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits(retry_testing: None) -> None:
-    """Every test here runs with the package's testing switch on: no backoff waits."""
-
-
-@pytest.fixture
-async def client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
-    async with PersonalizeEventsClient(
-        region="us-east-1",
-        endpoint_url=emulator.endpoint_url,
-        credentials=Credentials("AKIDSPOOL", "spool-secret"),
-        config=ClientConfig(max_attempts=2, retry_budget=1_000_000),
-    ) as c:
-        yield c
+client_fixture = emulator_client("AKIDSPOOL", "spool-secret")
 
 
 @pytest.fixture

@@ -14,13 +14,16 @@ import asyncio
 import pickle
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _recorder_support import (
+    _no_retry_waits,  # noqa: F401 (an autouse fixture: imported, it applies here)
+    emulator_client,
+)
 
-from aiopersonalize_events import ClientConfig, Credentials, EventRecorder, PersonalizeEventsClient, SqliteSpool
+from aiopersonalize_events import EventRecorder, PersonalizeEventsClient, SqliteSpool
 from aiopersonalize_events.emulator import Emulator
 
 TRACKER = "tracker-rows"
@@ -28,20 +31,7 @@ TRACKER = "tracker-rows"
 pytestmark = pytest.mark.usefixtures("collect_after")
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits(retry_testing: None) -> None:
-    """No backoff waits."""
-
-
-@pytest.fixture
-async def client(emulator: Emulator) -> AsyncIterator[PersonalizeEventsClient]:
-    async with PersonalizeEventsClient(
-        region="us-east-1",
-        endpoint_url=emulator.endpoint_url,
-        credentials=Credentials("AKIDROWS", "rows-secret"),
-        config=ClientConfig(max_attempts=2, retry_budget=1_000_000),
-    ) as c:
-        yield c
+client_fixture = emulator_client("AKIDROWS", "rows-secret")
 
 
 def _members(event_id: str, sent_at: Any = 1_700_000_000.0, impression: Any = None) -> tuple[Any, ...]:

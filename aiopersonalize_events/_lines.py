@@ -1,13 +1,23 @@
-"""A record given as one JSON object in the service's camelCase shape, with the request members it carries.
+"""The one codec of a line: a record as one JSON object in the service's camelCase shape, with its request members.
 
-The one reader behind the command line's JSON Lines (``cli.lines``) and the
-Redis stream entries (``redis._entries``, which hold such lines): the
-strict JSON decoder (no ``NaN`` or ``Infinity``), the request members a line
-carries besides its record (``sessionId`` and ``userId`` for ``PutEvents``),
-checked as the request checks them, and the record built by
-``serde.from_wire``, which validates it. A failure is a ``RecordError`` whose
-``reason`` names the member in camelCase, as the line spells it; each caller
-turns it into its own error.
+A line is what ``aiopersonalize-events put-events`` (and the other
+``put-*`` commands) read: the record's wire form (``serde.to_wire``) and the
+request members it is sent with besides its resource, ``sessionId`` and
+optional ``userId`` for ``PutEvents``, first. Every user writes and reads it
+here: the command line's JSON Lines (``cli.lines``), the Redis stream entries
+(``redis._entries``), the SQLite spool's dead letters and ``spool
+export-failed``/``retry-failed`` (``event_line``/``line_event``).
+
+Writing: ``encode`` for a record of any operation, ``event_line`` the same
+bytes for an event (the spool's path: one call per event). Reading:
+``decode_json`` (strict JSON: no ``NaN`` or ``Infinity``), ``read_line``
+(an object; the request members checked as the request checks them; the
+record built by ``serde.from_wire``, which validates it) and ``line_event``
+for a stored event. Member order is not part of the format: lines written
+before 2026-12 with ``sessionId``/``userId`` after the event (dead letters)
+read the same. A failure is a ``RecordError`` whose ``reason`` names the
+member in camelCase, as the line spells it; each caller turns it into its
+own error.
 """
 
 from __future__ import annotations
@@ -21,7 +31,9 @@ import attrs
 from . import _limits as L
 from . import _operations as ops
 from . import serde
+from ._json import dumps_wire, float_agrees
 from ._naming import camel
+from ._shapes import Event
 from ._validators import check_optional_text, check_text
 from .errors import ValidationError
 
@@ -29,8 +41,13 @@ __all__ = [
     "STRICT_JSON",
     "Member",
     "RecordError",
+    "decode_json",
+    "encode",
+    "event_line",
+    "line_event",
     "line_members",
     "members",
+    "read_line",
     "reason",
     "take_members",
     "to_line",
@@ -128,3 +145,55 @@ def to_line(op: ops.Operation, values: tuple[Any, ...], record: Any) -> dict[str
     }
     line.update(serde.to_wire(record))
     return line
+
+
+def encode(op: ops.Operation, record: Any, members: tuple[Any, ...] = ()) -> bytes:
+    """The line of ``record`` of ``op`` (validated already) and its request members, as compact UTF-8 JSON."""
+    floats_agree = all(float_agrees(getattr(record, name)) for name in op.record_floats)
+    return dumps_wire(to_line(op, members, record), floats_agree)
+
+
+def event_line(event: Event, session_id: str, user_id: str | None) -> bytes:
+    """``encode`` for an Event with its session and user, byte for byte (one call per event: no table walked)."""
+    line: dict[str, Any] = {"sessionId": session_id}
+    if user_id is not None:
+        line["userId"] = user_id
+    line.update(serde.to_wire(event))
+    return dumps_wire(line, float_agrees(event.event_value))
+
+
+def decode_json(text: str | bytes) -> Any:
+    """The JSON value of one line, strictly (no ``NaN``/``Infinity``), or ``RecordError`` saying why not."""
+    try:
+        return STRICT_JSON.decode(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except UnicodeDecodeError:
+        raise RecordError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        # some of json's messages end in "at" already ("Unterminated string starting at")
+        where = "column" if exc.msg.endswith(" at") else "at column"
+        raise RecordError(f"not valid JSON ({exc.msg} {where} {exc.colno})") from None
+    except ValueError as exc:  # NaN or Infinity
+        raise RecordError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise RecordError("not valid JSON (nested too deeply)") from None
+
+
+def read_line(op: ops.Operation, text: str | bytes, *, null_is_missing: bool = False) -> tuple[Any, tuple[Any, ...]]:
+    """The record of ``op`` and its request members' values from one line, or ``RecordError`` saying why not."""
+    data = decode_json(text)
+    if type(data) is not dict:
+        raise RecordError("must be a JSON object")
+    values = take_members(op, data, null_is_missing=null_is_missing)
+    return to_record(op, data), values
+
+
+def line_event(line: str | bytes) -> tuple[Event, str, str | None]:
+    """An event, its session and user from a stored line (a dead letter: checked again, the file is outside
+    our process); ``ValidationError`` naming the line when it is not one, or carries no ``eventId``."""
+    try:
+        event, (session_id, user_id) = read_line(ops.PUT_EVENTS, line, null_is_missing=True)
+    except RecordError as exc:
+        raise ValidationError("line", exc.reason) from None
+    if event.event_id is None:
+        raise ValidationError("eventId", "a stored event must carry its eventId")
+    return event, session_id, user_id

@@ -1,7 +1,7 @@
 """One input line into one validated record: JSON Lines in the service's camelCase shape.
 
-``parse_line`` is the only place a line is checked: strict JSON (no ``NaN``
-or ``Infinity``), an object, the request members the line carries
+``parse_line`` is the only place an input line is checked, with ``_lines``
+(the one line codec): strict JSON (no ``NaN`` or ``Infinity``), an object, the request members the line carries
 (``sessionId``/``userId`` for ``put-events``) checked as the request checks
 them, and the record built by ``serde.from_wire``, which validates it. After
 that the record is trusted: the run groups it and the client sends it.
@@ -10,7 +10,6 @@ that the record is trusted: the run groups it and the client sends it.
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from typing import Any, NamedTuple
 
@@ -78,15 +77,9 @@ def json_type(value: object) -> str:
 
 def _decode(text: str) -> Any:
     try:
-        return _lines.STRICT_JSON.decode(text)
-    except json.JSONDecodeError as exc:
-        # some of json's messages end in "at" already ("Unterminated string starting at")
-        where = "column" if exc.msg.endswith(" at") else "at column"
-        raise LineError(f"not valid JSON ({exc.msg} {where} {exc.colno})", text) from None
-    except ValueError as exc:  # NaN or Infinity
-        raise LineError(f"not valid JSON ({exc})", text) from None
-    except RecursionError:
-        raise LineError("not valid JSON (nested too deeply)", text) from None
+        return _lines.decode_json(text)
+    except _lines.RecordError as exc:
+        raise LineError(exc.reason, text) from None
 
 
 def parse_line(

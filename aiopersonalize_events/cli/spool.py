@@ -325,8 +325,8 @@ def _delete_dead(conn: sqlite3.Connection, letters: list[int]) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
+    from .._lines import line_event
     from ..errors import PersonalizeEventsError
-    from ..spool._lines import line_event
     from ..spool.sqlite._file import transaction
     from ..spool.sqlite._segments import segment_body
 

@@ -18,10 +18,11 @@ import redis.asyncio
 
 from .. import _operations as ops
 from .._batching import _aiter
+from .._lines import encode
 from .._validators import check_optional_text, check_positive_int, check_text
 from ..errors import ValidationError
 from ._connect import connect
-from ._entries import RECORD_FIELD, encode, line_members
+from ._entries import RECORD_FIELD, line_members
 
 __all__ = ["add_records"]
 

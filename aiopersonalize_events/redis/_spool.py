@@ -42,12 +42,13 @@ from typing import Any, Final
 import attrs
 import redis.asyncio
 
+from .._lines import event_line
 from .._shapes import Event
 from .._spool import HandOffListener, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from .._validators import check_positive_int, check_text
 from ..errors import ValidationError
 from ._connect import Backoff, check_url, connect, describe, say_waiting, transient
-from ._entries import RECORD_FIELD, encode_event
+from ._entries import RECORD_FIELD
 
 __all__ = ["RedisSpoolStats", "RedisStreamSpool"]
 
@@ -363,7 +364,7 @@ class RedisStreamSpool:
         pipe = self._redis.pipeline(transaction=False)
         stream, maxlen = self._stream, self._maxlen
         for _, event, session_id, user_id in batch:
-            pipe.xadd(stream, {RECORD_FIELD: encode_event(event, session_id, user_id)}, maxlen=maxlen)
+            pipe.xadd(stream, {RECORD_FIELD: event_line(event, session_id, user_id)}, maxlen=maxlen)
         results: list[Any] = await pipe.execute(raise_on_error=False)
         return results
 

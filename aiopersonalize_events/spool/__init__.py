@@ -5,10 +5,12 @@ Where each concern lives:
 - ``_protocol``: the ``Spool`` contract (its docstring is what every spool
   keeps), ``SpoolBatch``, the listener protocols and the spool errors;
 - ``memory``: ``MemorySpool``, the default (in memory, gone with the process);
-- ``_lines``: the one codec of "an event with its session and user as a
-  ``put-events`` line" (dead letters, the command line);
 - ``sqlite``: ``SqliteSpool``, the spool that outlives the process (loaded
   on first use: importing this package does not import ``sqlite3``).
+
+The line a dead letter keeps (an event with its session and user as a
+``put-events`` input line) is written and read by ``aiopersonalize_events._lines``,
+the one line codec the command line and the Redis streams use too.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from _redis_server import RedisServer, windows
 import aiopersonalize_events.redis as fleet
 from aiopersonalize_events import Credentials, Event, Item, PersonalizeEventsClient, ValidationError
 from aiopersonalize_events import _operations as ops
+from aiopersonalize_events._lines import encode
+from aiopersonalize_events._lines import event_line as encode_event
 from aiopersonalize_events.cli import main
 from aiopersonalize_events.emulator import Emulator
 from aiopersonalize_events.redis import (
@@ -31,7 +33,7 @@ from aiopersonalize_events.redis import (
     limiter_from_url,
     quota_key,
 )
-from aiopersonalize_events.redis._entries import decode, encode, encode_event
+from aiopersonalize_events.redis._entries import decode
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 DATASET = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/ITEMS"

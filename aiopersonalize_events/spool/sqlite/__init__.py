@@ -52,10 +52,10 @@ from typing import Any, Final
 from ... import _limits as L
 from ..._batching import Grouper
 from ..._clock import Clock
+from ..._lines import event_line
 from ..._shapes import Event
 from ..._validators import check_positive_int
 from ...errors import ValidationError
-from .._lines import event_line
 from .._protocol import SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from ._file import SCHEMA_VERSION, Synchronous, connect_spool, describe_sqlite_error
 from ._segments import segment_body

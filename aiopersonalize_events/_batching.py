@@ -302,90 +302,129 @@ async def run_batched(
     for them to end.
     """
     check_positive_int("max_concurrency", max_concurrency)
-    limiter = _limiter(op, requests_per_second)
-    size = op.records_per_call
-    field = op.record_field
-
-    first_request: Any = None
+    calls: _Calls[R] = _Calls(invoke, op, fixed, max_concurrency, _limiter(op, requests_per_second))
     checked = False
     if isinstance(records, Sequence):
         for i, record in enumerate(records):
-            _check_record(op, record, f"{field}[{i}]")
+            _check_record(op, record, f"{op.record_field}[{i}]")
         checked = True
         if records:
-            first_request = op.request(**fixed, **{field: records[:size]})  # checks the fixed members too
-    failures: list[BatchFailure[R]] = []
-    counts = {"sent": 0, "calls": 0}
-    slots = asyncio.Semaphore(max_concurrency)
-    tasks: set[asyncio.Task[None]] = set()
+            calls.first_request = calls.request(records[: op.records_per_call])  # checks the fixed members too
+    try:
+        await _cut_and_send(calls, records, checked)
+        await _all_done(calls.tasks)
+    finally:
+        await calls.cancel()
+    return calls.result()
 
-    async def send(request: Any, chunk: list[R], position: int) -> None:
+
+async def _cut_and_send(calls: _Calls[R], records: Iterable[R] | AsyncIterable[R], checked: bool) -> None:
+    """Pull ``records`` lazily, cut them into chunks of ``records_per_call`` and launch each; a record of the
+    wrong type in a stream (not ``checked``) fails at its position, and a failing input ends the run with
+    ``BatchIncompleteError`` once the calls started have ended."""
+    size = calls.op.records_per_call
+    field = calls.op.record_field
+    chunk: list[R] = []
+    start = 0
+    index = -1
+    try:
+        async for record in _aiter(records):
+            index += 1
+            if not checked:
+                try:
+                    _check_record(calls.op, record, f"{field}[{index}]")
+                except ValidationError as error:
+                    calls.failures.append(BatchFailure((record,), error, index))
+                    continue
+            if not chunk:
+                start = index
+            chunk.append(record)
+            if len(chunk) == size:
+                full, chunk = chunk, []
+                await calls.launch(full, start)
+    except (ValidationError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # the input failed: finish what was started, then say what was done
+        await _all_done(calls.tasks)
+        if chunk:
+            reason = PersonalizeEventsError(f"not sent: the input failed ({type(exc).__name__})")
+            calls.failures.append(BatchFailure(tuple(chunk), reason, start))
+        raise BatchIncompleteError(calls.result(), exc) from exc
+    if chunk:
+        await calls.launch(chunk, start)
+
+
+class _Calls(Generic[R]):
+    """The calls of one ``run_batched``: each chunk's request built once, sent within the concurrency bound and
+    the rate limiter, its outcome counted (``sent``, ``calls``) or kept as a failure; never a record lost."""
+
+    __slots__ = ("calls", "failures", "first_request", "fixed", "invoke", "limiter", "op", "sent", "slots", "tasks")
+
+    def __init__(
+        self,
+        invoke: Callable[[ops.Operation, Any], Awaitable[Any]],
+        op: ops.Operation,
+        fixed: dict[str, Any],
+        max_concurrency: int,
+        limiter: AcquireLimit | None,
+    ) -> None:
+        self.invoke = invoke
+        self.op = op
+        self.fixed = fixed
+        self.limiter = limiter
+        self.first_request: Any = None  # a list's first request, built (and checked) before anything is sent
+        self.failures: list[BatchFailure[R]] = []
+        self.sent = 0
+        self.calls = 0
+        self.slots = asyncio.Semaphore(max_concurrency)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def request(self, chunk: Sequence[R]) -> Any:
+        """The request for ``chunk`` (the first one built checks the fixed members, before any I/O)."""
+        return self.op.request(**self.fixed, **{self.op.record_field: chunk})
+
+    async def launch(self, chunk: list[R], position: int) -> None:
+        """Build the chunk's request, wait for a slot (and the limiter), then send it in a task of its own."""
+        if self.first_request is not None:
+            request, self.first_request = self.first_request, None
+        else:
+            request = self.request(chunk)
+        await self.slots.acquire()
+        if self.limiter is not None:
+            try:
+                await self.limiter.acquire()
+            except BaseException:
+                self.slots.release()
+                raise
+        task = asyncio.create_task(self._send(request, chunk, position))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _send(self, request: Any, chunk: list[R], position: int) -> None:
         try:
-            counts["calls"] += 1
-            await invoke(op, request)
-            counts["sent"] += len(chunk)
+            self.calls += 1
+            await self.invoke(self.op, request)
+            self.sent += len(chunk)
         except PersonalizeEventsError as error:
-            failures.append(BatchFailure(tuple(chunk), error, position))
+            self.failures.append(BatchFailure(tuple(chunk), error, position))
         except Exception as exc:  # a bug, a custom credential provider that raised: never lose the records
             unexpected = PersonalizeEventsError(f"the call failed unexpectedly: {type(exc).__name__}: {exc}")
             unexpected.__cause__ = exc
-            failures.append(BatchFailure(tuple(chunk), unexpected, position))
+            self.failures.append(BatchFailure(tuple(chunk), unexpected, position))
         finally:
-            slots.release()
+            self.slots.release()
 
-    async def launch(chunk: list[R], position: int) -> None:
-        nonlocal first_request
-        if first_request is not None:
-            request, first_request = first_request, None
-        else:
-            request = op.request(**fixed, **{field: chunk})  # the first one checks the fixed members, before I/O
-        await slots.acquire()
-        if limiter is not None:
-            try:
-                await limiter.acquire()
-            except BaseException:
-                slots.release()
-                raise
-        task = asyncio.create_task(send(request, chunk, position))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    chunk: list[R] = []
-    start = 0
-    try:
-        index = -1
-        try:
-            async for record in _aiter(records):
-                index += 1
-                if not checked:
-                    try:
-                        _check_record(op, record, f"{field}[{index}]")
-                    except ValidationError as error:
-                        failures.append(BatchFailure((record,), error, index))
-                        continue
-                if not chunk:
-                    start = index
-                chunk.append(record)
-                if len(chunk) == size:
-                    full, chunk = chunk, []
-                    await launch(full, start)
-        except (ValidationError, asyncio.CancelledError):
-            raise
-        except Exception as exc:  # the input failed: finish what was started, then say what was done
-            await _all_done(tasks)
-            if chunk:
-                reason = PersonalizeEventsError(f"not sent: the input failed ({type(exc).__name__})")
-                failures.append(BatchFailure(tuple(chunk), reason, start))
-            raise BatchIncompleteError(_result(counts, failures), exc) from exc
-        if chunk:
-            await launch(chunk, start)
-        await _all_done(tasks)
-    finally:
-        if tasks:
-            for task in tasks:
+    async def cancel(self) -> None:
+        """Cancel the calls still in flight and wait for them to end."""
+        if self.tasks:
+            for task in self.tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    return _result(counts, failures)
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def result(self) -> BatchResult[R]:
+        """What was done so far, the failures in input order."""
+        self.failures.sort(key=lambda f: f.position)
+        return BatchResult(sent=self.sent, calls=self.calls, failures=tuple(self.failures))
 
 
 async def _all_done(tasks: set[asyncio.Task[None]]) -> None:
@@ -399,8 +438,3 @@ async def _all_done(tasks: set[asyncio.Task[None]]) -> None:
     """
     while pending := [task for task in tasks if not task.done()]:
         await asyncio.gather(*pending)
-
-
-def _result(counts: dict[str, int], failures: list[BatchFailure[R]]) -> BatchResult[R]:
-    failures.sort(key=lambda f: f.position)
-    return BatchResult(sent=counts["sent"], calls=counts["calls"], failures=tuple(failures))

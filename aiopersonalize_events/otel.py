@@ -148,6 +148,12 @@ class _Instruments:
         self.retries = meter.create_counter(
             "aiopersonalize_events.client.retries", unit="{retry}", description="Attempts retried within a call"
         )
+        self._observe_clients(meter)
+        self._observe_recorders(meter)
+        self._observe_forwarders(meter)
+
+    def _observe_clients(self, meter: Meter) -> None:
+        """The gauges read from each live client: its retry budget and its adaptive rate."""
         meter.create_observable_gauge(
             "aiopersonalize_events.client.retry_budget.tokens",
             callbacks=[self._budget],
@@ -160,6 +166,9 @@ class _Instruments:
             unit="{call}/s",
             description="Calls per second each adaptive-mode client allows itself (once throttled)",
         )
+
+    def _observe_recorders(self, meter: Meter) -> None:
+        """The gauges and counters read from each live recorder (its spool's included)."""
         gauges: list[tuple[str, str, str, Callable[[Any], Any]]] = [
             ("pending", "{event}", "Events a recorder holds: queued, in flight or waiting to be retried", _pending),
             ("spool.events", "{event}", "Events held by a recorder's spool", _spool_len),
@@ -187,6 +196,9 @@ class _Instruments:
                 unit=unit,
                 description=description,
             )
+
+    def _observe_forwarders(self, meter: Meter) -> None:
+        """The gauges and counters read from each live forwarder."""
         for name, description in (
             ("lag", "Stream entries not yet read by a forwarder's consumer group"),
             ("pending", "Stream entries read by a forwarder's consumer group and not yet acknowledged"),

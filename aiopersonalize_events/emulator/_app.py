@@ -37,6 +37,7 @@ from ._answers import (
     unknown_operation,
 )
 from ._faults import DEFAULT_QUOTAS, Fault, FaultInjector, Faults, Quotas
+from ._server import Server
 from ._sigv4 import DEFAULT_MAX_SKEW, SignatureVerifier
 from ._store import Store
 from ._wire import WIRE, Struct, WireOperation, check_request, parse_body
@@ -51,7 +52,6 @@ KINDS: Final[Mapping[str, WireOperation]] = {wire.kind: wire for wire in WIRE.va
 _DEFAULT_MAX_BODY: Final = 8 * 1024 * 1024
 _SHUTDOWN_TIMEOUT: Final = 2.0
 _THREAD_TIMEOUT: Final = 30.0
-_WILDCARDS: Final = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,8 +100,6 @@ class Emulator:
         max_clock_skew: float = DEFAULT_MAX_SKEW,
         max_body_bytes: int = _DEFAULT_MAX_BODY,
     ) -> None:
-        self._host = host
-        self._port = port
         self._verifier = SignatureVerifier(credentials, region=region, max_skew=max_clock_skew, wall_clock=wall_clock)
         self._injector = FaultInjector(faults if faults is not None else Faults())
         if quotas is True:
@@ -115,8 +113,7 @@ class Emulator:
         self._sleep = sleep
         self._max_body = max_body_bytes
         self._store = Store()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
+        self._server = Server(host, port, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._routes: list[tuple[str, str, _Handler]] = []
@@ -127,7 +124,7 @@ class Emulator:
             self._routes.append(("POST", op.path, self._handler(op, wire)))
 
     def __repr__(self) -> str:
-        where = self._url or "not started"
+        where = self._server.url or "not started"
         return f"Emulator({where}, verifier={self._verifier!r}, faults={self.faults!r}, quotas={self._quotas!r})"
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -145,34 +142,21 @@ class Emulator:
     @property
     def endpoint_url(self) -> str:
         """``http://HOST:PORT`` of the running emulator, for clients' ``endpoint_url``."""
-        if self._url is None:
+        url = self._server.url
+        if url is None:
             raise RuntimeError("the emulator is not running; use 'async with Emulator() as emu' or start()")
-        return self._url
+        return url
 
     async def start(self) -> None:
         """Start serving in the running loop; ``async with`` calls this."""
-        if self._runner is not None:
+        if self._server.running:
             raise RuntimeError("the emulator is already running")
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._host, self._port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        host = _WILDCARDS.get(self._host, host)
-        self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-        log.debug("emulator listening on %s", self._url)
+        url = await self._server.start(self.make_app())
+        log.debug("emulator listening on %s", url)
 
     async def stop(self) -> None:
         """Stop serving and close open connections; idempotent. Stored records are kept."""
-        runner, self._runner = self._runner, None
-        self._url = None
-        if runner is not None:
-            await runner.cleanup()
+        await self._server.stop()
 
     async def __aenter__(self) -> Emulator:
         await self.start()

@@ -44,6 +44,7 @@ import attrs
 from aiohttp import web
 
 from ._answers import new_request_id
+from ._server import Server
 
 __all__ = ["IdentityEmulator", "RoleGrant"]
 
@@ -102,7 +103,6 @@ class IdentityEmulator:
         login_lifetime: int = 900,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._host, self._port = host, port
         self._token_lifetime = token_lifetime
         self._login_lifetime = login_lifetime
         self._wall_clock = wall_clock
@@ -111,13 +111,12 @@ class IdentityEmulator:
         self._clients: dict[str, str] = {}
         self._refresh_tokens: dict[str, str] = {}
         self._login_sessions: dict[str, tuple[str, dict[str, Any], RoleGrant]] = {}
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
+        self._server = Server(host, port)
         self.calls: Counter[str] = Counter()
         """Requests served, by operation (``GetRoleCredentials``, ``CreateToken``, ``CreateOAuth2Token``)."""
 
     def __repr__(self) -> str:
-        return f"IdentityEmulator({self._url or 'not started'}, roles={len(self._roles)})"
+        return f"IdentityEmulator({self._server.url or 'not started'}, roles={len(self._roles)})"
 
     # -- what the tests set up -----------------------------------------------------------------------------------
 
@@ -162,30 +161,19 @@ class IdentityEmulator:
     @property
     def endpoint_url(self) -> str:
         """``http://HOST:PORT`` while running."""
-        if self._url is None:
+        url = self._server.url
+        if url is None:
             raise RuntimeError("the identity emulator is not running")
-        return self._url
+        return url
 
     async def __aenter__(self) -> IdentityEmulator:
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._host, self._port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self._url = f"http://{host}:{port}"
+        await self._server.start(self.make_app())
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        runner, self._runner, self._url = self._runner, None, None
-        if runner is not None:
-            await runner.cleanup()
+        await self._server.stop()
 
     # -- the operations ------------------------------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ natively, outside valgrind). Instructions per call are the counted
 instructions (``Ir``) over the calls made; two runs of the same code agree
 to a fraction of a percent, whatever else the machine is doing.
 
-Needs valgrind and CPython 3.11+ with symbols (``operator.call`` is new in
-3.11; a stripped interpreter counts nothing, which is reported as an error).
+Needs valgrind and CPython with symbols (a stripped interpreter counts
+nothing, which is reported as an error). ``operator.call`` is new in 3.11: on
+3.10 the section runs inside ``sys.call_tracing`` instead (``benchmarks/worker.py``'s ``_counted``).
 Under callgrind the client runs about 50 times slower: 2,000 calls of ours
 take about a minute and a half on the machine the figures come from.
 """
@@ -46,7 +47,9 @@ __all__ = [
     "run_counts",
 ]
 
-TOGGLE = "_operator_call"  # the C function behind operator.call (CPython 3.11+)
+# The C function whose calls callgrind counts: operator.call's (CPython 3.11+), else sys.call_tracing's (3.10,
+# which has no operator.call; with no tracer set, sys.call_tracing only calls the function).
+TOGGLE = "_operator_call" if sys.version_info >= (3, 11) else "sys_call_tracing"
 _COLLECTED = re.compile(r"^==\d+==\s+Collected\s*:\s*([\d ]+)\s*$", re.MULTILINE)
 
 
@@ -85,7 +88,7 @@ def parse_callgrind_stderr(text: str) -> int | None:
 
 
 def callgrind_argv(out_file: Path, valgrind: str = "valgrind") -> list[str]:
-    """The valgrind prefix that counts only what runs inside ``operator.call``."""
+    """The valgrind prefix that counts only what runs inside the function ``TOGGLE`` names."""
     return [
         valgrind,
         "--tool=callgrind",
@@ -100,8 +103,6 @@ def _run_counted(args: list[str], env: Mapping[str, str], what: str, timeout: fl
     valgrind = valgrind_path()
     if valgrind is None:
         raise WorkerError("valgrind is not installed")
-    if sys.version_info < (3, 11):
-        raise WorkerError("needs Python 3.11+ (operator.call switches the counting on)")
     out_dir = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
     out_file = out_dir / "callgrind.out"
     argv = [*callgrind_argv(out_file, valgrind), *args]

@@ -175,7 +175,7 @@ def _instructions(url: str, concurrency: int, calls: int) -> dict[str, float]:
     from benchmarks.instructions import callgrind_argv, parse_callgrind, valgrind_path
 
     valgrind = valgrind_path()
-    if valgrind is None or sys.version_info < (3, 11):
+    if valgrind is None:
         return {}
     counts: dict[str, float] = {}
     for variant in VARIANTS:

@@ -11,7 +11,7 @@ max_calls=M warmup=W``
     ``sample=PATH`` samples the timed section's Python stacks on process CPU
     time (``SIGPROF``, ``sample_hz`` per CPU second) and writes them to PATH
     in py-spy's raw (collapsed) format. ``callgrind=1`` runs the timed section
-    inside ``operator.call`` so that ``valgrind --tool=callgrind
+    inside ``operator.call`` (3.10: ``sys.call_tracing``) so that ``valgrind --tool=callgrind
     --collect-atstart=no --toggle-collect=_operator_call`` counts it alone.
 ``first client=... workload=... url=... t0=MONOTONIC``
     imports the client, makes one call and reports the seconds since ``t0``
@@ -92,6 +92,15 @@ class Workload:
     def __init__(self, call: Call, close: Callable[[], Awaitable[Any]]) -> None:
         self.call = call
         self.close = close
+
+
+def _counted(func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` inside the C function callgrind's toggle names (``benchmarks.instructions.TOGGLE``)."""
+    if sys.version_info >= (3, 11):
+        import operator
+
+        return operator.call(func, *args)  # type: ignore[attr-defined, unused-ignore]
+    return sys.call_tracing(func, args)  # 3.10: no operator.call; with no tracer set, this only calls func
 
 
 def _check_workload(workload: str) -> None:
@@ -499,9 +508,7 @@ def throughput(args: dict[str, str]) -> dict[str, Any]:
             if sampler is not None:
                 sampler.start()
             if callgrind:
-                import operator
-
-                operator.call(_timed_section, loop, timed, concurrency)  # type: ignore[attr-defined, unused-ignore]
+                _counted(_timed_section, loop, timed, concurrency)
             else:
                 _timed_section(loop, timed, concurrency)
             if sampler is not None:
@@ -798,9 +805,7 @@ def recins(args: dict[str, str]) -> dict[str, Any]:
         gc.collect()
         cpu0 = time.process_time()
         if args.get("callgrind") == "1":
-            import operator
-
-            operator.call(_recins_section, loop, rec, build, events)  # type: ignore[attr-defined, unused-ignore]
+            _counted(_recins_section, loop, rec, build, events)
         else:
             _recins_section(loop, rec, build, events)
         cpu = time.process_time() - cpu0

@@ -391,13 +391,16 @@ def test_callgrind_parser_on_captured_output() -> None:
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="operator.call (the counting switch) is new in 3.11")
-def test_callgrind_counts_only_inside_operator_call(tmp_path: Path) -> None:
-    """A real small callgrind run: the toggle counts only operator.call's work, and both readings agree."""
+def test_callgrind_counts_only_inside_the_counting_switch(tmp_path: Path) -> None:
+    """A real small callgrind run: the toggle counts only the switch's work (operator.call; sys.call_tracing on 3.10),
+    and both readings agree."""
     counts = []
     for n in (1_000, 100_000):
         out = tmp_path / f"callgrind-{n}.out"
-        code = f"import operator; sum(range(200_000)); operator.call(sum, range({n}))"
+        if sys.version_info >= (3, 11):
+            code = f"import operator; sum(range(200_000)); operator.call(sum, range({n}))"
+        else:
+            code = f"import sys; sum(range(200_000)); sys.call_tracing(sum, (range({n}),))"
         proc = subprocess.run(
             [*instructions.callgrind_argv(out), sys.executable, "-c", code],
             capture_output=True,

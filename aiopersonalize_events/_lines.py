@@ -11,9 +11,10 @@ export-failed``/``retry-failed`` (``event_line``/``line_event``).
 Writing: ``encode`` for a record of any operation, ``event_line`` the same
 bytes for an event (the spool's path: one call per event). Reading:
 ``decode_json`` (strict JSON: no ``NaN`` or ``Infinity``), ``read_line``
-(an object; the request members checked as the request checks them; the
-record built by ``serde.from_wire``, which validates it) and ``line_event``
-for a stored event. Member order is not part of the format: lines written
+(``read_object``: an object; then ``from_object``: the request members
+checked as the request checks them, the record built by
+``serde.from_wire``, which validates it) and ``line_event`` for a stored
+event. Member order is not part of the format: lines written
 before 2026-12 with ``sessionId``/``userId`` after the event (dead letters)
 read the same. A failure is a ``RecordError`` whose ``reason`` names the
 member in camelCase, as the line spells it; each caller turns it into its
@@ -44,10 +45,12 @@ __all__ = [
     "decode_json",
     "encode",
     "event_line",
+    "from_object",
     "line_event",
     "line_members",
     "members",
     "read_line",
+    "read_object",
     "reason",
     "take_members",
     "to_line",
@@ -178,13 +181,26 @@ def decode_json(text: str | bytes) -> Any:
         raise RecordError("not valid JSON (nested too deeply)") from None
 
 
-def read_line(op: ops.Operation, text: str | bytes, *, null_is_missing: bool = False) -> tuple[Any, tuple[Any, ...]]:
-    """The record of ``op`` and its request members' values from one line, or ``RecordError`` saying why not."""
+def read_object(text: str | bytes) -> dict[str, Any]:
+    """The JSON object of one line, or ``RecordError`` saying what is wrong with the line as a whole."""
     data = decode_json(text)
     if type(data) is not dict:
         raise RecordError("must be a JSON object")
+    return data
+
+
+def from_object(
+    op: ops.Operation, data: dict[str, Any], *, null_is_missing: bool = False
+) -> tuple[Any, tuple[Any, ...]]:
+    """The record of ``op`` and its request members' values from a line's object (emptied of the members), or
+    ``RecordError`` naming the member that is wrong."""
     values = take_members(op, data, null_is_missing=null_is_missing)
     return to_record(op, data), values
+
+
+def read_line(op: ops.Operation, text: str | bytes, *, null_is_missing: bool = False) -> tuple[Any, tuple[Any, ...]]:
+    """The record of ``op`` and its request members' values from one line, or ``RecordError`` saying why not."""
+    return from_object(op, read_object(text), null_is_missing=null_is_missing)
 
 
 def line_event(line: str | bytes) -> tuple[Event, str, str | None]:

@@ -7,7 +7,7 @@ service takes, and, for ``PutEvents``, the ``sessionId`` and optional
 put-events`` reads, so a dead letter can be sent again from a shell. The
 producers (the stream spool, ``add_records``) write it with
 ``_lines.event_line``/``_lines.encode``; ``decode`` here reads it for the
-forwarder with ``_lines.read_line``, which checks what the producer did not
+forwarder with ``_lines.read_object``/``from_object``, which checks what the producer did not
 make (an entry written by another program) as the command line does, and
 raises ``PoisonEntry`` with the reason.
 """
@@ -47,10 +47,11 @@ def decode(op: ops.Operation, fields: Any) -> Decoded:
     if raw is None:
         raise PoisonEntry("the entry has no 'record' field")
     try:
-        record, values = _lines.read_line(op, raw if isinstance(raw, bytes) else str(raw), null_is_missing=True)
+        data = _lines.read_object(raw if isinstance(raw, bytes) else str(raw))
+    except _lines.RecordError as exc:  # what is wrong with the field as a whole is said of the field
+        raise PoisonEntry(f"record: {exc.reason}") from None
+    try:
+        record, values = _lines.from_object(op, data, null_is_missing=True)
     except _lines.RecordError as exc:
-        reason = exc.reason
-        # what is wrong with the field as a whole is said of the field
-        whole = reason.startswith(("not UTF-8", "not valid JSON", "must be a JSON object"))
-        raise PoisonEntry(f"record: {reason}" if whole else reason) from None
+        raise PoisonEntry(exc.reason) from None
     return Decoded(record, values)

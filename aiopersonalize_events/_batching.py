@@ -7,6 +7,13 @@ once, paces them to ``requests_per_second`` when given, and reports what went
 where in a ``BatchResult``. A list is checked whole before anything is sent;
 in a stream, a record of the wrong type becomes a failure at its position and
 the rest go on.
+
+It is not driven by the delivery engine (``_delivery``), on purpose: it holds
+nothing and sends nothing again after a call has ended. A call is retried
+within the client's call (its attempts and the retry budget), and whatever it
+could not deliver is handed back in ``BatchResult.failures`` with the error,
+whose ``fault`` says whether sending it again can help; so there is no wait
+between calls, no probe, no held batch and no deadline for the engine to keep.
 """
 
 from __future__ import annotations

@@ -57,11 +57,19 @@ def free_port() -> int:
         return port
 
 
-def _ping(port: int, timeout: float = 0.5) -> bool:
+def _ping(port: int, pid: int, timeout: float = 0.5) -> bool:
+    """The redis-server with process id ``pid`` answers on ``port`` (not another test session's, started on a port
+    both found free at once: CI runs two suites side by side)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(b"INFO server\r\n")
+            answer = b""
+            while b"process_id:" not in answer or not answer.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            return f"process_id:{pid}\r\n".encode() in answer
     except OSError:
         return False
 
@@ -112,7 +120,7 @@ class RedisServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     break
-                if _ping(self.port):
+                if _ping(self.port, self.process.pid):
                     return
                 time.sleep(0.02)
             self._reap()

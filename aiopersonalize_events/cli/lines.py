@@ -99,18 +99,13 @@ def parse_line(
     data = _decode(text)
     if type(data) is not dict:
         raise LineError(f"must be a JSON object, not {json_type(data)}", data)
-    fields = data
-    values: tuple[Any, ...] = ()
+    give_id = assign_event_id and "eventId" not in data and _has_event_id(op)
+    # the line as given stays whole, for --failed-out: the members are taken from a copy
+    fields = dict(data) if give_id or _lines.members(op) else data
+    if give_id:
+        fields["eventId"] = uuid.uuid4().hex
     try:
-        if _lines.members(op):
-            fields = dict(data)  # the line as given stays whole, for --failed-out
-            # the request members a line carries are ids: the request's own checks, made here, once a line
-            values = _lines.take_members(op, fields)
-        if assign_event_id and "eventId" not in fields and _has_event_id(op):
-            if fields is data:
-                fields = dict(data)
-            fields["eventId"] = uuid.uuid4().hex
-        record = _lines.to_record(op, fields)
+        record, values = _lines.from_object(op, fields)
     except _lines.RecordError as exc:
         raise LineError(exc.reason, data) from None
     return ParsedLine(record, values)

@@ -205,6 +205,7 @@ class Run:
         self.retries = 0  # attempts after the first: the client's within a call, and batches sent again
         self.reached = False  # the service answered a call (accepted or refused): the endpoint is reachable
         self.stopping = False
+        self.unreachable = False  # a call found the endpoint unreachable: the run stops, starting no other call
         self.stop_reason: str | None = None  # why intake stopped at once (a signal, a set-up error, no endpoint)
         self.end_reason: str | None = None  # why intake ended early, sending what it had read
         self.signal_status: int | None = None
@@ -307,7 +308,7 @@ class Run:
                 self.resumed.clear()
                 await self.resumed.wait()
             await delivery.room()
-            if self.stopping:
+            if self.stopping or self.unreachable:
                 return
             delivery.submit(ready.popleft())
 
@@ -361,6 +362,7 @@ class Run:
         loop = asyncio.get_running_loop()
         if _is_unreachable(error) and not self.reached:
             reason = f"stopped: the endpoint cannot be reached ({type(error).__name__})"
+            self.unreachable = True  # no new call from now on (a slot this failure freed could start one first)
             loop.call_soon(self.stop, reason)  # not from inside the engine's own bookkeeping
         elif error.fault is Fault.SETUP and self.setup_timer is None:
             wait = self.setup_wait

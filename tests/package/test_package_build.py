@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.parser
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -39,6 +40,18 @@ def _tracked(*folders: str) -> set[str]:
     return {line for line in result.stdout.splitlines() if (ROOT / line).is_file()}
 
 
+def _copy_of_tracked(into: Path) -> Path:
+    """A copy of the files git tracks, in ``into``; the tree itself when it is not a git checkout (an sdist)."""
+    listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, check=False, timeout=30)
+    if listed.returncode != 0:
+        return ROOT
+    for name in listed.stdout.splitlines():
+        if (ROOT / name).is_file():
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, into / name)
+    return into
+
+
 def test_license_file_is_apache_2() -> None:
     """LICENSE holds the Apache License 2.0 the metadata declares."""
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
@@ -68,8 +81,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """The sdist and the wheel, built from this tree as a release would be (``python -m build``)."""
     pytest.importorskip("build")
     out = tmp_path_factory.mktemp("dist")
+    # built from a copy of what git tracks (what a clone has): setuptools writes its egg-info into the tree it
+    # builds, and CI runs the suite on two Pythons at once in one checkout
+    source = _copy_of_tracked(tmp_path_factory.mktemp("source"))
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -262,3 +278,19 @@ def test_ci_runs_the_readmes_quick_start_commands() -> None:
     assert commands[1].split(" && ") == list(as_run)
     for step in as_run.values():
         assert f"\n{step}" in text, step
+
+
+def test_ci_fails_when_a_test_is_skipped(tmp_path: Path) -> None:
+    """A skipped test fails CI (CI=true): the run says which, and a run with nothing skipped passes."""
+    (tmp_path / "test_skipping.py").write_text(
+        "import pytest\n\ndef test_skipped():\n    pytest.skip('no tool')\n\ndef test_passes():\n    pass\n",
+        encoding="utf-8",
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/"), "PYTHONPATH": str(ROOT / "tests")}
+    args = (sys.executable, "-p", "no:cacheprovider", "-p", "_ci_skips", str(tmp_path / "test_skipping.py"))
+    skipped = _ci("--pytest", *args, env=env)
+    assert skipped.returncode == 1, skipped.stdout + skipped.stderr
+    assert "1 test(s) skipped, which fails the run" in skipped.stdout
+    assert "test_skipping.py::test_skipped" in skipped.stdout
+    passed = _ci("--pytest", *args, "-k", "passes", env=env)
+    assert passed.returncode == 0, passed.stdout + passed.stderr

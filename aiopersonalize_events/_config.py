@@ -8,7 +8,6 @@ from typing import Any, Final, Literal, cast, get_args
 
 import attrs
 
-from ._network import check_proxies, proxies_repr
 from ._validators import check_positive_int
 from .errors import ValidationError
 
@@ -65,7 +64,19 @@ def _new_retries_from_env() -> bool:
 
 
 def _proxies(value: object) -> dict[str, str] | None:
-    return None if value is None else check_proxies("proxies", value)
+    if value is None:
+        return None
+    from ._network import check_proxies  # only for a config that names proxies: not at package import
+
+    return check_proxies("proxies", value)
+
+
+def _proxies_repr(value: Mapping[str, str] | None) -> str:
+    if value is None:
+        return "None"
+    from ._network import proxies_repr
+
+    return proxies_repr(value)
 
 
 def _ca_bundle(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -189,5 +200,5 @@ class ClientConfig:
     retry_mode: RetryMode = attrs.field(factory=_retry_mode_from_env, validator=_retry_mode)
     retries_2026: bool = attrs.field(factory=_new_retries_from_env)
     rate_limit_fail_fast: bool = False
-    proxies: Mapping[str, str] | None = attrs.field(default=None, converter=_proxies, repr=proxies_repr, hash=False)
+    proxies: Mapping[str, str] | None = attrs.field(default=None, converter=_proxies, repr=_proxies_repr, hash=False)
     ca_bundle: str | None = attrs.field(default=None, validator=_ca_bundle)

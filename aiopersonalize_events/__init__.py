@@ -59,6 +59,7 @@ from .errors import (
     ResourceNotFoundException,
     ServiceError,
     ThrottlingException,
+    TLSVerificationError,
     TransportError,
     ValidationError,
 )
@@ -154,6 +155,7 @@ __all__ = [
     "SpoolListener",
     "SpoolStateError",
     "SqliteSpool",
+    "TLSVerificationError",
     "ThrottlingException",
     "Timestamp",
     "TransportError",

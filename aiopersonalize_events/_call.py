@@ -43,6 +43,7 @@ from .errors import (
     InvalidResponseError,
     PersonalizeEventsError,
     ReadTimeoutError,
+    TLSVerificationError,
     TransportError,
     _foreign_body,
     parse_error,
@@ -241,7 +242,7 @@ def translate(exc: BaseException) -> TransportError:
     text = without_userinfo(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         reason = getattr(exc.certificate_error, "verify_message", None) or type(exc.certificate_error).__name__
-        return EndpointConnectionError(
+        return TLSVerificationError(
             f"TLS certificate verification failed for {exc.host}:{exc.port} ({reason}); if the endpoint uses a "
             "private CA, point AWS_CA_BUNDLE, the profile's ca_bundle or ClientConfig(ca_bundle=...) at its PEM file"
         )

@@ -242,9 +242,9 @@ def translate(exc: BaseException) -> TransportError:
     text = without_userinfo(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         reason = getattr(exc.certificate_error, "verify_message", None) or type(exc.certificate_error).__name__
-        return TLSVerificationError(
-            f"TLS certificate verification failed for {exc.host}:{exc.port} ({reason}); if the endpoint uses a "
-            "private CA, point AWS_CA_BUNDLE, the profile's ca_bundle or ClientConfig(ca_bundle=...) at its PEM file"
+        return TLSVerificationError(  # what to do about it is the error's ``fix``
+            f"TLS certificate verification failed for {exc.host}:{exc.port} ({reason}): no CA in use "
+            "(AWS_CA_BUNDLE, ca_bundle, else the system's) vouches for the endpoint's certificate"
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return EndpointConnectionError(f"could not connect to the endpoint ({text})")

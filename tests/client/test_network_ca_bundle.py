@@ -27,6 +27,7 @@ from aiopersonalize_events import (
     Event,
     NoCredentialsError,
     PersonalizeEventsClient,
+    RecorderClosedError,
     ResponseMetadata,
     TLSVerificationError,
     ValidationError,
@@ -205,6 +206,34 @@ async def test_a_tls_verification_failure_is_a_set_up_fault_tried_once(
         assert relay.connections == 2
     assert meta.retry_attempts == 0
     assert [e["eventId"] for e in emu.events(tracking_id="t")] == ["e-1"]
+
+
+async def test_a_recorder_holds_its_events_on_a_tls_verification_failure(
+    monkeypatch: pytest.MonkeyPatch, tls_emulator: tuple[Emulator, str], env_keys: None
+) -> None:
+    """No CA bundle: the recorder's events are held (pending, never failed) while it runs; at close, undelivered."""
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    emu, url = tls_emulator
+    failures: list[BaseException] = []
+    async with CountingRelay(int(url.rsplit(":", 1)[1])) as relay:
+        client = PersonalizeEventsClient(region="us-east-1", endpoint_url=f"https://127.0.0.1:{relay.port}")
+        recorder = client.event_recorder(tracking_id="t", on_failure=lambda events, error: failures.append(error))
+        async with client, recorder:
+            for n in range(3):
+                recorder.record(Event(event_type="click", item_id="i", event_id=f"r{n}", sent_at=1), session_id="s")
+            for _ in range(2000):  # bounded turns of the loop, not a timer
+                if recorder.stats.retried:
+                    break
+                await asyncio.sleep(0.01)
+            assert relay.connections >= 1
+            assert (recorder.stats.failed, recorder.stats.pending) == (0, 3)
+            await recorder.close(timeout=0.2)
+    # a memory spool cannot keep them: at the deadline they go to on_failure as undelivered, naming the cause
+    assert (recorder.stats.sent, recorder.stats.failed, recorder.stats.pending) == (0, 3, 0)
+    (closed,) = failures
+    assert isinstance(closed, RecorderClosedError)
+    assert "held: TLS certificate verification failed" in str(closed)
+    assert emu.calls == {}
 
 
 async def test_the_profile_ca_bundle_and_client_config_are_read(

@@ -7,6 +7,13 @@ with a budget, batching helpers and a background ``EventRecorder``. The
 emulator (``aiopersonalize_events.emulator``) and the command line load
 lazily; OpenTelemetry traces and metrics (``aiopersonalize_events.otel``,
 extra ``otel``) load only when imported, and are off until ``instrument()``.
+
+``import aiopersonalize_events`` loads the shapes, the client and its
+configuration, the credential chain (not its sources) and the errors. The
+recorder with its delivery engine and the spools (``EventRecorder``,
+``MemorySpool``, ``SqliteSpool``, ...) load the first time one of their
+names is used (``client.event_recorder()`` or ``from aiopersonalize_events
+import ...``), the network settings and the signer when a client opens.
 """
 
 import typing as _typing
@@ -16,7 +23,6 @@ from ._client import PersonalizeEventsClient, ResponseMetadata
 from ._clock import Clock, ManualClock
 from ._config import ClientConfig
 from ._credentials import CredentialProvider, Credentials, RefreshingProvider
-from ._recorder import EventRecorder, RecorderClosedError, RecorderStateError, RecorderStats
 from ._retry import set_testing
 from ._shapes import (
     Action,
@@ -53,22 +59,47 @@ from .errors import (
     ResourceNotFoundException,
     ServiceError,
     ThrottlingException,
+    TLSVerificationError,
     TransportError,
     ValidationError,
 )
-from .spool import MemorySpool, Spool, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 
 if _typing.TYPE_CHECKING:
+    from ._recorder import EventRecorder, RecorderClosedError, RecorderStateError, RecorderStats
+    from .spool import MemorySpool, Spool, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
     from .spool.sqlite import SqliteSpool
+
+_LAZY: _typing.Final = {
+    "EventRecorder": "._recorder",
+    "RecorderClosedError": "._recorder",
+    "RecorderStateError": "._recorder",
+    "RecorderStats": "._recorder",
+    "MemorySpool": ".spool",
+    "Spool": ".spool",
+    "SpoolBatch": ".spool",
+    "SpoolError": ".spool",
+    "SpoolListener": ".spool",
+    "SpoolStateError": ".spool",
+    "SqliteSpool": ".spool.sqlite",
+}
+"""Public names whose module loads on first use (the recorder, its engine and the spools; ``sqlite3``)."""
 
 
 def __getattr__(name: str) -> _typing.Any:
-    """``SqliteSpool`` loads on first use: ``import aiopersonalize_events`` does not import ``sqlite3``."""
-    if name == "SqliteSpool":
-        from .spool.sqlite import SqliteSpool
+    """The recorder's and the spools' names load on first use: ``import aiopersonalize_events`` stays light."""
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return SqliteSpool
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value  # looked up once: later reads are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazy ones included."""
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [
@@ -124,6 +155,7 @@ __all__ = [
     "SpoolListener",
     "SpoolStateError",
     "SqliteSpool",
+    "TLSVerificationError",
     "ThrottlingException",
     "Timestamp",
     "TransportError",

@@ -8,7 +8,6 @@ from typing import Any, Final, Literal, cast, get_args
 
 import attrs
 
-from ._network import check_proxies, proxies_repr
 from ._validators import check_positive_int
 from .errors import ValidationError
 
@@ -60,12 +59,48 @@ def parse_retry_mode(name: str, text: str) -> RetryMode:
 
 
 def _new_retries_from_env() -> bool:
-    """``AWS_NEW_RETRIES_2026=true`` (any case) turns the AWS SDKs' updated 2026 retry behaviour on."""
-    return os.environ.get("AWS_NEW_RETRIES_2026", "").strip().lower() == "true"
+    """The AWS SDKs' updated 2026 retry behaviour, on unless ``AWS_NEW_RETRIES_2026=false`` (any case) opts out.
+
+    botocore 1.44 made it the only behaviour (its ``NEW_RETRIES_ENABLED`` is
+    always True); here the variable still turns it off, as a deprecated way
+    back to the earlier standard behaviour.
+    """
+    return os.environ.get("AWS_NEW_RETRIES_2026", "").strip().lower() != "false"
+
+
+class _DefaultBase(float):
+    """The ``backoff_base`` a ``ClientConfig`` got when none was given: 0.1 s in every way.
+
+    The earlier standard behaviour (``retries_2026=False``) waits from it; the
+    2026 behaviour then waits from its own bases (50 ms, 1 s after throttling).
+    A ``backoff_base`` given explicitly is a plain float and counts in both.
+    """
+
+    __slots__ = ()
+
+
+_DEFAULT_BACKOFF_BASE: Final[float] = _DefaultBase(0.1)
+
+
+def backoff_base_was_defaulted(value: float) -> bool:
+    """True when ``backoff_base`` was not given (the 2026 behaviour then uses its published 50 ms base)."""
+    return isinstance(value, _DefaultBase)
 
 
 def _proxies(value: object) -> dict[str, str] | None:
-    return None if value is None else check_proxies("proxies", value)
+    if value is None:
+        return None
+    from ._network import check_proxies  # only for a config that names proxies: not at package import
+
+    return check_proxies("proxies", value)
+
+
+def _proxies_repr(value: Mapping[str, str] | None) -> str:
+    if value is None:
+        return "None"
+    from ._network import proxies_repr
+
+    return proxies_repr(value)
 
 
 def _ca_bundle(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -116,13 +151,14 @@ class ClientConfig:
     """How the client connects, times out and retries.
 
     ``max_attempts`` counts the first try (3: one call and up to two retries).
-    Retries wait a random time between 0 and ``min(backoff_max,
-    backoff_base * 2 ** (attempt - 1))`` seconds (full jitter), or the
-    ``Retry-After`` the service sent. ``retry_budget`` is the client-wide
-    token bucket that stops retry storms: a retry takes 5 tokens (10 after a
-    timeout or dropped connection), a success gives back what its retry took
-    (one token when it needed none), and with the
-    bucket empty failures are returned at once instead of retried.
+    Retries wait a random time between 0 and ``min(backoff_max, base * 2 **
+    (attempt - 1))`` seconds (full jitter), the AWS SDKs' updated standard
+    behaviour of 2026 (``retries_2026``, below): base 50 ms after a transient
+    error (``backoff_base`` when given) and 1 s after throttling.
+    ``retry_budget`` is the client-wide token bucket that stops retry storms:
+    a retry takes 14 tokens (5 after throttling), a success gives back what
+    its retry took (one token when it needed none), and with the bucket empty
+    failures are returned at once instead of retried.
     ``connect_timeout`` and ``read_timeout`` are seconds (opening a
     connection; each wait for data, the answer's headers as a whole within
     ``connect_timeout + read_timeout`` of the attempt's start, and the whole
@@ -153,14 +189,18 @@ class ClientConfig:
     ``ClientRateLimitError`` instead. The shared config file's
     ``max_attempts`` is not read.
 
-    ``retries_2026`` (default: ``AWS_NEW_RETRIES_2026=true``) is the AWS
-    SDKs' updated retry behaviour of 2026: the wait before a retry is
-    ``random() * min(backoff_max, base * 2 ** (attempt - 1))`` with base
-    50 ms after a transient error and 1 s after throttling (in place of
-    ``backoff_base``); a retry takes 5 tokens after throttling and 14 after
-    any other error; and the service's ``x-amz-retry-after`` (milliseconds)
-    is honoured within a bound, ``max(t, min(hint, t + 5 s))`` for the
-    jittered wait ``t``.
+    ``retries_2026`` (default True, as in botocore 1.44, where it is the only
+    behaviour) is the AWS SDKs' updated retry behaviour of 2026: the wait
+    before a retry is ``random() * min(backoff_max, base * 2 ** (attempt -
+    1))`` with base 50 ms after a transient error (or the ``backoff_base``
+    given) and 1 s after throttling; a retry takes 5 tokens after throttling
+    and 14 after any other error; and the service's ``x-amz-retry-after``
+    (milliseconds) is honoured within a bound, ``max(t, min(hint, t + 5
+    s))`` for the jittered wait ``t``. ``retries_2026=False`` (or
+    ``AWS_NEW_RETRIES_2026=false``) is deprecated: it keeps the earlier
+    standard behaviour, waits from ``backoff_base`` (0.1 s by default) or the
+    service's ``Retry-After``, and retries costing 5 tokens (10 after a
+    timeout or dropped connection).
 
     ``proxies`` maps ``"https"``/``"http"`` to a proxy URL (botocore's
     ``Config(proxies=...)``; a user name and password in it are sent as
@@ -174,7 +214,7 @@ class ClientConfig:
     """
 
     max_attempts: int = attrs.field(factory=_max_attempts_from_env, validator=_at_least_one)
-    backoff_base: float = attrs.field(default=0.1, validator=_positive)
+    backoff_base: float = attrs.field(default=_DEFAULT_BACKOFF_BASE, validator=_positive)
     backoff_max: float = attrs.field(default=20.0, validator=_positive)
     connect_timeout: float = attrs.field(default=5.0, validator=_positive)
     read_timeout: float = attrs.field(default=15.0, validator=_positive)
@@ -189,5 +229,5 @@ class ClientConfig:
     retry_mode: RetryMode = attrs.field(factory=_retry_mode_from_env, validator=_retry_mode)
     retries_2026: bool = attrs.field(factory=_new_retries_from_env)
     rate_limit_fail_fast: bool = False
-    proxies: Mapping[str, str] | None = attrs.field(default=None, converter=_proxies, repr=proxies_repr, hash=False)
+    proxies: Mapping[str, str] | None = attrs.field(default=None, converter=_proxies, repr=_proxies_repr, hash=False)
     ca_bundle: str | None = attrs.field(default=None, validator=_ca_bundle)

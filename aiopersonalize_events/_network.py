@@ -15,6 +15,10 @@ A proxy URL may carry a user name and password: they are split off into a
 ``Proxy-Authorization`` header (HTTP Basic) sent to the proxy alone and never
 put back into a URL, a ``repr``, a log line or an exception message
 (``without_userinfo`` removes them from any text).
+
+Nothing imports this module (nor ``ssl``) at ``import aiopersonalize_events``:
+the client's transport imports it when it opens, ``ClientConfig`` when it is
+given ``proxies``, and the credential sources when they make an HTTP call.
 """
 
 from __future__ import annotations
@@ -41,8 +45,6 @@ __all__ = [
     "current",
     "load_ca_bundle",
     "proxies_repr",
-    "reset",
-    "using",
     "without_userinfo",
 ]
 
@@ -189,6 +191,15 @@ class Network:
         """What aiohttp's ``ssl=`` takes: the CA bundle's context, or True (verify with the system's CAs)."""
         return self.ssl_context if self.ssl_context is not None else True
 
+    def use(self) -> contextvars.Token[Network | None]:
+        """Make this the ``current()`` network in this context; the caller hands the token to ``unuse`` when done."""
+        return _current.set(self)
+
+    @staticmethod
+    def unuse(token: contextvars.Token[Network | None]) -> None:
+        """Undo ``use``."""
+        _current.reset(token)
+
 
 _METADATA_V6: Final = frozenset({ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("fd00:ec2::23")})
 
@@ -266,13 +277,3 @@ def current() -> Network:
         _from_environment.clear()
         _from_environment[key] = network
     return network
-
-
-def using(network: Network) -> contextvars.Token[Network | None]:
-    """Make ``network`` current in this context (the caller resets the token when done)."""
-    return _current.set(network)
-
-
-def reset(token: contextvars.Token[Network | None]) -> None:
-    """Undo ``using``."""
-    _current.reset(token)

@@ -12,16 +12,18 @@ The policy asks each error for its own facts (``retryable``,
 ``retry_after``) and never looks at status codes itself. Waits are capped
 exponential backoff with full jitter; a ``Retry-After`` from the service wins
 when present. The budget is the AWS SDKs' "standard" retry mode: 500 tokens,
-5 per retry, 10 per retry after a timeout or dropped connection, what a retry
-took back when the call then succeeds (else 1): with the bucket empty,
-failures are returned at once instead of multiplying the load on a service
-in trouble.
+a cost per retry, what a retry took back when the call then succeeds (else
+1): with the bucket empty, failures are returned at once instead of
+multiplying the load on a service in trouble.
 
-``retries_2026`` policies (``RetryPolicy.standard(config)`` with
-``ClientConfig.retries_2026``) follow the AWS SDKs' updated behaviour of 2026
-as botocore implements it: base delays of 50 ms (transient) and 1 s
+By default (``ClientConfig.retries_2026``, on unless turned off; botocore
+1.44 has nothing else) policies follow the AWS SDKs' updated behaviour of
+2026 as botocore implements it (``RetryPolicy.for_config``): base delays of
+50 ms (transient; an explicit ``backoff_base`` replaces it) and 1 s
 (throttling), retry costs of 14 and 5 tokens, and ``x-amz-retry-after``
-honoured within ``t + 5`` seconds.
+honoured within ``t + 5`` seconds. The deprecated earlier behaviour
+(``retries_2026=False``) waits from ``backoff_base`` or ``Retry-After`` and
+costs 5 per retry, 10 after a timeout or dropped connection.
 
 ``AdaptiveRateLimiter`` is the SDKs' "adaptive" mode: a client-side token
 bucket, off until the first throttling answer, whose rate follows CUBIC
@@ -230,9 +232,14 @@ class RetryPolicy:
         known (the profile may set it).
         """
         if config.retries_2026:
+            from ._config import backoff_base_was_defaulted  # loaded already: ``config`` is one
+
+            transient = config.backoff_base
+            if backoff_base_was_defaulted(transient):
+                transient = TRANSIENT_BASE_2026
             return cls(
                 max_attempts=config.max_attempts,
-                backoff_base=TRANSIENT_BASE_2026,
+                backoff_base=transient,
                 backoff_max=config.backoff_max,
                 budget=RetryBudget(
                     config.retry_budget,

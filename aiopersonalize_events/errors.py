@@ -9,6 +9,7 @@ The tree::
     ├── ClientStateError           a closed client, or one used from another event loop (also a RuntimeError)
     ├── TransportError             the request did not get a service answer
     │   ├── EndpointConnectionError    could not connect
+    │   │   └── TLSVerificationError       the endpoint's certificate did not verify (no CA bundle for it?); fault SETUP
     │   ├── ConnectTimeoutError        connecting took longer than connect_timeout
     │   ├── ReadTimeoutError           the answer took longer than read_timeout
     │   ├── ConnectionClosedError      the connection dropped before a full answer
@@ -39,7 +40,8 @@ forwarder, the command line); none lists statuses or codes of its own:
   ``InvalidSignatureException``, ``ExpiredTokenException``, ... and any 401/403),
   ``AccessDeniedException``, an unknown tracker or dataset or the wrong region
   (``ResourceNotFoundException``, 404), no region, a client closed or in another
-  loop, an answer from something that is not the service. The records are held
+  loop, an answer from something that is not the service, an endpoint whose TLS
+  certificate does not verify (``TLSVerificationError``). The records are held
   and tried again slowly; ``fix`` says what the operator should change.
 - ``Fault.TRANSIENT``: it may pass by itself (throttling, 5xx, connection
   failures and timeouts, a dataset being changed): retried with backoff.
@@ -72,6 +74,7 @@ __all__ = [
     "ResourceInUseException",
     "ResourceNotFoundException",
     "ServiceError",
+    "TLSVerificationError",
     "ThrottlingException",
     "TransportError",
     "ValidationError",
@@ -203,6 +206,24 @@ class TransportError(PersonalizeEventsError):
 
 class EndpointConnectionError(TransportError):
     """The client could not open a connection to the endpoint."""
+
+
+class TLSVerificationError(EndpointConnectionError):
+    """The endpoint's TLS certificate did not verify against the CAs in use; nothing was sent.
+
+    The same certificate fails the same way on every attempt, so this is the
+    set-up's fault (``Fault.SETUP``) and is not retried. It usually means the
+    endpoint (a local emulator, a proxy that inspects TLS) uses a private CA:
+    point ``AWS_CA_BUNDLE``, the profile's ``ca_bundle`` or
+    ``ClientConfig(ca_bundle=...)`` at that CA's PEM file (``fix`` says so).
+    """
+
+    retryable = False
+    _fault = Fault.SETUP
+    _fix = (
+        "if the endpoint uses a private CA, point AWS_CA_BUNDLE, the profile's ca_bundle or "
+        "ClientConfig(ca_bundle=...) at its PEM file; else check the endpoint URL's host name"
+    )
 
 
 class ConnectTimeoutError(TransportError):

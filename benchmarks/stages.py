@@ -380,11 +380,13 @@ def measure(quick: bool = False) -> dict[str, Any]:
         return headers
 
     stage("headers dict (copy base + update with signed)", build_headers, inplace="other")
-    check_body = getattr(client_module, "_check_success_body", None)
+    call_module = sys.modules.get("aiopersonalize_events._call") or _optional("aiopersonalize_events", "_call")
+    check_body = getattr(call_module, "_check_success_body", None)
+    check_body = check_body or getattr(client_module, "_check_success_body", None)
     meta_cls = getattr(client_module, "ResponseMetadata", None)
     stage(
         "answer: _check_success_body + ResponseMetadata",
-        (lambda: (check_body(b"{}"), meta_cls(request_id="x", http_status=200, retry_attempts=0)))
+        (lambda: (check_body(b"{}", {}), meta_cls(request_id="x", http_status=200, retry_attempts=0)))
         if check_body is not None and meta_cls is not None
         else None,
         inplace="other",

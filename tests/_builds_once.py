@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from _counting import counting
 
-from aiopersonalize_events import ClientConfig, Credentials, Event, PersonalizeEventsClient, _client, _shapes
+from aiopersonalize_events import ClientConfig, Credentials, Event, PersonalizeEventsClient, _call, _shapes
 from aiopersonalize_events.emulator import Emulator, Faults
 
 TRACKER = "tracker-one-path"
@@ -26,7 +26,7 @@ def counts_fixture(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     monkeypatch.setattr(_shapes.Item, "__init__", counting(seen, "Item", _shapes.Item.__init__))
     for request in (_shapes.PutEventsRequest, _shapes.PutItemsRequest):
         monkeypatch.setattr(request, "__init__", counting(seen, request.__name__, request.__init__))
-    monkeypatch.setattr(_client, "dumps_wire", counting(seen, "body", _client.dumps_wire))
+    monkeypatch.setattr(_call, "dumps_wire", counting(seen, "body", _call.dumps_wire))
     return seen
 
 

@@ -29,7 +29,7 @@ from aiopersonalize_events import (
     ThrottlingException,
     TransportError,
 )
-from aiopersonalize_events._client import _translate
+from aiopersonalize_events._call import translate as _translate
 from aiopersonalize_events.errors import parse_error
 
 ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/shop/ITEMS"

@@ -140,9 +140,9 @@ async def test_success_after_retries_reports_them(server: ScriptedServer) -> Non
 
 
 async def test_backoff_is_exponential_with_full_jitter(server: ScriptedServer) -> None:
-    """The wait after attempt n is random() * min(backoff_max, backoff_base * 2**(n-1))."""
+    """The wait after attempt n is random() * min(backoff_max, backoff_base * 2**(n-1)) (retries_2026=False)."""
     server.error("ThrottlingException", 400, times=4)
-    config = ClientConfig(max_attempts=5, backoff_base=0.25, backoff_max=20.0)
+    config = ClientConfig(max_attempts=5, backoff_base=0.25, backoff_max=20.0, retries_2026=False)
     async with make_client(server, config=config) as client:
         client.retry_policy.random = randoms(0.5, 1.0, 0.0, 0.75)
         await put_one(client)
@@ -170,9 +170,9 @@ async def test_retry_after_is_honoured(server: ScriptedServer) -> None:
 
 
 async def test_retry_after_is_capped_by_backoff_max(server: ScriptedServer) -> None:
-    """A Retry-After longer than backoff_max waits backoff_max."""
+    """A Retry-After longer than backoff_max waits backoff_max (retries_2026=False; 2026: test_retry_2026)."""
     server.error(None, 503, headers={"Retry-After": "120"})
-    async with make_client(server, config=ClientConfig(backoff_max=5.0)) as client:
+    async with make_client(server, config=ClientConfig(backoff_max=5.0, retries_2026=False)) as client:
         await put_one(client)
     assert sleeps_of(client) == [5.0]
 
@@ -202,9 +202,9 @@ async def test_default_sleep_really_waits_only_when_asked(server: ScriptedServer
 
 
 async def test_a_burst_of_failures_stops_retrying_when_the_budget_is_spent(server: ScriptedServer) -> None:
-    """With a budget of 20 tokens (5 per retry) only four retries happen across calls; later calls fail at once."""
+    """A budget of 20 tokens (5 a retry, retries_2026=False) pays four retries; later calls fail at once."""
     server.error(None, 500, times=100)
-    async with make_client(server, config=ClientConfig(retry_budget=20)) as client:
+    async with make_client(server, config=ClientConfig(retry_budget=20, retries_2026=False)) as client:
         attempts = []
         for _ in range(5):
             with pytest.raises(ServiceError) as info:
@@ -217,9 +217,9 @@ async def test_a_burst_of_failures_stops_retrying_when_the_budget_is_spent(serve
 
 
 async def test_transport_error_retries_cost_more(server: ScriptedServer) -> None:
-    """A retry after a dropped connection takes 10 tokens, so a budget of 20 pays for two."""
+    """A retry after a dropped connection takes 10 tokens (retries_2026=False), so a budget of 20 pays for two."""
     server.reply(*[Reply(action="drop")] * 10)
-    async with make_client(server, config=ClientConfig(retry_budget=20)) as client:
+    async with make_client(server, config=ClientConfig(retry_budget=20, retries_2026=False)) as client:
         attempts = []
         for _ in range(3):
             with pytest.raises(TransportError) as info:
@@ -230,9 +230,9 @@ async def test_transport_error_retries_cost_more(server: ScriptedServer) -> None
 
 
 async def test_successes_refill_the_budget(server: ScriptedServer) -> None:
-    """After the budget is spent, successes give tokens back and retries resume."""
+    """After the budget is spent, successes give tokens back and retries resume (5 a retry: retries_2026=False)."""
     server.error(None, 500, times=3)
-    async with make_client(server, config=ClientConfig(retry_budget=10)) as client:
+    async with make_client(server, config=ClientConfig(retry_budget=10, retries_2026=False)) as client:
         with pytest.raises(ServiceError):
             await put_one(client)  # two retries spend all 10 tokens
         assert client.retry_policy.budget.tokens == 0
@@ -256,8 +256,8 @@ async def test_a_retried_success_refunds_its_retry(server: ScriptedServer) -> No
 
 
 async def test_a_success_after_a_transport_retry_refunds_what_it_took(server: ScriptedServer) -> None:
-    """A call that succeeds after a dropped connection gives back the 10 tokens its retry took, not 5."""
-    async with make_client(server, config=ClientConfig(retry_budget=30)) as client:
+    """A call that succeeds after a dropped connection gives back the 10 tokens its retry took, not 5 (pre-2026)."""
+    async with make_client(server, config=ClientConfig(retry_budget=30, retries_2026=False)) as client:
         for _ in range(4):
             server.reply(Reply(action="drop"))
             meta = await put_one(client)

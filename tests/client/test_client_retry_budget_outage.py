@@ -25,7 +25,7 @@ from aiopersonalize_events import (
     ServiceError,
     TransportError,
 )
-from aiopersonalize_events._retry import RETRY_COST, TIMEOUT_RETRY_COST
+from aiopersonalize_events._retry import RETRY_COST, RETRY_COST_2026, TIMEOUT_RETRY_COST
 from aiopersonalize_events.emulator import Emulator, Faults
 
 BUDGET = 500  # ClientConfig's default retry budget
@@ -79,19 +79,25 @@ def _rates(timeline: list[tuple[float, int, int]]) -> list[tuple[float, float]]:
 
 
 @pytest.mark.parametrize(
-    ("faults", "cost", "error_type"),
+    ("faults", "cost", "error_type", "behaviour"),
     [
-        (Faults(server_error=1.0, seed=1), RETRY_COST, ServiceError),
-        (Faults(disconnect=1.0, seed=1), TIMEOUT_RETRY_COST, TransportError),
+        (Faults(server_error=1.0, seed=1), RETRY_COST_2026, ServiceError, {}),
+        (Faults(disconnect=1.0, seed=1), RETRY_COST_2026, TransportError, {}),
+        (Faults(server_error=1.0, seed=1), RETRY_COST, ServiceError, {"retries_2026": False}),
+        (Faults(disconnect=1.0, seed=1), TIMEOUT_RETRY_COST, TransportError, {"retries_2026": False}),
     ],
-    ids=["5xx", "dropped connections"],
+    ids=["5xx", "dropped connections", "5xx, pre-2026", "dropped connections, pre-2026"],
 )
 async def test_the_retry_budget_stops_an_outage_from_multiplying_load(
-    emulator: Emulator, faults: Faults, cost: int, error_type: type[PersonalizeEventsError]
+    emulator: Emulator, faults: Faults, cost: int, error_type: type[PersonalizeEventsError], behaviour: dict[str, bool]
 ) -> None:
-    """With every call failing, retries stop once the budget is spent: the emulator sees ~1 call per caller call."""
+    """With every call failing, retries stop once the budget is spent: the emulator sees ~1 call per caller call.
+
+    By default a retry costs 14 tokens (the 2026 behaviour); with
+    ``retries_2026=False`` 5, or 10 after a dropped connection.
+    """
     emulator.faults = faults
-    async with _client(emulator, max_attempts=3) as client:
+    async with _client(emulator, max_attempts=3, **behaviour) as client:
         outage = await _callers(client, emulator, callers=16, calls=40, first_id=0)
         tokens_after_outage = client.retry_policy.budget.tokens
         emulator.faults = None

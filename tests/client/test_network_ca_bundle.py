@@ -8,6 +8,7 @@ endpoint's alike; without it they fail with a TLS error that says so.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -26,9 +27,13 @@ from aiopersonalize_events import (
     Event,
     NoCredentialsError,
     PersonalizeEventsClient,
+    RecorderClosedError,
+    ResponseMetadata,
+    TLSVerificationError,
     ValidationError,
 )
 from aiopersonalize_events.emulator import Emulator
+from aiopersonalize_events.errors import Fault
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +98,8 @@ def _container_app(calls: list[int]) -> web.Application:
 EVENTS = [Event(event_type="click", item_id="i-1", event_id="e-1", sent_at=1_700_000_000)]
 
 
-async def _put(client: PersonalizeEventsClient) -> None:
-    await client.put_events(tracking_id="t", session_id="s", event_list=EVENTS)
+async def _put(client: PersonalizeEventsClient) -> ResponseMetadata:
+    return await client.put_events(tracking_id="t", session_id="s", event_list=EVENTS)
 
 
 @pytest.fixture
@@ -128,6 +133,107 @@ async def test_without_the_ca_bundle_the_call_fails_with_a_clear_tls_error(
     assert "Traceback" not in text
     assert "\n" not in text
     assert emu.events() == []
+
+
+class CountingRelay:
+    """A TCP relay on 127.0.0.1 in front of ``target``: counts the connections it accepts, passes bytes both ways."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> CountingRelay:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await asyncio.wait_for(self._server.wait_closed(), 30)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_a_tls_verification_failure_is_a_set_up_fault_tried_once(
+    monkeypatch: pytest.MonkeyPatch, tls_emulator: tuple[Emulator, str], ca_file: Path, env_keys: None
+) -> None:
+    """No CA bundle, default retries: one connection reaches the server, none more; the fix names AWS_CA_BUNDLE.
+
+    The same certificate fails the same way on every attempt, so the error is
+    the set-up's (``Fault.SETUP``), not retried and not charged to the budget.
+    With ``AWS_CA_BUNDLE`` set the same relay carries a call that succeeds.
+    """
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    emu, url = tls_emulator
+    async with CountingRelay(int(url.rsplit(":", 1)[1])) as relay:
+        relayed = f"https://127.0.0.1:{relay.port}"
+        async with PersonalizeEventsClient(region="us-east-1", endpoint_url=relayed) as client:
+            assert client.config.max_attempts == 3
+            with pytest.raises(TLSVerificationError) as info:
+                await _put(client)
+            tokens = client.retry_policy.budget.tokens
+        assert relay.connections == 1
+        error = info.value
+        assert isinstance(error, EndpointConnectionError)  # what callers caught before still catches it
+        assert (error.fault, error.retryable, error.attempts) == (Fault.SETUP, False, 1)
+        assert tokens == 500  # nothing taken from the retry budget
+        assert error.fix is not None
+        assert "AWS_CA_BUNDLE" in error.fix
+        assert "ca_bundle" in error.fix
+        assert f"TLS certificate verification failed for 127.0.0.1:{relay.port}" in str(error)
+        assert emu.calls == {}
+
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(ca_file))
+        async with PersonalizeEventsClient(region="us-east-1", endpoint_url=relayed) as client:
+            meta = await _put(client)
+        assert relay.connections == 2
+    assert meta.retry_attempts == 0
+    assert [e["eventId"] for e in emu.events(tracking_id="t")] == ["e-1"]
+
+
+async def test_a_recorder_holds_its_events_on_a_tls_verification_failure(
+    monkeypatch: pytest.MonkeyPatch, tls_emulator: tuple[Emulator, str], env_keys: None
+) -> None:
+    """No CA bundle: the recorder's events are held (pending, never failed) while it runs; at close, undelivered."""
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    emu, url = tls_emulator
+    failures: list[BaseException] = []
+    async with CountingRelay(int(url.rsplit(":", 1)[1])) as relay:
+        client = PersonalizeEventsClient(region="us-east-1", endpoint_url=f"https://127.0.0.1:{relay.port}")
+        recorder = client.event_recorder(tracking_id="t", on_failure=lambda events, error: failures.append(error))
+        async with client, recorder:
+            for n in range(3):
+                recorder.record(Event(event_type="click", item_id="i", event_id=f"r{n}", sent_at=1), session_id="s")
+            for _ in range(2000):  # bounded turns of the loop, not a timer
+                if recorder.stats.retried:
+                    break
+                await asyncio.sleep(0.01)
+            assert relay.connections >= 1
+            assert (recorder.stats.failed, recorder.stats.pending) == (0, 3)
+            await recorder.close(timeout=0.2)
+    # a memory spool cannot keep them: at the deadline they go to on_failure as undelivered, naming the cause
+    assert (recorder.stats.sent, recorder.stats.failed, recorder.stats.pending) == (0, 3, 0)
+    (closed,) = failures
+    assert isinstance(closed, RecorderClosedError)
+    assert "held: TLS certificate verification failed" in str(closed)
+    assert emu.calls == {}
 
 
 async def test_the_profile_ca_bundle_and_client_config_are_read(

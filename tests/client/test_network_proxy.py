@@ -195,7 +195,7 @@ async def test_proxy_credentials_are_sent_and_never_shown(
             region="us-east-1", endpoint_url=f"http://127.0.0.1:{hole}", config=good
         ) as c:
             await _send(c, 1, "a")
-            shown += [repr(c), repr(c.config), repr(c._network), str(c.config)]
+            shown += [repr(c), repr(c.config), repr(c._transport.network), str(c.config)]
         bad = ClientConfig(proxies={"http": proxy.url_with("alice", "wrong-" + SECRET_PASSWORD)}, max_attempts=1)
         async with PersonalizeEventsClient(
             region="us-east-1", endpoint_url=f"http://127.0.0.1:{hole}", config=bad

@@ -1,4 +1,7 @@
-"""The AWS SDKs' updated retry behaviour of 2026 (AWS_NEW_RETRIES_2026=true), as botocore implements it.
+"""The AWS SDKs' updated retry behaviour of 2026, the default (as in botocore 1.44), as botocore implements it.
+
+``ClientConfig(retries_2026=False)`` / ``AWS_NEW_RETRIES_2026=false`` (deprecated) keep the earlier
+standard behaviour; its numbers are pinned here and in ``test_client_retry``.
 
 Published values (AWS SDKs and Tools reference guide, "Retry behavior"; botocore's
 ``retries/standard.py``): the wait before retry n is ``random() * min(20, base * 2 ** (n - 1))``
@@ -42,14 +45,76 @@ def _client(emu: Emulator, config: ClientConfig) -> Any:
     return make_client(endpoint_url=emu.endpoint_url, config=config)
 
 
-def test_the_environment_variable_turns_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AWS_NEW_RETRIES_2026=true (any case) sets retries_2026; unset or anything else leaves it off."""
-    assert ClientConfig().retries_2026 is False
+def test_it_is_on_by_default_and_the_environment_variable_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, ``true`` or anything but ``false``: on; AWS_NEW_RETRIES_2026=false (any case) or the argument: off."""
+    monkeypatch.delenv("AWS_NEW_RETRIES_2026", raising=False)
+    assert ClientConfig().retries_2026 is True
     monkeypatch.setenv("AWS_NEW_RETRIES_2026", "TRUE")
     assert ClientConfig().retries_2026 is True
     assert ClientConfig(retries_2026=False).retries_2026 is False
     monkeypatch.setenv("AWS_NEW_RETRIES_2026", "false")
     assert ClientConfig().retries_2026 is False
+    monkeypatch.setenv("AWS_NEW_RETRIES_2026", " False ")
+    assert ClientConfig().retries_2026 is False
+    assert ClientConfig(retries_2026=True).retries_2026 is True  # the argument wins
+    monkeypatch.setenv("AWS_NEW_RETRIES_2026", "")
+    assert ClientConfig().retries_2026 is True
+
+
+def _default(monkeypatch: pytest.MonkeyPatch, **config: Any) -> ClientConfig:
+    """A ``ClientConfig`` that does not name the behaviour, with nothing in the environment choosing it."""
+    monkeypatch.delenv("AWS_NEW_RETRIES_2026", raising=False)
+    return ClientConfig(**config)
+
+
+async def test_by_default_throttling_waits_from_one_second_and_5xx_from_fifty_ms(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client given no retry settings: the 2026 waits (1 s / 50 ms bases) and costs (5 / 14), exactly."""
+    emulator.faults = Faults(throttle=1.0)
+    async with _client(emulator, _default(monkeypatch)) as client:
+        client.retry_policy.random = randoms(0.5, 0.25)
+        with pytest.raises(ThrottlingException):
+            await _put(client, "t")
+        assert client.retry_policy.sleep.delays == [0.5 * 1.0, 0.25 * 2.0]
+        assert client.retry_policy.budget.tokens == 500 - 2 * 5
+        emulator.faults = Faults(server_error=1.0)
+        client.retry_policy.random = randoms(0.5, 1.0)
+        with pytest.raises(ServiceError):
+            await _put(client, "s")
+        assert client.retry_policy.sleep.delays == [0.5 * 1.0, 0.25 * 2.0, 0.5 * 0.05, 1.0 * 0.1]
+        assert client.retry_policy.budget.tokens == 500 - 2 * 5 - 2 * 14
+        emulator.faults = None
+        await _put(client, "ok")  # a first-try success gives one token back
+        assert client.retry_policy.budget.tokens == 500 - 2 * 5 - 2 * 14 + 1
+    assert emulator.calls[("PutEvents", 400)] == 3
+    assert sum(n for (_, status), n in emulator.calls.items() if status >= 500) == 3
+    assert [e["eventId"] for e in emulator.events(tracking_id="t")] == ["ok"]
+
+
+async def test_by_default_x_amz_retry_after_is_honoured(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client given no retry settings reads x-amz-retry-after within t + 5 s, as botocore 1.44 does."""
+    server.reply(error_reply("ThrottlingException", 400, headers={"x-amz-retry-after": "60000"}))
+    async with make_client(server, config=_default(monkeypatch)) as client:
+        client.retry_policy.random = randoms(0.5)
+        await _put(client)
+        assert client.retry_policy.budget.tokens == 500  # 5 taken, 5 given back by the success
+    assert client.retry_policy.sleep.delays == [0.5 * 1.0 + 5.0]
+
+
+async def test_an_explicit_backoff_base_replaces_the_transient_base_only(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``backoff_base=0.2``: a 5xx waits random * 0.2 * 2**(n-1); throttling keeps its 1 s base."""
+    server.error(None, 503, times=2)
+    server.error("ThrottlingException", 400)
+    async with make_client(server, config=_default(monkeypatch, backoff_base=0.2, max_attempts=4)) as client:
+        client.retry_policy.random = randoms(0.5, 0.5, 0.5)
+        await _put(client)
+        assert client.retry_policy.budget.tokens == 500 - 14 - 14 - 5 + 5
+    assert client.retry_policy.sleep.delays == [0.5 * 0.2, 0.5 * 0.4, 0.5 * 4.0]
 
 
 async def test_throttling_waits_from_a_one_second_base_and_costs_five(emulator: Emulator) -> None:
@@ -139,20 +204,24 @@ async def test_x_amz_retry_after_is_honoured_within_a_bound(
 async def test_without_it_x_amz_retry_after_is_not_read(server: ScriptedServer) -> None:
     """The pre-2026 standard mode keeps its waits (backoff_base 0.1) and costs (5): the header is not read."""
     server.reply(error_reply("ThrottlingException", 400, headers={"x-amz-retry-after": "3000"}))
-    async with make_client(server) as client:
+    async with make_client(server, config=ClientConfig(retries_2026=False)) as client:
         client.retry_policy.random = randoms(0.5)
         await _put(client)
         assert client.retry_policy.budget.tokens == 500  # 5 taken, 5 refunded on success
     assert client.retry_policy.sleep.delays == [0.5 * 0.1]
 
 
-def test_the_policy_for_each_behaviour_has_the_published_numbers() -> None:
-    """RetryPolicy.for_config: 2026 -> bases 0.05/1.0, costs 14/14/5, bound 5 s; else backoff_base and 5/10."""
-    new = RetryPolicy.for_config(NEW)
-    assert (new.backoff_base, new.throttling_backoff_base, new.retry_after_extra) == (0.05, 1.0, 5.0)
-    assert (new.budget.retry_cost, new.budget.timeout_cost, new.budget.throttling_cost) == (14, 14, 5)
-    assert new.budget.tokens == 500
-    old = RetryPolicy.for_config(ClientConfig(backoff_base=0.3))
+def test_the_policy_for_each_behaviour_has_the_published_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RetryPolicy.for_config: 2026 (default) -> bases 0.05/1.0, costs 14/14/5, bound 5 s; else backoff_base, 5/10."""
+    for config in (NEW, _default(monkeypatch)):
+        new = RetryPolicy.for_config(config)
+        assert (new.backoff_base, new.throttling_backoff_base, new.retry_after_extra) == (0.05, 1.0, 5.0)
+        assert (new.budget.retry_cost, new.budget.timeout_cost, new.budget.throttling_cost) == (14, 14, 5)
+        assert new.budget.tokens == 500
+    given = RetryPolicy.for_config(_default(monkeypatch, backoff_base=0.3))
+    assert (given.backoff_base, given.throttling_backoff_base, given.retry_after_extra) == (0.3, 1.0, 5.0)
+    assert repr(ClientConfig()).count("backoff_base=0.1,") == 1  # the default shows as the number it is
+    old = RetryPolicy.for_config(ClientConfig(backoff_base=0.3, retries_2026=False))
     assert (old.backoff_base, old.throttling_backoff_base, old.retry_after_extra) == (0.3, None, None)
     assert (old.budget.retry_cost, old.budget.timeout_cost, old.budget.throttling_cost) == (5, 10, None)
     assert isinstance(make_client(config=NEW).retry_policy.sleep, Sleeps)

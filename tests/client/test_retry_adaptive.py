@@ -77,9 +77,13 @@ def vt() -> VirtualTime:
 
 
 async def test_adaptive_slows_the_send_rate_to_the_quota_and_throttles_less_than_standard(vt: VirtualTime) -> None:
-    """Against a 10/s quota: standard keeps hammering (most attempts throttled); adaptive settles near the quota."""
+    """Against a 10/s quota: standard keeps hammering (most attempts throttled); adaptive settles near the quota.
+
+    The standard baseline is the pre-2026 one (``retries_2026=False``, waits
+    from 0.1 s after throttling), which spaces its attempts least.
+    """
     async with Emulator(quotas={"PutEvents": QUOTA}, clock=vt.time) as emu:
-        async with _client(emu, vt, retry_mode="standard") as standard:
+        async with _client(emu, vt, retry_mode="standard", retries_2026=False) as standard:
             plain = await _run(standard, emu, vt, 200, "s")
         vt.now += 60.0
         emu.quotas.reset()  # type: ignore[union-attr]

@@ -364,7 +364,7 @@ async def run_soak(emulator: EmulatorProcess, size: Size) -> dict[str, Any]:
     try:
         base, _ = tracemalloc.get_traced_memory()
         async with client:
-            session = client._session  # the client's own session (private): checked closed below
+            session = client._transport.session  # the client's own session (private): checked closed below
             assert session is not None
             recorder = client.event_recorder(
                 tracking_id=TRACKER,

@@ -297,6 +297,70 @@ def test_importing_the_package_loads_no_optional_or_credential_source_module() -
     assert f"{PACKAGE}._aws_config" not in loaded  # the shared files are parsed only when needed
 
 
+FIRST_USE = (
+    f"{PACKAGE}._network",  # proxies and the CA bundle: read when a client opens
+    f"{PACKAGE}._signing",  # the signer: when a client knows its endpoint
+    f"{PACKAGE}._recorder",  # the recorder and its delivery engine: with the first recorder
+    f"{PACKAGE}._delivery",
+    f"{PACKAGE}.spool",  # the spools (and sqlite3): when one of their names is used
+    "sqlite3",
+)
+
+
+def _under(loaded: set[str], names: tuple[str, ...]) -> set[str]:
+    return {m for m in loaded for name in names if m == name or m.startswith(name + ".")}
+
+
+def test_importing_the_package_leaves_the_network_the_recorder_and_the_spools_to_first_use() -> None:
+    """A fresh ``import aiopersonalize_events`` loads neither ``_network``, the signer, the recorder nor a spool."""
+    loaded = _loaded_after("import aiopersonalize_events", {})
+    assert _under(loaded, FIRST_USE) == set()
+    assert f"{PACKAGE}._client" in loaded  # the client itself is there, ready to be built
+
+
+LAZY_NAMES = f"""
+import {PACKAGE} as package
+from {PACKAGE}._recorder import EventRecorder, RecorderStats
+from {PACKAGE}.spool import MemorySpool, Spool
+from {PACKAGE}.spool.sqlite import SqliteSpool
+assert package.EventRecorder is EventRecorder and package.RecorderStats is RecorderStats
+assert package.MemorySpool is MemorySpool and package.Spool is Spool and package.SqliteSpool is SqliteSpool
+assert {{"EventRecorder", "SqliteSpool", "MemorySpool"}} <= set(dir(package))
+try:
+    package.NoSuchName
+except AttributeError as error:
+    assert "NoSuchName" in str(error)
+else:
+    raise AssertionError("an unknown name must be an AttributeError")
+"""
+
+
+def test_the_recorder_and_spool_names_load_on_first_use_and_are_the_modules_own() -> None:
+    """``aiopersonalize_events.EventRecorder`` (and the spools) import their module then, and are the same objects."""
+    loaded = _loaded_after(LAZY_NAMES, {})
+    assert {f"{PACKAGE}._recorder", f"{PACKAGE}.spool", f"{PACKAGE}.spool.sqlite", "sqlite3"} <= loaded
+
+
+OPEN_A_CLIENT = f"""
+import asyncio
+from {PACKAGE} import Credentials, PersonalizeEventsClient
+
+async def main():
+    credentials = Credentials("AKIDIMPORTGRAPH00002", "import-graph-secret")
+    async with PersonalizeEventsClient(region="eu-west-1", endpoint_url="http://127.0.0.1:9", credentials=credentials):
+        pass
+
+asyncio.run(main())
+"""
+
+
+def test_opening_a_client_loads_the_network_settings_and_the_signer_but_no_recorder() -> None:
+    """The network settings are read when a client opens; the recorder and the spools still wait for their first use."""
+    loaded = _loaded_after(OPEN_A_CLIENT, {})
+    assert {f"{PACKAGE}._network", f"{PACKAGE}._signing"} <= loaded
+    assert _under(loaded, (f"{PACKAGE}._recorder", f"{PACKAGE}._delivery", f"{PACKAGE}.spool", "sqlite3")) == set()
+
+
 ENV_KEYS = {"AWS_ACCESS_KEY_ID": "AKIDIMPORTGRAPH00001", "AWS_SECRET_ACCESS_KEY": "import-graph-secret"}
 RESOLVE = f"""
 import asyncio

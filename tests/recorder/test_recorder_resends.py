@@ -21,9 +21,9 @@ from aiopersonalize_events.emulator import Emulator, Faults
 async def test_recorder_resends_spend_the_clients_budget_then_probe(
     server: ScriptedServer, retry_testing: None
 ) -> None:
-    """Three 503s, max_attempts=1, a 12-token budget: two paid re-sends (5 each), then a free probe gets through."""
+    """Three 503s, max_attempts=1, a 12-token budget: two paid re-sends (5 each, pre-2026), then a free probe."""
     server.error("ServiceUnavailableException", 503, times=3)
-    client = make_client(server, config=ClientConfig(max_attempts=1, retry_budget=12))
+    client = make_client(server, config=ClientConfig(max_attempts=1, retry_budget=12, retries_2026=False))
     async with client, client.event_recorder(tracking_id=TRACKER, flush_interval=0.02) as recorder:
         recorder.record(_event(1), session_id="s")
         await asyncio.wait_for(recorder.flush(), HANG_GUARD)
@@ -72,7 +72,7 @@ async def test_recorder_under_emulator_faults_spends_and_refills_the_clients_bud
 ) -> None:
     """An outage of 5xx drains the client's budget through the recorder's re-sends; after it, all 100 arrive once."""
     emulator.faults = Faults(server_error=1.0, seed=8)
-    async with _client(emulator, max_attempts=1, retry_budget=50) as client:
+    async with _client(emulator, max_attempts=1, retry_budget=50, retries_2026=False) as client:  # 5 a re-send
         async with client.event_recorder(tracking_id=TRACKER, flush_interval=0.01) as recorder:
             for n in range(100):
                 recorder.record(_event(n), session_id=f"s{n % 10}")

@@ -198,7 +198,7 @@ async def test_held_events_are_unsent_at_the_close_deadline_and_a_durable_spool_
 
 
 async def test_with_the_budget_empty_and_the_service_down_one_probe_at_a_time(emulator: Emulator) -> None:
-    """Service down, budget empty (1 token; a retry costs 5): after the first attempts, one recorder call a round."""
+    """Service down, budget empty (1 token; a retry costs 14): after the first attempts, one recorder call a round."""
     emulator.faults = Faults(server_error=1.0, latency=0.02, seed=3)
     async with (
         PersonalizeEventsClient(

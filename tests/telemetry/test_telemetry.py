@@ -151,7 +151,7 @@ async def test_a_call_retried_through_faults_is_one_span_with_a_retry_event_per_
 ) -> None:
     """Throttled, then a 5xx, then accepted: one CLIENT span with the AWS SDK attributes and two retry events."""
     emulator.faults = Faults(throttle=1.0)
-    async with make_client(emulator) as client:
+    async with make_client(emulator, retries_2026=False) as client:  # the pre-2026 waits, from backoff_base 0.1
         waits = script_faults(client, emulator, Faults(server_error=1.0, seed=1), None)
         meta = await client.put_events(
             tracking_id=TRACKING_ID,

@@ -21,7 +21,7 @@ import pytest
 
 import aiopersonalize_events
 from aiopersonalize_events import ClientConfig, Credentials, Event, Item, PersonalizeEventsClient, _telemetry
-from aiopersonalize_events._client import PersonalizeEventsClient as _Client
+from aiopersonalize_events._call import Caller as _Caller
 from aiopersonalize_events.emulator import Emulator, Faults
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
@@ -117,16 +117,17 @@ def test_with_the_api_alone_instrumented_calls_and_recorders_work() -> None:
 
 
 def test_the_client_checks_the_hook_once_per_call_and_nowhere_else() -> None:
-    """The one hot-path cost when off: ``_telemetry.hook`` read once in ``_invoke``; ``_attempt`` never looks."""
+    """The one hot-path cost when off: ``_telemetry.hook`` read once in ``Caller.invoke``; ``_attempt`` never looks."""
 
     def reads_of_hook(function: Any) -> int:
         return sum(1 for i in dis.get_instructions(function) if i.argval == "hook")
 
     # the check, and its use inside the branch taken only when instrumented
-    assert reads_of_hook(_Client._invoke) == 2
-    assert reads_of_hook(_Client._attempt) == 0
-    source = (PACKAGE_DIR / "_client.py").read_text()
+    assert reads_of_hook(_Caller.invoke) == 2
+    assert reads_of_hook(_Caller._attempt) == 0
+    source = (PACKAGE_DIR / "_call.py").read_text()
     assert source.count("_telemetry.hook") == 2
+    assert "_telemetry.hook" not in (PACKAGE_DIR / "_client.py").read_text()
     assert "opentelemetry" not in source
     for path in PACKAGE_DIR.rglob("*.py"):
         if path.name != "otel.py":
@@ -179,7 +180,7 @@ async def test_not_instrumented_a_call_runs_no_telemetry_code(emulator: Emulator
     ) as client:
         await client.put_items(dataset_arn="arn:aws:personalize:us-east-1:1:dataset/d/ITEMS", items=[Item(item_id="i")])
         await calls(3)
-        assert (str(PACKAGE_DIR / "_client.py"), "_invoke") in called  # the profile saw the client's own code
+        assert (str(PACKAGE_DIR / "_call.py"), "invoke") in called  # the profile saw the client's own call path
         assert _telemetry_code(called) == set()
         emulator.faults = Faults(throttle=0.5, seed=3)
         await calls(4)

@@ -43,7 +43,6 @@ import asyncio
 import logging
 import os
 import sys
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -156,7 +155,7 @@ class SqliteSpool:
         self._lease = float(lease)
         self._window = window
         self._clock = clock
-        self._now: Callable[[], float] = clock.time if clock is not None else time.monotonic  # append()'s clock
+        self._now: Callable[[], float] = clock.time if clock is not None else self._first_time  # append()'s clock
 
         self._state = "new"  # new -> opening -> open -> closing -> closed (or failed)
         self._writer: Writer | None = None
@@ -204,6 +203,21 @@ class SqliteSpool:
 
     def __len__(self) -> int:
         return self._held
+
+    def _first_time(self) -> float:
+        """``append()``'s clock until one is known: the running loop's (the default clock), adopted once.
+
+        ``append()`` runs on the loop thread, so the loop is found at the first
+        event; with none running yet the event counts as due at the first tick
+        after ``open()`` (it has waited at least that long).
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return float("-inf")
+        self._clock = loop
+        self._now = loop.time
+        return loop.time()
 
     # -- life cycle ---------------------------------------------------------------------------
 

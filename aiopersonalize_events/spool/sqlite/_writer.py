@@ -52,6 +52,10 @@ CLOSE_TIME: Final = 4.0
 """Seconds ``close()`` (and the interpreter's exit) gives the writer when no timeout is given: less than
 the recorder's floor for closing its spool, so the spool says what it kept before the recorder reports it."""
 _GRACE: Final = 0.25  # beyond the close deadline: the last statement, the hand-over to the loop
+_real_time: Final = time.monotonic
+"""The one clock the spool does not take from its ``Clock``: the close deadline's. It bounds real blocking
+on this thread (SQLite's busy timeout is real milliseconds, a join is real time) and must move by itself:
+a ``ManualClock`` moves only when a test advances it, and at interpreter exit the loop has ended."""
 
 
 # -- operations: what the loop asks of the writer, one small class each ------------------------------
@@ -227,7 +231,7 @@ class Writer:
         self._next_lease = 0.0
         self._next_claim = 0.0
         self._failing_since: float | None = None
-        self._deadline: float | None = None  # time.monotonic() by which a stopping writer is done
+        self._deadline: float | None = None  # _real_time() by which a stopping writer is done
         self._exit_hook: Callable[[], None] | None = None
 
     # -- the loop side's handles -------------------------------------------------------------
@@ -248,20 +252,20 @@ class Writer:
         """Write what is queued, free our rows and end (``writer_closed`` tells when), within ``timeout`` seconds:
         what the file does not take by then (locked, full) is reported lost, never left half-done."""
         if self._deadline is None:
-            self._deadline = time.monotonic() + max(0.0, timeout)
+            self._deadline = _real_time() + max(0.0, timeout)
         self._stop.set()
         self._wake.set()
 
     def remaining(self) -> float:
         """Seconds left before the close deadline (with the grace for the hand-over); the full budget if none."""
         deadline = self._deadline
-        return CLOSE_TIME + _GRACE if deadline is None else max(0.0, deadline - time.monotonic()) + _GRACE
+        return CLOSE_TIME + _GRACE if deadline is None else max(0.0, deadline - _real_time()) + _GRACE
 
     def _bound_waits(self, conn: sqlite3.Connection) -> None:
         """While stopping, no statement may wait on a lock past the close deadline."""
         deadline = self._deadline
         if deadline is not None:
-            left = max(0.0, deadline - time.monotonic())
+            left = max(0.0, deadline - _real_time())
             with contextlib.suppress(sqlite3.Error):
                 conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
 
@@ -366,7 +370,7 @@ class Writer:
             if stopping and not self.ops and not self._carry:
                 return
             if self._carry:  # a failed round (or no room): try again after a pause
-                if stopping and (self._deadline is None or time.monotonic() >= self._deadline):
+                if stopping and (self._deadline is None or _real_time() >= self._deadline):
                     # closing, and the file did not take them by the deadline: they are lost, and said so
                     error = SpoolError(f"the spool {self.path} could not be written within the close deadline")
                     log.error(
@@ -377,7 +381,7 @@ class Writer:
                     return
                 pause = self._commit_interval
                 if stopping and self._deadline is not None:
-                    pause = min(pause, max(0.0, self._deadline - time.monotonic()))
+                    pause = min(pause, max(0.0, self._deadline - _real_time()))
                 if stopping:  # the stop flag is set: waiting on it would not pause
                     time.sleep(pause)
                 else:

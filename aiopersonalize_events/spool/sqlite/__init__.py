@@ -58,7 +58,19 @@ from ...errors import ValidationError
 from .._protocol import SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from ._file import SCHEMA_VERSION, Synchronous, connect_spool, describe_sqlite_error
 from ._segments import segment_body
-from ._writer import CLOSE_TIME, DeleteSegment, Entry, KeepDead, LoadRows, Round, Segment, Sync, Writer, WriteSegment
+from ._writer import (
+    CLOSE_TIME,
+    DeleteSegment,
+    Entry,
+    KeepDead,
+    LoadRows,
+    Round,
+    Segment,
+    Sync,
+    Totals,
+    Writer,
+    WriteSegment,
+)
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
 
@@ -166,10 +178,17 @@ class SqliteSpool:
         self._last_tick = 0.0
         self._grouper: Grouper[_Key, Entry] = Grouper(L.RECORDS_PER_CALL)
         self._ready: deque[tuple[_Key, list[Entry]]] = deque()
-        self._held = 0  # len(): held for this recorder
-        self._in_memory = 0  # entries in the grouper or out in batches
-        self._unwritten = 0  # appended, neither written nor settled yet
-        self._deletes_queued = 0  # settled events the writer has yet to take off disk
+        # len(), full() and sync() derive what they say (_held, _unwritten, _deletes_queued) from totals that
+        # each count one kind of happening: the loop's here, the writer's as its last round said (``_done``).
+        # One level is kept by hand: the entries in memory, since the batches out are the recorder's to hold.
+        self._in_memory = 0  # entries in the grouper, in ready groups, or out in batches
+        self._appended = 0  # append() calls
+        self._appended_disk = 0  # of those, the ones that found the window full: on disk only
+        self._never_written = 0  # appended events settled (or lost) before they were queued for the writer
+        self._never_written_disk = 0  # of those, ones on disk only (lost before queued: the spool never opened)
+        self._settled_written = 0  # settled events whose segment was queued: deleted once all of it is settled
+        self._deletes_void = 0  # of those, in segments the writer gave up: no row to delete
+        self._done = Totals()  # the writer's totals (written or lost, deleted) as of its last round
         self._disk_events = 0  # pending rows in the file (all owners) at the last commit
         self._disk_bytes = 0
         self._avg_bytes = 300
@@ -203,6 +222,23 @@ class SqliteSpool:
 
     def __len__(self) -> int:
         return self._held
+
+    @property
+    def _held(self) -> int:
+        """What ``len()`` says: in memory, plus ours on disk only: the writer's backlog (read back, taken over,
+        unreadable rows and all, as its last round said) and those on their way there."""
+        on_their_way = self._appended_disk - self._never_written_disk - self._done.resolved_disk
+        return self._in_memory + self._backlog + on_their_way
+
+    @property
+    def _unwritten(self) -> int:
+        """Appended events neither written (nor given up) by the writer, nor settled before they were queued."""
+        return self._appended - self._never_written - self._done.resolved
+
+    @property
+    def _deletes_queued(self) -> int:
+        """Settled events still in the file as of the last commit: their segment's deletion is yet to come."""
+        return self._settled_written - self._deletes_void - self._done.deleted
 
     def _first_time(self) -> float:
         """``append()``'s clock until one is known: the running loop's (the default clock), adopted once.
@@ -319,8 +355,7 @@ class SqliteSpool:
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
         """Keep one event: grouped in memory to be sent, and due on disk unless sent first (no I/O here)."""
-        self._held += 1
-        self._unwritten += 1
+        self._appended += 1
         if self._in_memory < self._window:
             self._in_memory += 1
             entry = Entry(event, session_id, user_id, self._now(), True)
@@ -333,6 +368,7 @@ class SqliteSpool:
             if self._tick is None and self._state == "open":
                 self._schedule(self._hold)
         else:  # the window is full: this one waits on disk only, written at the next tick
+            self._appended_disk += 1
             self._due.append(Entry(event, session_id, user_id, self._now(), False))
             self._force = len(self._due)
             if self._state == "open":
@@ -344,7 +380,6 @@ class SqliteSpool:
         if oldest is None:
             return None
         entry = oldest[1]
-        self._held -= 1
         self._in_memory -= 1
         self._settle((entry,), None, dead=False)
         self._ask_rows()
@@ -370,12 +405,13 @@ class SqliteSpool:
 
     def release(self, batch: SpoolBatch) -> None:
         """The recorder stops with ``batch`` unsent: it stays in the file for the next start."""
+        for entry in batch.handles:
+            assert isinstance(entry, Entry)
+            entry.released = True
         self._settled(batch)
 
     def _settled(self, batch: SpoolBatch) -> None:
-        n = len(batch.events)
-        self._held -= n
-        self._in_memory -= n
+        self._in_memory -= len(batch.events)
         self._ask_rows()
 
     def _settle(self, handles: Sequence[Hashable], reason: str | None, *, dead: bool) -> None:
@@ -388,11 +424,14 @@ class SqliteSpool:
                 rows.append(self._dead_row(entry, reason or ""))
             seg = entry.seg
             if seg is None:
-                entry.done = True
-                self._unwritten -= 1
+                if not entry.done:  # (an entry lost meanwhile is done already)
+                    entry.done = True
+                    self._never_written += 1
                 continue
             entry.seg = None
-            self._deletes_queued += 1
+            if seg.void:  # its segment was given up, so it has no row: nothing to delete
+                continue
+            self._settled_written += 1
             seg.left -= 1
             if seg.left <= 0 and writer is not None:
                 writer.put(DeleteSegment(seg))
@@ -485,14 +524,8 @@ class SqliteSpool:
 
     def writer_round(self, result: Round) -> None:
         """What a writer round did: counts, events read back or taken over, events lost, syncs answered."""
-        if result.clear_memory:  # the spool never opened: everything appended is lost, queued or not
-            for entry in self._due:
-                if not entry.done:
-                    result.lost.append(entry)
-                    result.resolved += 1
-            self._due.clear()
-        self._unwritten -= result.resolved
-        self._deletes_queued -= result.deletes
+        lost = self._lost(result)
+        self._done = result.totals
         self._backlog = result.backlog
         if result.held_events is not None and result.held_bytes is not None:
             self._disk_events = result.held_events
@@ -501,24 +534,44 @@ class SqliteSpool:
                 self._avg_bytes = max(1, result.held_bytes // result.held_events)
         listener = self._listener
         if result.recovered:
-            self._held += result.recovered
             self._recovered_total += result.recovered
             if listener is not None:
                 listener.spool_recovered(result.recovered)
-        if result.clear_memory:
-            self._grouper.cut()
-            self._ready.clear()
-            self._in_memory = 0
-        if result.lost:
-            self._held -= len(result.lost)
-            if listener is not None:
-                error = result.error or SpoolError(f"the spool {self._path} could not keep these events")
-                listener.spool_lost([e.event for e in result.lost], error)
+        if lost and listener is not None:
+            error = result.error or SpoolError(f"the spool {self._path} could not keep these events")
+            listener.spool_lost([e.event for e in lost], error)
         self._take_rows(result.rows)
         if result.loaded:
             self._in_transit = False
         self._answer_syncs(result)
         self._ask_rows()
+
+    def _lost(self, result: Round) -> list[Entry]:
+        """The events a round gave up: the unsettled ones of its segments given up (those in memory too, when the
+        spool is ending; else they are still sent), and, when the spool never opened, every one appended."""
+        lost: list[Entry] = []
+        for op in result.lost:
+            seg = op.seg
+            seg.void = True
+            unsettled = [e for e in op.entries if e.seg is seg]  # the loop's to say: it settles them
+            self._deletes_void += seg.count - len(unsettled)
+            if result.lose_memory or not seg.in_memory:
+                lost.extend(unsettled)
+        if result.clear_memory:  # the spool never opened: what was never queued is lost too
+            for entry in self._due:
+                if not entry.done:
+                    self._never_written += 1
+                    self._never_written_disk += not entry.in_memory
+                    lost.append(entry)
+            self._due.clear()
+            self._grouper.cut()
+            self._ready.clear()
+        for entry in lost:
+            entry.seg = None
+            entry.done = True
+            if entry.in_memory and not entry.released:  # (a released one has left memory already)
+                self._in_memory -= 1
+        return lost
 
     def _take_rows(self, rows: list[Entry]) -> None:
         ready = False

@@ -26,9 +26,10 @@ log: Final = logging.getLogger("aiopersonalize_events.spool")
 class Segment:
     """Events written (or to be written) as one row. ``left`` counts those not yet settled (loop side);
     when it reaches 0 the loop asks the writer to delete the row. ``rowid`` is set by the writer once
-    the row is committed; ``lost`` when writing it failed for good."""
+    the row is committed; ``lost`` when the writer gave writing it up (writer side), ``void`` once the
+    loop learnt so (loop side: its row never comes, so nothing of it is deleted)."""
 
-    __slots__ = ("count", "in_memory", "left", "lost", "nbytes", "rowid")
+    __slots__ = ("count", "in_memory", "left", "lost", "nbytes", "rowid", "void")
 
     def __init__(self, count: int, in_memory: bool, rowid: int | None = None, nbytes: int = 0) -> None:
         self.count = count
@@ -37,6 +38,7 @@ class Segment:
         self.rowid = rowid
         self.nbytes = nbytes
         self.lost = False
+        self.void = False
 
 
 class Entry:
@@ -45,10 +47,12 @@ class Entry:
     ``seg`` is the segment its line went into (None while not yet due);
     ``done`` marks one settled (sent, failed, dropped) before that, so it is
     never written. ``in_memory`` is False for an event that found the window
-    full: it waits on disk only and is read back later. Loop side only.
+    full: it waits on disk only and is read back later. ``released`` marks
+    one the recorder gave back unsent at its stop (out of memory, still to be
+    kept on disk). Loop side only.
     """
 
-    __slots__ = ("born", "done", "event", "in_memory", "seg", "session_id", "user_id")
+    __slots__ = ("born", "done", "event", "in_memory", "released", "seg", "session_id", "user_id")
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class Entry:
         self.in_memory = in_memory
         self.seg = seg
         self.done = False
+        self.released = False
 
 
 class Backlog:

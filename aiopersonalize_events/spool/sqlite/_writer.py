@@ -6,7 +6,9 @@ transaction per round (group commit: new segments, deletions of settled
 ones, dead letters, the lease, take-overs), and hands what the round did
 (a ``Round``) back to the loop thread. Nothing the loop owns is read
 here: the room in memory comes with ``LoadRows``, and what the writer owns
-(the events waiting on disk, the segments read back) goes back in ``Round``.
+(its totals of events written and deleted, the events waiting on disk, the
+segments read back, the segments it gave up) goes back in ``Round``; which
+events of a segment given up were still unsettled is the loop's to say.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "Round",
     "Segment",
     "Sync",
+    "Totals",
     "WriteSegment",
     "Writer",
     "WriterListener",
@@ -62,7 +65,7 @@ a ``ManualClock`` moves only when a test advances it, and at interpreter exit th
 
 
 class WriteSegment:
-    """Write these events as one row (``entries`` still pointing at ``seg`` are unsettled)."""
+    """Write these events as one row (``entries``: the loop's, never read by the writer)."""
 
     __slots__ = ("body", "entries", "seg")
 
@@ -70,10 +73,6 @@ class WriteSegment:
         self.seg = seg
         self.body = body
         self.entries = entries
-
-    def unsettled(self) -> list[Entry]:
-        """The entries of this segment not settled yet."""
-        return [e for e in self.entries if e.seg is self.seg]
 
 
 class DeleteSegment:
@@ -115,39 +114,56 @@ class LoadRows:
 Operation = WriteSegment | DeleteSegment | KeepDead | Sync | LoadRows
 
 
+class Totals:
+    """The writer's running totals since it started (never decreased), sent with every round."""
+
+    __slots__ = ("deleted", "resolved", "resolved_disk")
+
+    def __init__(self) -> None:
+        self.resolved = 0  # events of queued segments written, or given up (lost)
+        self.resolved_disk = 0  # of those, the ones on their way to disk only
+        self.deleted = 0  # events of settled segments whose row went (or never came), or whose deletion was given up
+
+    def copy(self) -> Totals:
+        """A snapshot, for a round to carry to the loop thread."""
+        done = Totals()
+        done.resolved, done.resolved_disk, done.deleted = self.resolved, self.resolved_disk, self.deleted
+        return done
+
+
 class Round:
     """What one writer round did, handed to the loop thread."""
 
     __slots__ = (
         "backlog",
         "clear_memory",
-        "deletes",
         "error",
         "held_bytes",
         "held_events",
         "loaded",
+        "lose_memory",
         "lost",
         "recovered",
-        "resolved",
         "rows",
         "sync_error",
         "syncs",
+        "totals",
     )
 
     def __init__(self, backlog: int) -> None:
-        self.resolved = 0  # queued events that were written, or lost
-        self.deletes = 0  # settled events (queued ones) the writer has taken off the queue
+        self.totals = Totals()  # the writer's totals after this round (set as it is sent)
         self.rows: list[Entry] = []  # entries read back from disk, for the loop to send
         self.loaded = False  # a ``LoadRows`` was answered (with ``rows``, maybe none)
         self.backlog = backlog  # events of ours on disk, not in memory, after this round
         self.recovered = 0
-        self.lost: list[Entry] = []
+        self.lost: list[WriteSegment] = []  # segments given up: never written (their unsettled events are lost)
+        self.lose_memory = False  # the events of ``lost`` segments that are in memory are lost too (else still sent)
         self.error: SpoolError | None = None
         self.syncs: list[asyncio.Future[None]] = []
         self.sync_error: SpoolError | None = None
         self.held_events: int | None = None
         self.held_bytes: int | None = None
-        self.clear_memory = False  # the spool never opened: what memory holds is among ``lost``
+        self.clear_memory = False  # the spool never opened: every event appended is lost, queued or not
 
 
 class WriterListener(Protocol):
@@ -227,6 +243,7 @@ class Writer:
         self._carry: list[Operation] = []  # operations of a failed round, to try again
         self._carry_rounds = 0
         self._disk = Backlog(path, tracking_id)  # events of ours waiting on disk only, and the reading back
+        self._totals = Totals()
         self._first_room = room  # the room in memory when the spool opened: the first round reads back this many
         self._next_lease = 0.0
         self._next_claim = 0.0
@@ -283,6 +300,11 @@ class Writer:
         """Wait up to ``timeout`` seconds for the thread to end (never on the thread itself)."""
         if self._thread is not threading.current_thread() and self._thread.ident is not None:
             self._thread.join(timeout)
+
+    def _tell(self, result: Round) -> None:
+        """Hand a round to the loop thread, with the writer's totals as they are now."""
+        result.totals = self._totals.copy()
+        self._to_loop(self._listener.writer_round, result)
 
     def _to_loop(self, callback: Callable[..., None], *args: Any) -> bool:
         try:
@@ -427,7 +449,7 @@ class Writer:
             ids, claimed = self._write(conn, writes, rows, plan.dead_rows, housekeeping, now)
         except (sqlite3.Error, OSError) as exc:
             self._round_failed(exc, ops, result)
-            self._to_loop(self._listener.writer_round, result)
+            self._tell(result)
             return
         if self._failing_since is not None:
             log.warning("spool %s: writing works again", self.path)
@@ -435,8 +457,9 @@ class Writer:
         self._carry_rounds = 0
         self._disk.unreadable = []
         over = writes[len(ids) :]
-        self._committed(writes[: len(ids)], ids, plan.deleted, result)
-        result.resolved = sum(op.seg.count for op in plan.inserts) - sum(op.seg.count for op in over)
+        self._committed(writes[: len(ids)], ids, plan.deleted)
+        waiting = {id(op) for op in over}
+        self._resolved([op for op in plan.inserts if id(op) not in waiting])
         if over:  # kept here (they are in memory), written as room frees; put() is told they are not on disk
             self._carry = list(over)
             result.sync_error = SpoolError(
@@ -452,9 +475,17 @@ class Writer:
         result.backlog = self._disk.events
         if writes or rows or plan.dead_rows or claimed or recovered or result.rows:
             result.held_events, result.held_bytes = read_totals(conn)
-        self._to_loop(self._listener.writer_round, result)
+        self._tell(result)
 
-    def _committed(self, writes: list[WriteSegment], ids: list[int], deleted: list[Segment], result: Round) -> None:
+    def _resolved(self, ops: list[WriteSegment]) -> None:
+        """These queued segments are done with: written (or never, all settled first), or given up."""
+        totals = self._totals
+        for op in ops:
+            totals.resolved += op.seg.count
+            if not op.seg.in_memory:
+                totals.resolved_disk += op.seg.count
+
+    def _committed(self, writes: list[WriteSegment], ids: list[int], deleted: list[Segment]) -> None:
         """The round committed: now memory follows."""
         for op, rowid in zip(writes, ids, strict=True):
             op.seg.rowid = rowid
@@ -463,7 +494,7 @@ class Writer:
         for seg in deleted:
             if seg.rowid is not None:
                 self._disk.memory.discard(seg.rowid)
-            result.deletes += seg.count
+            self._totals.deleted += seg.count
 
     def _write(
         self,
@@ -568,10 +599,7 @@ class Writer:
                 continue  # answered with the error now
             if isinstance(op, WriteSegment) and not op.seg.in_memory and not busy and not op.seg.lost:
                 op.seg.lost = True
-                unsettled = op.unsettled()
-                result.lost.extend(unsettled)
-                result.resolved += op.seg.count
-                result.deletes += op.seg.count - len(unsettled)
+                result.lost.append(op)
                 continue
             carry.append(op)
         if self._carry_rounds > _GIVE_UP_ROUNDS and not busy:
@@ -584,8 +612,9 @@ class Writer:
                     len(given_up),
                     _GIVE_UP_ROUNDS,
                 )
-                result.deletes += sum(op.seg.count for op in given_up if isinstance(op, DeleteSegment))
+                self._totals.deleted += sum(op.seg.count for op in given_up if isinstance(op, DeleteSegment))
             carry = [op for op in carry if isinstance(op, (WriteSegment, LoadRows))]
+        self._resolved(result.lost)
         self._carry = carry
 
     def _fail_queue(self, error: SpoolError, *, everything: bool, memory_too: bool = False) -> None:
@@ -594,22 +623,19 @@ class Writer:
         result = Round(self._disk.events)
         result.error = result.sync_error = error
         result.clear_memory = everything
+        result.lose_memory = everything or memory_too
         for op in self._carry + self._drain():
             if isinstance(op, WriteSegment):
-                if op.seg.lost:
-                    continue
-                op.seg.lost = True
-                unsettled = op.unsettled()
-                result.resolved += op.seg.count
-                result.deletes += op.seg.count - len(unsettled)
-                if everything or memory_too or not op.seg.in_memory:
-                    result.lost.extend(unsettled)
+                if not op.seg.lost:
+                    op.seg.lost = True
+                    result.lost.append(op)
             elif isinstance(op, Sync):
                 result.syncs.append(op.done)
             elif isinstance(op, LoadRows):
                 result.loaded = True
+        self._resolved(result.lost)
         self._carry = []
-        self._to_loop(self._listener.writer_round, result)
+        self._tell(result)
 
     def _shutdown_db(self) -> None:
         """Free the rows this process did not send, leave the owners table, close the file."""

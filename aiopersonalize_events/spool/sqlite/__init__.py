@@ -34,7 +34,8 @@ opens the file next.
 Where each part lives: ``_file`` (opening, schema, the transaction helper,
 moving a bad file aside), ``_segments`` (the segment encoding), ``_owners``
 (leases, liveness, take-over), ``_writer`` (the writer thread and its typed
-operations); this module is the loop side.
+operations), ``_behind`` (write-behind: which events go to the writer, and
+when); this module is the loop side (intake, batches, what it counts).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ from ..._shapes import Event
 from ..._validators import check_positive_int
 from ...errors import ValidationError
 from .._protocol import SpoolBatch, SpoolError, SpoolListener, SpoolStateError
+from ._behind import WriteBehind
 from ._file import SCHEMA_VERSION, Synchronous, connect_spool, describe_sqlite_error
-from ._segments import segment_body
 from ._writer import (
     CLOSE_TIME,
     DeleteSegment,
@@ -65,11 +66,9 @@ from ._writer import (
     KeepDead,
     LoadRows,
     Round,
-    Segment,
     Sync,
     Totals,
     Writer,
-    WriteSegment,
 )
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
@@ -92,6 +91,36 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _check_options(
+    path: object,
+    commit_interval: object,
+    max_events: int | None,
+    max_bytes: int | None,
+    synchronous: object,
+    lease: object,
+    window: int,
+    clock: object,
+) -> None:
+    """``SqliteSpool``'s options checked before anything is opened: a ``ValidationError`` naming the one wrong."""
+    if not isinstance(path, str) or not path or path == ":memory:":
+        raise ValidationError("path", "must be the path of a file (a spool in memory would not outlive us)")
+    if isinstance(commit_interval, bool) or not isinstance(commit_interval, (int, float)):
+        raise ValidationError("commit_interval", "must be a number of seconds")
+    if not 0 < commit_interval <= 10:
+        raise ValidationError("commit_interval", "must be more than 0 and at most 10 seconds")
+    if max_events is not None:
+        check_positive_int("max_events", max_events)
+    if max_bytes is not None:
+        check_positive_int("max_bytes", max_bytes)
+    if synchronous not in ("normal", "full"):
+        raise ValidationError("synchronous", "must be 'normal' or 'full'")
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease >= 1:
+        raise ValidationError("lease", "must be at least 1 second")
+    check_positive_int("window", window)
+    if clock is not None and not isinstance(clock, Clock):
+        raise ValidationError("clock", "must have time() and call_at() (an event loop, a ManualClock)")
 
 
 class SqliteSpool:
@@ -141,23 +170,7 @@ class SqliteSpool:
         clock: Clock | None = None,
     ) -> None:
         self._path = os.fspath(path)
-        if not isinstance(self._path, str) or not self._path or self._path == ":memory:":
-            raise ValidationError("path", "must be the path of a file (a spool in memory would not outlive us)")
-        if isinstance(commit_interval, bool) or not isinstance(commit_interval, (int, float)):
-            raise ValidationError("commit_interval", "must be a number of seconds")
-        if not 0 < commit_interval <= 10:
-            raise ValidationError("commit_interval", "must be more than 0 and at most 10 seconds")
-        if max_events is not None:
-            check_positive_int("max_events", max_events)
-        if max_bytes is not None:
-            check_positive_int("max_bytes", max_bytes)
-        if synchronous not in ("normal", "full"):
-            raise ValidationError("synchronous", "must be 'normal' or 'full'")
-        if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease >= 1:
-            raise ValidationError("lease", "must be at least 1 second")
-        check_positive_int("window", window)
-        if clock is not None and not isinstance(clock, Clock):
-            raise ValidationError("clock", "must have time() and call_at() (an event loop, a ManualClock)")
+        _check_options(self._path, commit_interval, max_events, max_bytes, synchronous, lease, window, clock)
         self._commit_interval = float(commit_interval)
         self._hold = self._commit_interval / 2  # an event unsent this long is written
         self._pace = self._commit_interval / 4  # at most one transaction this often
@@ -171,11 +184,7 @@ class SqliteSpool:
 
         self._state = "new"  # new -> opening -> open -> closing -> closed (or failed)
         self._writer: Writer | None = None
-        self._due: deque[Entry] = deque()  # appended, not yet queued for the writer
-        self._force = 0  # the first ``_force`` of ``_due`` go to the writer at the next tick (disk-only)
-        self._tick: Any = None  # the clock's handle of the next tick
-        self._tick_at = 0.0
-        self._last_tick = 0.0
+        self._behind = WriteBehind(self._hold, self._pace)  # appended, not yet queued for the writer; the ticks
         self._grouper: Grouper[_Key, Entry] = Grouper(L.RECORDS_PER_CALL)
         self._ready: deque[tuple[_Key, list[Entry]]] = deque()
         # len(), full() and sync() derive what they say (_held, _unwritten, _deletes_queued) from totals that
@@ -292,8 +301,9 @@ class SqliteSpool:
         )
         self._writer.start()
         await asyncio.shield(self._opened)
-        if self._due and self._tick is None:
-            self._schedule(0.0)
+        self._behind.start(self._clock, self._writer)
+        if self._behind.due and self._behind.tick is None:
+            self._behind.schedule(0.0)
 
     async def sync(self) -> None:
         """Return once every event appended before this call is on disk; ``SpoolError`` if writing fails."""
@@ -304,7 +314,7 @@ class SqliteSpool:
             return
         assert self._loop is not None
         done: asyncio.Future[None] = self._loop.create_future()
-        self._queue_due(force=True)
+        self._behind.queue(force=True)
         writer.put(Sync(done))
         writer.wake()
         await done
@@ -328,10 +338,8 @@ class SqliteSpool:
             assert self._loop is not None
             self._closed = self._loop.create_future()
             self._state = "closing"
-            if self._tick is not None:
-                self._tick.cancel()
-                self._tick = None
-            self._queue_due(force=True)
+            self._behind.cancel()
+            self._behind.queue(force=True)
             writer.stop(CLOSE_TIME if timeout is None else timeout)
         try:
             await asyncio.wait_for(asyncio.shield(self._closed), writer.remaining())
@@ -356,23 +364,24 @@ class SqliteSpool:
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
         """Keep one event: grouped in memory to be sent, and due on disk unless sent first (no I/O here)."""
         self._appended += 1
+        behind = self._behind
         if self._in_memory < self._window:
             self._in_memory += 1
             entry = Entry(event, session_id, user_id, self._now(), True)
-            self._due.append(entry)
+            behind.due.append(entry)
             ready = self._grouper.add((session_id, user_id), entry)
             if ready:
                 self._ready.extend(ready)
                 if self._listener is not None:
                     self._listener.spool_ready()
-            if self._tick is None and self._state == "open":
-                self._schedule(self._hold)
+            if behind.tick is None and self._state == "open":
+                behind.schedule(self._hold)
         else:  # the window is full: this one waits on disk only, written at the next tick
             self._appended_disk += 1
-            self._due.append(Entry(event, session_id, user_id, self._now(), False))
-            self._force = len(self._due)
+            behind.due.append(Entry(event, session_id, user_id, self._now(), False))
+            behind.force = len(behind.due)
             if self._state == "open":
-                self._schedule(0.0)
+                behind.schedule(0.0)
 
     def pop_oldest(self) -> Event | None:
         """Remove and return the oldest event waiting in memory (not out in a batch), or None."""
@@ -453,59 +462,6 @@ class SqliteSpool:
         writer.put(LoadRows(self._window - self._in_memory))
         writer.wake()
 
-    # -- write-behind ticks -------------------------------------------------------------------------
-
-    def _schedule(self, delay: float) -> None:
-        """The next tick in ``delay`` seconds (sooner replaces later); not sooner than the pace allows."""
-        clock = self._clock
-        assert clock is not None
-        at = max(clock.time() + delay, self._last_tick + self._pace)
-        tick = self._tick
-        if tick is not None:
-            if self._tick_at <= at + 0.001:
-                return
-            tick.cancel()
-        self._tick_at = at
-        self._tick = clock.call_at(at, self._on_tick)
-
-    def _on_tick(self) -> None:
-        self._tick = None
-        self._last_tick = self._now()
-        self._queue_due(force=False)
-        if self._due:
-            self._schedule(max(0.0, self._due[0].born + self._hold - self._now()))
-
-    def _queue_due(self, *, force: bool) -> None:
-        """Serialise the events that are due (all with ``force``) into segments for the writer, and wake it."""
-        writer = self._writer
-        if writer is None:
-            return
-        due = self._due
-        horizon = self._now() - self._hold
-        memory: list[Entry] = []
-        disk: list[Entry] = []
-        while due:
-            entry = due[0]
-            if entry.done:
-                due.popleft()
-                continue
-            if not (force or self._force > 0 or entry.born <= horizon):
-                break
-            due.popleft()
-            if self._force > 0:
-                self._force -= 1
-            (memory if entry.in_memory else disk).append(entry)
-        self._force = min(self._force, len(due))
-        for entries, in_memory in ((memory, True), (disk, False)):
-            if entries:  # events held in memory and events on disk only never share a segment
-                seg = Segment(len(entries), in_memory)
-                for entry in entries:
-                    entry.seg = seg
-                body = segment_body([(e.event, e.session_id, e.user_id) for e in entries])
-                writer.put(WriteSegment(seg, body, entries))
-        if memory or disk:
-            writer.wake()
-
     # -- what the writer tells (on the loop thread) ------------------------------------------------------
 
     def writer_opened(self, error: BaseException | None) -> None:
@@ -558,12 +514,10 @@ class SqliteSpool:
             if result.lose_memory or not seg.in_memory:
                 lost.extend(unsettled)
         if result.clear_memory:  # the spool never opened: what was never queued is lost too
-            for entry in self._due:
-                if not entry.done:
-                    self._never_written += 1
-                    self._never_written_disk += not entry.in_memory
-                    lost.append(entry)
-            self._due.clear()
+            for entry in self._behind.take_unqueued():
+                self._never_written += 1
+                self._never_written_disk += not entry.in_memory
+                lost.append(entry)
             self._grouper.cut()
             self._ready.clear()
         for entry in lost:
@@ -606,9 +560,9 @@ class SqliteSpool:
         writer = self._writer
         if writer is not None:
             _INHERITED.append(writer.inherited())
-        self._tick = None
+        self._behind.tick = None
 
     def before_exit(self) -> None:
         """At interpreter exit with the spool open (the loop has ended): its events due on disk go now."""
         if self._state in ("open", "closing"):
-            self._queue_due(force=True)
+            self._behind.queue(force=True)

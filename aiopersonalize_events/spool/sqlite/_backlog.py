@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import sys
 import time
 from typing import Final
 
@@ -18,7 +19,7 @@ from ..._shapes import Event
 from ._file import transaction
 from ._segments import segment_events
 
-__all__ = ["Backlog", "Entry", "Segment", "read_totals"]
+__all__ = ["Backlog", "Entry", "Segment", "read_totals", "room_in_file"]
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
 
@@ -155,3 +156,14 @@ def read_totals(conn: sqlite3.Connection) -> tuple[int | None, int | None]:
     except sqlite3.Error:
         return None, None
     return max(0, int(values.get("held_events", 0))), max(0, int(values.get("held_bytes", 0)))
+
+
+def room_in_file(conn: sqlite3.Connection, max_events: int | None, deleted: int) -> int:
+    """Events the file may still take under ``max_events``, read inside the caller's transaction (so every
+    process on the file sees the others' commits: the bound holds for all of them together), ``deleted``
+    being what that transaction already took off."""
+    if max_events is None:
+        return sys.maxsize
+    row = conn.execute("SELECT value FROM counters WHERE name = 'held_events'").fetchone()
+    held = int(row[0]) if row is not None else 0
+    return max(0, max_events - held + deleted)

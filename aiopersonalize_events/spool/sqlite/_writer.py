@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import sys
 import threading
 import time
 from collections import deque
@@ -29,9 +28,9 @@ from typing import Any, Final, Protocol
 from ..._clock import Clock
 from .._protocol import SpoolError
 from . import _file
-from ._backlog import Backlog, Entry, Segment, read_totals
+from ._backlog import Backlog, Entry, Segment, read_totals, room_in_file
 from ._file import Synchronous, connect_spool, describe_sqlite_error, is_busy, is_corrupt, move_aside, transaction
-from ._owners import ROW_OVERHEAD, Owner
+from ._owners import ROW_OVERHEAD, Duties, Owner
 
 __all__ = [
     "DeleteSegment",
@@ -245,8 +244,7 @@ class Writer:
         self._disk = Backlog(path, tracking_id)  # events of ours waiting on disk only, and the reading back
         self._totals = Totals()
         self._first_room = room  # the room in memory when the spool opened: the first round reads back this many
-        self._next_lease = 0.0
-        self._next_claim = 0.0
+        self._duties = Duties(self.owner, 0.0)  # set again once the file is open
         self._failing_since: float | None = None
         self._deadline: float | None = None  # _real_time() by which a stopping writer is done
         self._exit_hook: Callable[[], None] | None = None
@@ -370,8 +368,7 @@ class Writer:
         self._conn = conn
         self._disk.events += recovered
         now = self._clock.time()
-        self._next_lease = now + self.owner.lease / 3
-        self._next_claim = now + min(2.0, self.owner.lease / 3)
+        self._duties = Duties(self.owner, now)
         return recovered
 
     def _register(self, conn: sqlite3.Connection) -> int:
@@ -411,7 +408,7 @@ class Writer:
 
     def _wait_time(self) -> float:
         """How long the idle writer may sleep: until the next lease renewal or claim."""
-        return max(0.01, min(self._next_lease, self._next_claim) - self._clock.time())
+        return self._duties.wait(self._clock.time())
 
     def _drain(self) -> list[Operation]:
         ops: list[Operation] = []
@@ -444,7 +441,7 @@ class Writer:
         rows = [seg.rowid for seg in plan.deleted if seg.rowid is not None]
         rows.extend(self._disk.unreadable)
         now = self._clock.time()
-        housekeeping = now >= self._next_lease or now >= self._next_claim or self._stop.is_set()
+        housekeeping = self._duties.due(now) or self._stop.is_set()
         try:
             ids, claimed = self._write(conn, writes, rows, plan.dead_rows, housekeeping, now)
         except (sqlite3.Error, OSError) as exc:
@@ -520,7 +517,7 @@ class Writer:
                 ).fetchall()
                 deleted_events = sum(g[0] for g in gone)
                 deleted_bytes = sum(g[1] for g in gone)
-            room = self._room_in_file(conn, deleted_events) if writes else 0
+            room = room_in_file(conn, self._max_events, deleted_events) if writes else 0
             ids: list[int] = []
             events_in = bytes_in = 0
             for op in writes:
@@ -551,29 +548,8 @@ class Writer:
                     (len(dead_rows), "dead"),
                 ],
             )
-            claimed = self._housekeeping(conn, now, wall) if housekeeping else 0
+            claimed = self._duties.run(conn, now, wall, closing=self._stop.is_set()) if housekeeping else 0
         return ids, claimed
-
-    def _room_in_file(self, conn: sqlite3.Connection, deleted: int) -> int:
-        """Events the file may still take under ``max_events``, read inside the transaction (so every process
-        on the file sees the others' commits: the bound holds for all of them together)."""
-        if self._max_events is None:
-            return sys.maxsize
-        row = conn.execute("SELECT value FROM counters WHERE name = 'held_events'").fetchone()
-        held = int(row[0]) if row is not None else 0
-        return max(0, self._max_events - held + deleted)
-
-    def _housekeeping(self, conn: sqlite3.Connection, now: float, wall: float) -> int:
-        """Renew the lease when due (and at close); take over what gone owners left when due."""
-        claimed = 0
-        lease = self.owner.lease
-        if now >= self._next_lease or self._stop.is_set():
-            self.owner.renew(conn, wall)
-            self._next_lease = now + lease / 3
-        if now >= self._next_claim and not self._stop.is_set():
-            claimed = self.owner.claim(conn, wall, now)
-            self._next_claim = now + min(2.0, lease / 3)
-        return claimed
 
     def _round_failed(self, exc: BaseException, ops: list[Operation], result: Round) -> None:
         """The round's transaction failed (full disk, I/O error, locked): nothing of it was written.

@@ -176,6 +176,7 @@ class SqliteSpool:
         self._pace = self._commit_interval / 4  # at most one transaction this often
         self._limit_events = max_events if max_events is not None else sys.maxsize
         self._limit_bytes = max_bytes if max_bytes is not None else sys.maxsize
+        self._unbounded = max_events is None and max_bytes is None
         self._synchronous: Synchronous = synchronous
         self._lease = float(lease)
         self._window = window
@@ -356,9 +357,15 @@ class SqliteSpool:
 
     def full(self) -> bool:
         """True when one more event would exceed ``max_events`` or ``max_bytes``."""
-        events = self._disk_events + self._unwritten - self._deletes_queued
-        return events >= self._limit_events or (
-            self._disk_bytes + (self._unwritten - self._deletes_queued) * self._avg_bytes >= self._limit_bytes
+        if self._unbounded:  # (called at every record(): the common case costs nothing)
+            return False
+        # what the file will gain once the writer catches up: _unwritten - _deletes_queued, inlined (hot path)
+        done = self._done
+        coming = self._appended - self._never_written - done.resolved - self._settled_written + self._deletes_void
+        coming += done.deleted
+        return (
+            self._disk_events + coming >= self._limit_events
+            or self._disk_bytes + coming * self._avg_bytes >= self._limit_bytes
         )
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:

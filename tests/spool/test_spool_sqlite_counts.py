@@ -117,3 +117,20 @@ async def test_a_row_of_ours_found_unreadable_on_the_way_back_leaves_len(tmp_pat
         assert _rows(db, "SELECT count(*) FROM dead WHERE reason LIKE 'unreadable segment%'") == [(1,)]
     finally:
         await spool.close()
+
+
+async def test_sync_while_the_spool_opens_waits_for_its_events_on_disk(tmp_path: Path) -> None:
+    """An event appended while the file is still being opened, then sync() (what put() awaits): once sync()
+    returns, the event is in the file, and len() counts it."""
+    db = tmp_path / "opening.db"
+    spool = SqliteSpool(db)
+    opening = asyncio.ensure_future(spool.open(Listener(), tracking_id=TRACKER))
+    await asyncio.sleep(0)  # open() has started: its writer thread is opening the file
+    try:
+        spool.append(_event(1), "s", None)
+        await spool.sync()
+        assert _rows(db, "SELECT coalesce(sum(count), 0) FROM segments") == [(1,)]
+        assert len(spool) == 1
+        await opening
+    finally:
+        await spool.close()

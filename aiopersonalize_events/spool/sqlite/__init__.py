@@ -300,9 +300,9 @@ class SqliteSpool:
             room=max(0, self._window - self._in_memory),
             max_events=self._limit_events if self._limit_events != sys.maxsize else None,
         )
+        self._behind.start(self._clock, self._writer)  # before the first round: a sync() meanwhile queues what is due
         self._writer.start()
         await asyncio.shield(self._opened)
-        self._behind.start(self._clock, self._writer)
         if self._behind.due and self._behind.tick is None:
             self._behind.schedule(0.0)
 

@@ -23,8 +23,14 @@ whose round trip failed midway is written again whole: an event may be in the
 stream twice, never lost, and the service keeps one (events carry their
 ``eventId`` from ``record()``). An event Redis refuses for good (the key
 holds another type) is reported to the recorder as lost (counted as failed,
-passed to ``on_failure``); so is what is still in memory when ``close()``
-gives up (after ``close_timeout``) or when the event loop ends without it.
+passed to ``on_failure``); so is what is still in memory when the event
+loop ends without ``close()``. What Redis has not taken when ``close()``
+reaches its deadline (``close(timeout=)``, at most ``close_timeout``) is
+*unsent*, not failed: the round trip on its way is cut off, the events stay
+counted as pending (neither sent nor failed), one ERROR line gives their
+number, and ``unsent()`` gives them back, to record again elsewhere (an
+event of a cut round trip may still reach the stream; its ``eventId`` makes
+the service keep one).
 
 Nothing here survives the process: what Redis does not have yet is gone
 with it. ``await recorder.put(...)`` returns only once Redis has the event.
@@ -60,14 +66,16 @@ _Item = tuple[int, Event, str, "str | None"]  # (sequence number, event, session
 @attrs.frozen
 class RedisSpoolStats:
     """What a ``RedisStreamSpool`` did: events ``written`` to the stream, ``lost`` (not written, reported
-    to the recorder as failed), ``queued`` now in memory, ``outages`` (times Redis stopped answering) and
-    ``retries`` (round trips tried again)."""
+    to the recorder as failed), ``queued`` now in memory, ``outages`` (times Redis stopped answering),
+    ``retries`` (round trips tried again) and ``unsent`` (not written by ``close()``'s deadline: still
+    pending for the recorder, given back by ``unsent()``)."""
 
     written: int
     lost: int
     queued: int
     outages: int
     retries: int
+    unsent: int = 0
 
 
 class _Waiter:
@@ -89,8 +97,10 @@ class RedisStreamSpool:
     events waiting in memory for Redis; ``batch_size`` the entries per round
     trip; ``socket_timeout`` how long a round trip may take before it counts
     as failed; ``close_timeout`` how long ``close()`` keeps trying to write
-    what is left; ``backoff_max`` the longest wait between tries. ``sleep``
-    and ``random`` are injectable for tests.
+    what is left at most (``close(timeout=)`` may give it less: a recorder
+    gives what is left of its own deadline); what Redis has not taken then
+    is unsent (see ``unsent()``); ``backoff_max`` the longest wait between
+    tries. ``sleep`` and ``random`` are injectable for tests.
 
     Use it with ``client.event_recorder(tracking_id=..., spool=RedisStreamSpool(url, stream=...))``;
     one stream per tracking id (the forwarder sends a stream to one tracker).
@@ -144,6 +154,8 @@ class RedisStreamSpool:
         self._state = "new"  # new -> open -> closing -> closed
         self._give_up = False
         self._written = self._lost = self._outages = self._retries = 0
+        self._unsent: list[_Item] = []  # not written by close()'s deadline: given back by unsent()
+        self._hung_up: asyncio.Task[None] | None = None  # a disconnect still running past the deadline
         self._down_since: float | None = None
 
     def __repr__(self) -> str:
@@ -163,7 +175,15 @@ class RedisStreamSpool:
     @property
     def stats(self) -> RedisSpoolStats:
         """A snapshot of the counters."""
-        return RedisSpoolStats(self._written, self._lost, len(self), self._outages, self._retries)
+        return RedisSpoolStats(
+            self._written, self._lost, len(self), self._outages, self._retries, unsent=len(self._unsent)
+        )
+
+    def unsent(self) -> list[tuple[Event, str, str | None]]:
+        """The events ``close()`` could not write by its deadline, oldest first, as ``(event, session_id,
+        user_id)``: the recorder counts them as pending (never failed); record them again elsewhere to keep
+        them (each keeps its ``eventId``). Empty until then."""
+        return [(event, session_id, user_id) for _, event, session_id, user_id in self._unsent]
 
     # -- the Spool protocol ---------------------------------------------------------------------
 
@@ -256,41 +276,89 @@ class RedisStreamSpool:
         if waiter.error is not None:
             raise waiter.error
 
-    async def close(self) -> None:
-        """Write what is queued (for at most ``close_timeout`` seconds), report the rest as lost, disconnect."""
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Write what is queued, within ``timeout`` seconds (at most ``close_timeout``; ``close_timeout`` when
+        None), then disconnect; idempotent. Returns by the deadline whatever Redis does (frozen, away): a round
+        trip still on its way is cut off, and what Redis has not taken is unsent (see ``unsent()``)."""
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0
+        ):
+            raise ValidationError("timeout", "must be a number of seconds of at least 0")
         if self._state == "closed":
             return
+        limit = self._close_timeout if timeout is None else min(float(timeout), self._close_timeout)
         if self._closer is None:
-            self._closer = asyncio.get_running_loop().create_task(self._close())
+            loop = asyncio.get_running_loop()
+            self._closer = loop.create_task(self._close(loop.time() + limit))
         await asyncio.shield(self._closer)
 
     # -- the writer ---------------------------------------------------------------------------------
 
-    async def _close(self) -> None:
+    async def _close(self, deadline: float) -> None:
+        """Let the writer write until the deadline, cut it off then, and keep what Redis has not taken as unsent.
+
+        The writer gets the time up to a short reserve before the deadline;
+        then it is cancelled (``_give_up`` ends it at its next step should
+        redis-py swallow the cancel), and the connection is closed, each
+        within what is left.
+        """
+        loop = asyncio.get_running_loop()
         self._state = "closing"
         self._wake.set()
         writer = self._writer
+        reserve = min(0.2, 0.2 * max(0.0, deadline - loop.time()))  # for the cut-off and the disconnect
         try:
             if writer is not None and not writer.done():
-                await asyncio.wait([writer], timeout=self._close_timeout)
+                await asyncio.wait([writer], timeout=max(0.0, deadline - reserve - loop.time()))
                 if not writer.done():
-                    self._give_up = True  # the writer ends at its next step even if redis-py swallows the cancel
+                    self._give_up = True
                     writer.cancel()
-                    await asyncio.wait([writer], timeout=self._socket_timeout)
+                    await asyncio.wait([writer], timeout=max(0.0, deadline - reserve / 2 - loop.time()))
         finally:
-            if len(self):
-                self._lose(
-                    self._take_all(),
-                    f"Redis did not take them within close_timeout ({self._close_timeout:g}s) of close()",
-                )
+            self._keep_unsent()
             self._state = "closed"
             connection, self._redis = self._redis, None
             if connection is not None:
-                try:
-                    await connection.aclose()
-                except Exception as exc:  # closing a broken connection: nothing is lost
-                    log.debug("redis spool %s: closing the connection failed: %s", self._stream, describe(exc))
+                await self._hang_up(connection, max(0.0, deadline - loop.time()))
             self._listener = None
+
+    def _keep_unsent(self) -> None:
+        """Close's deadline: what is still in memory is unsent (pending for the recorder, never failed)."""
+        items = self._take_all()
+        if not items:
+            return
+        self._unsent.extend(items)
+        error = SpoolError(
+            f"{len(items)} event(s) not written to the Redis stream by close()'s deadline: unsent (not failed)"
+        )
+        for waiter in self._waiters:
+            if waiter.error is None:
+                waiter.error = error
+        self._resolve()
+        log.error(
+            "redis spool %s: %d event(s) not written to the Redis stream by close()'s deadline: unsent, not "
+            "failed (the recorder counts them pending; RedisStreamSpool.unsent() gives them back, this process "
+            "does not keep them)",
+            self._stream,
+            len(items),
+        )
+
+    async def _hang_up(self, connection: redis.asyncio.Redis, limit: float) -> None:
+        """Close the connection within ``limit`` seconds; one that takes longer goes on closing in the background."""
+        closing = asyncio.ensure_future(connection.aclose())
+        await asyncio.wait([closing], timeout=limit)
+        if not closing.done():
+            self._hung_up = closing  # kept: a task must not be collected while it runs
+            closing.add_done_callback(self._hung_up_done)
+            return
+        self._hung_up_done(closing)
+
+    def _hung_up_done(self, closing: asyncio.Future[None]) -> None:
+        if self._hung_up is closing:
+            self._hung_up = None
+        exc = None if closing.cancelled() else closing.exception()
+        if exc is not None:  # closing a broken connection: nothing is lost
+            log.debug("redis spool %s: closing the connection failed: %s", self._stream, describe(exc))
 
     def _writer_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

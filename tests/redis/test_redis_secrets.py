@@ -145,7 +145,8 @@ async def test_a_waiting_spool_limiter_and_forwarder_show_the_url_redacted(
     client: PersonalizeEventsClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A good URL with a password, nobody listening: the WARNING lines name redis://***@host:port, and the
-    reprs and close()'s errors hold no password."""
+    reprs and close()'s report of the unsent events (its ERROR line, the error a waiting put() gets) hold no
+    password."""
     caplog.set_level(logging.DEBUG)
     port = free_port()
     url = f"redis://producer:{SECRET}@127.0.0.1:{port}/0"
@@ -161,6 +162,7 @@ async def test_a_waiting_spool_limiter_and_forwarder_show_the_url_redacted(
         tracking_id="t", spool=spool, on_failure=lambda events, error: errors.append(error)
     ) as recorder:
         recorder.record(Event(event_type="click", sent_at=SENT_AT), session_id="s1")
+        put = asyncio.ensure_future(recorder.put(Event(event_type="click", sent_at=SENT_AT), session_id="s1"))
         await until(lambda: tries, what="the spool to wait")
         limiter = RedisRateLimiter(url, key="k", rate=1, sleep=sleep)
         acquire = asyncio.ensure_future(limiter.acquire())
@@ -169,7 +171,9 @@ async def test_a_waiting_spool_limiter_and_forwarder_show_the_url_redacted(
         await asyncio.gather(acquire, return_exceptions=True)
         await limiter.close()
         shown = [repr(spool), repr(limiter), repr(recorder)]
+    errors.extend(e for e in await asyncio.gather(put, return_exceptions=True) if isinstance(e, BaseException))
     assert errors
+    assert "not written to the Redis stream" in caplog.text
     assert f"redis://***@127.0.0.1:{port}/0" in caplog.text
     for text in [caplog.text, *shown, *(str(e) for e in errors)]:
         _clean(text)

@@ -132,23 +132,26 @@ async def test_an_event_redis_refuses_fails_put_and_is_counted(
     assert failures == [1]
 
 
-async def test_close_with_redis_away_reports_what_is_left_as_failed(
+async def test_close_with_redis_away_reports_what_is_left_as_unsent(
     redis_server: RedisServer, client: PersonalizeEventsClient
 ) -> None:
-    """close() tries for close_timeout, then the events still in memory go to on_failure: nothing vanishes."""
+    """close() tries for close_timeout, then the events still in memory are unsent: counted pending, never failed,
+    and given back by unsent(): nothing vanishes."""
     redis_server.stop()
     failed: list[int] = []
+    spool = RedisStreamSpool(redis_server.url, stream="gone", close_timeout=0.3, backoff_max=0.05)
     recorder = client.event_recorder(
         tracking_id=TRACKER,
-        spool=RedisStreamSpool(redis_server.url, stream="gone", close_timeout=0.3, backoff_max=0.05),
+        spool=spool,
         on_failure=lambda events, error: failed.append(len(events)),
     )
     async with recorder:
         for i in range(5):
             recorder.record(event(i), session_id="s1")
     stats = recorder.stats
-    assert (stats.recorded, stats.failed, stats.pending, stats.sent) == (5, 5, 0, 0)
-    assert sum(failed) == 5
+    assert (stats.recorded, stats.failed, stats.pending, stats.sent) == (5, 0, 5, 0)
+    assert failed == []
+    assert [e.item_id for e, _, _ in spool.unsent()] == [f"item-{i}" for i in range(5)]
 
 
 async def test_an_unreachable_address_is_waited_for_not_an_error(client: PersonalizeEventsClient) -> None:
@@ -158,7 +161,8 @@ async def test_an_unreachable_address_is_waited_for_not_an_error(client: Persona
         recorder.record(event(1), session_id="s1")
         await asyncio.sleep(0)
         assert recorder.stats.pending == 1
-    assert recorder.stats.failed == 1
+    assert (recorder.stats.failed, recorder.stats.pending) == (0, 1)  # unsent at close, not failed
+    assert spool.stats.unsent == 1
 
 
 def test_a_bad_url_or_stream_is_refused_at_once() -> None:

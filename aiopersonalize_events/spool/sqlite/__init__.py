@@ -34,7 +34,8 @@ opens the file next.
 Where each part lives: ``_file`` (opening, schema, the transaction helper,
 moving a bad file aside), ``_segments`` (the segment encoding), ``_owners``
 (leases, liveness, take-over), ``_writer`` (the writer thread and its typed
-operations); this module is the loop side.
+operations), ``_behind`` (write-behind: which events go to the writer, and
+when); this module is the loop side (intake, batches, what it counts).
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ import asyncio
 import logging
 import os
 import sys
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -57,9 +57,19 @@ from ..._shapes import Event
 from ..._validators import check_positive_int
 from ...errors import ValidationError
 from .._protocol import SpoolBatch, SpoolError, SpoolListener, SpoolStateError
+from ._behind import WriteBehind
 from ._file import SCHEMA_VERSION, Synchronous, connect_spool, describe_sqlite_error
-from ._segments import segment_body
-from ._writer import CLOSE_TIME, DeleteSegment, Entry, KeepDead, LoadRows, Round, Segment, Sync, Writer, WriteSegment
+from ._writer import (
+    CLOSE_TIME,
+    DeleteSegment,
+    Entry,
+    KeepDead,
+    LoadRows,
+    Round,
+    Sync,
+    Totals,
+    Writer,
+)
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
 
@@ -81,6 +91,36 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _check_options(
+    path: object,
+    commit_interval: object,
+    max_events: int | None,
+    max_bytes: int | None,
+    synchronous: object,
+    lease: object,
+    window: int,
+    clock: object,
+) -> None:
+    """``SqliteSpool``'s options checked before anything is opened: a ``ValidationError`` naming the one wrong."""
+    if not isinstance(path, str) or not path or path == ":memory:":
+        raise ValidationError("path", "must be the path of a file (a spool in memory would not outlive us)")
+    if isinstance(commit_interval, bool) or not isinstance(commit_interval, (int, float)):
+        raise ValidationError("commit_interval", "must be a number of seconds")
+    if not 0 < commit_interval <= 10:
+        raise ValidationError("commit_interval", "must be more than 0 and at most 10 seconds")
+    if max_events is not None:
+        check_positive_int("max_events", max_events)
+    if max_bytes is not None:
+        check_positive_int("max_bytes", max_bytes)
+    if synchronous not in ("normal", "full"):
+        raise ValidationError("synchronous", "must be 'normal' or 'full'")
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease >= 1:
+        raise ValidationError("lease", "must be at least 1 second")
+    check_positive_int("window", window)
+    if clock is not None and not isinstance(clock, Clock):
+        raise ValidationError("clock", "must have time() and call_at() (an event loop, a ManualClock)")
 
 
 class SqliteSpool:
@@ -130,47 +170,35 @@ class SqliteSpool:
         clock: Clock | None = None,
     ) -> None:
         self._path = os.fspath(path)
-        if not isinstance(self._path, str) or not self._path or self._path == ":memory:":
-            raise ValidationError("path", "must be the path of a file (a spool in memory would not outlive us)")
-        if isinstance(commit_interval, bool) or not isinstance(commit_interval, (int, float)):
-            raise ValidationError("commit_interval", "must be a number of seconds")
-        if not 0 < commit_interval <= 10:
-            raise ValidationError("commit_interval", "must be more than 0 and at most 10 seconds")
-        if max_events is not None:
-            check_positive_int("max_events", max_events)
-        if max_bytes is not None:
-            check_positive_int("max_bytes", max_bytes)
-        if synchronous not in ("normal", "full"):
-            raise ValidationError("synchronous", "must be 'normal' or 'full'")
-        if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease >= 1:
-            raise ValidationError("lease", "must be at least 1 second")
-        check_positive_int("window", window)
-        if clock is not None and not isinstance(clock, Clock):
-            raise ValidationError("clock", "must have time() and call_at() (an event loop, a ManualClock)")
+        _check_options(self._path, commit_interval, max_events, max_bytes, synchronous, lease, window, clock)
         self._commit_interval = float(commit_interval)
         self._hold = self._commit_interval / 2  # an event unsent this long is written
         self._pace = self._commit_interval / 4  # at most one transaction this often
         self._limit_events = max_events if max_events is not None else sys.maxsize
         self._limit_bytes = max_bytes if max_bytes is not None else sys.maxsize
+        self._unbounded = max_events is None and max_bytes is None
         self._synchronous: Synchronous = synchronous
         self._lease = float(lease)
         self._window = window
         self._clock = clock
-        self._now: Callable[[], float] = clock.time if clock is not None else time.monotonic  # append()'s clock
+        self._now: Callable[[], float] = clock.time if clock is not None else self._first_time  # append()'s clock
 
         self._state = "new"  # new -> opening -> open -> closing -> closed (or failed)
         self._writer: Writer | None = None
-        self._due: deque[Entry] = deque()  # appended, not yet queued for the writer
-        self._force = 0  # the first ``_force`` of ``_due`` go to the writer at the next tick (disk-only)
-        self._tick: Any = None  # the clock's handle of the next tick
-        self._tick_at = 0.0
-        self._last_tick = 0.0
+        self._behind = WriteBehind(self._hold, self._pace)  # appended, not yet queued for the writer; the ticks
         self._grouper: Grouper[_Key, Entry] = Grouper(L.RECORDS_PER_CALL)
         self._ready: deque[tuple[_Key, list[Entry]]] = deque()
-        self._held = 0  # len(): held for this recorder
-        self._in_memory = 0  # entries in the grouper or out in batches
-        self._unwritten = 0  # appended, neither written nor settled yet
-        self._deletes_queued = 0  # settled events the writer has yet to take off disk
+        # len(), full() and sync() derive what they say (_held, _unwritten, _deletes_queued) from totals that
+        # each count one kind of happening: the loop's here, the writer's as its last round said (``_done``).
+        # One level is kept by hand: the entries in memory, since the batches out are the recorder's to hold.
+        self._in_memory = 0  # entries in the grouper, in ready groups, or out in batches
+        self._appended = 0  # append() calls
+        self._appended_disk = 0  # of those, the ones that found the window full: on disk only
+        self._never_written = 0  # appended events settled (or lost) before they were queued for the writer
+        self._never_written_disk = 0  # of those, ones on disk only (lost before queued: the spool never opened)
+        self._settled_written = 0  # settled events whose segment was queued: deleted once all of it is settled
+        self._deletes_void = 0  # of those, in segments the writer gave up: no row to delete
+        self._done = Totals()  # the writer's totals (written or lost, deleted) as of its last round
         self._disk_events = 0  # pending rows in the file (all owners) at the last commit
         self._disk_bytes = 0
         self._avg_bytes = 300
@@ -204,6 +232,38 @@ class SqliteSpool:
 
     def __len__(self) -> int:
         return self._held
+
+    @property
+    def _held(self) -> int:
+        """What ``len()`` says: in memory, plus ours on disk only: the writer's backlog (read back, taken over,
+        unreadable rows and all, as its last round said) and those on their way there."""
+        on_their_way = self._appended_disk - self._never_written_disk - self._done.resolved_disk
+        return self._in_memory + self._backlog + on_their_way
+
+    @property
+    def _unwritten(self) -> int:
+        """Appended events neither written (nor given up) by the writer, nor settled before they were queued."""
+        return self._appended - self._never_written - self._done.resolved
+
+    @property
+    def _deletes_queued(self) -> int:
+        """Settled events still in the file as of the last commit: their segment's deletion is yet to come."""
+        return self._settled_written - self._deletes_void - self._done.deleted
+
+    def _first_time(self) -> float:
+        """``append()``'s clock until one is known: the running loop's (the default clock), adopted once.
+
+        ``append()`` runs on the loop thread, so the loop is found at the first
+        event; with none running yet the event counts as due at the first tick
+        after ``open()`` (it has waited at least that long).
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return float("-inf")
+        self._clock = loop
+        self._now = loop.time
+        return loop.time()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -240,10 +300,11 @@ class SqliteSpool:
             room=max(0, self._window - self._in_memory),
             max_events=self._limit_events if self._limit_events != sys.maxsize else None,
         )
+        self._behind.start(self._clock, self._writer)  # before the first round: a sync() meanwhile queues what is due
         self._writer.start()
         await asyncio.shield(self._opened)
-        if self._due and self._tick is None:
-            self._schedule(0.0)
+        if self._behind.due and self._behind.tick is None:
+            self._behind.schedule(0.0)
 
     async def sync(self) -> None:
         """Return once every event appended before this call is on disk; ``SpoolError`` if writing fails."""
@@ -254,7 +315,7 @@ class SqliteSpool:
             return
         assert self._loop is not None
         done: asyncio.Future[None] = self._loop.create_future()
-        self._queue_due(force=True)
+        self._behind.queue(force=True)
         writer.put(Sync(done))
         writer.wake()
         await done
@@ -278,10 +339,8 @@ class SqliteSpool:
             assert self._loop is not None
             self._closed = self._loop.create_future()
             self._state = "closing"
-            if self._tick is not None:
-                self._tick.cancel()
-                self._tick = None
-            self._queue_due(force=True)
+            self._behind.cancel()
+            self._behind.queue(force=True)
             writer.stop(CLOSE_TIME if timeout is None else timeout)
         try:
             await asyncio.wait_for(asyncio.shield(self._closed), writer.remaining())
@@ -298,31 +357,38 @@ class SqliteSpool:
 
     def full(self) -> bool:
         """True when one more event would exceed ``max_events`` or ``max_bytes``."""
-        events = self._disk_events + self._unwritten - self._deletes_queued
-        return events >= self._limit_events or (
-            self._disk_bytes + (self._unwritten - self._deletes_queued) * self._avg_bytes >= self._limit_bytes
+        if self._unbounded:  # (called at every record(): the common case costs nothing)
+            return False
+        # what the file will gain once the writer catches up: _unwritten - _deletes_queued, inlined (hot path)
+        done = self._done
+        coming = self._appended - self._never_written - done.resolved - self._settled_written + self._deletes_void
+        coming += done.deleted
+        return (
+            self._disk_events + coming >= self._limit_events
+            or self._disk_bytes + coming * self._avg_bytes >= self._limit_bytes
         )
 
     def append(self, event: Event, session_id: str, user_id: str | None) -> None:
         """Keep one event: grouped in memory to be sent, and due on disk unless sent first (no I/O here)."""
-        self._held += 1
-        self._unwritten += 1
+        self._appended += 1
+        behind = self._behind
         if self._in_memory < self._window:
             self._in_memory += 1
             entry = Entry(event, session_id, user_id, self._now(), True)
-            self._due.append(entry)
+            behind.due.append(entry)
             ready = self._grouper.add((session_id, user_id), entry)
             if ready:
                 self._ready.extend(ready)
                 if self._listener is not None:
                     self._listener.spool_ready()
-            if self._tick is None and self._state == "open":
-                self._schedule(self._hold)
+            if behind.tick is None and self._state == "open":
+                behind.schedule(self._hold)
         else:  # the window is full: this one waits on disk only, written at the next tick
-            self._due.append(Entry(event, session_id, user_id, self._now(), False))
-            self._force = len(self._due)
+            self._appended_disk += 1
+            behind.due.append(Entry(event, session_id, user_id, self._now(), False))
+            behind.force = len(behind.due)
             if self._state == "open":
-                self._schedule(0.0)
+                behind.schedule(0.0)
 
     def pop_oldest(self) -> Event | None:
         """Remove and return the oldest event waiting in memory (not out in a batch), or None."""
@@ -330,7 +396,6 @@ class SqliteSpool:
         if oldest is None:
             return None
         entry = oldest[1]
-        self._held -= 1
         self._in_memory -= 1
         self._settle((entry,), None, dead=False)
         self._ask_rows()
@@ -356,12 +421,13 @@ class SqliteSpool:
 
     def release(self, batch: SpoolBatch) -> None:
         """The recorder stops with ``batch`` unsent: it stays in the file for the next start."""
+        for entry in batch.handles:
+            assert isinstance(entry, Entry)
+            entry.released = True
         self._settled(batch)
 
     def _settled(self, batch: SpoolBatch) -> None:
-        n = len(batch.events)
-        self._held -= n
-        self._in_memory -= n
+        self._in_memory -= len(batch.events)
         self._ask_rows()
 
     def _settle(self, handles: Sequence[Hashable], reason: str | None, *, dead: bool) -> None:
@@ -374,11 +440,14 @@ class SqliteSpool:
                 rows.append(self._dead_row(entry, reason or ""))
             seg = entry.seg
             if seg is None:
-                entry.done = True
-                self._unwritten -= 1
+                if not entry.done:  # (an entry lost meanwhile is done already)
+                    entry.done = True
+                    self._never_written += 1
                 continue
             entry.seg = None
-            self._deletes_queued += 1
+            if seg.void:  # its segment was given up, so it has no row: nothing to delete
+                continue
+            self._settled_written += 1
             seg.left -= 1
             if seg.left <= 0 and writer is not None:
                 writer.put(DeleteSegment(seg))
@@ -400,59 +469,6 @@ class SqliteSpool:
         writer.put(LoadRows(self._window - self._in_memory))
         writer.wake()
 
-    # -- write-behind ticks -------------------------------------------------------------------------
-
-    def _schedule(self, delay: float) -> None:
-        """The next tick in ``delay`` seconds (sooner replaces later); not sooner than the pace allows."""
-        clock = self._clock
-        assert clock is not None
-        at = max(clock.time() + delay, self._last_tick + self._pace)
-        tick = self._tick
-        if tick is not None:
-            if self._tick_at <= at + 0.001:
-                return
-            tick.cancel()
-        self._tick_at = at
-        self._tick = clock.call_at(at, self._on_tick)
-
-    def _on_tick(self) -> None:
-        self._tick = None
-        self._last_tick = self._now()
-        self._queue_due(force=False)
-        if self._due:
-            self._schedule(max(0.0, self._due[0].born + self._hold - self._now()))
-
-    def _queue_due(self, *, force: bool) -> None:
-        """Serialise the events that are due (all with ``force``) into segments for the writer, and wake it."""
-        writer = self._writer
-        if writer is None:
-            return
-        due = self._due
-        horizon = self._now() - self._hold
-        memory: list[Entry] = []
-        disk: list[Entry] = []
-        while due:
-            entry = due[0]
-            if entry.done:
-                due.popleft()
-                continue
-            if not (force or self._force > 0 or entry.born <= horizon):
-                break
-            due.popleft()
-            if self._force > 0:
-                self._force -= 1
-            (memory if entry.in_memory else disk).append(entry)
-        self._force = min(self._force, len(due))
-        for entries, in_memory in ((memory, True), (disk, False)):
-            if entries:  # events held in memory and events on disk only never share a segment
-                seg = Segment(len(entries), in_memory)
-                for entry in entries:
-                    entry.seg = seg
-                body = segment_body([(e.event, e.session_id, e.user_id) for e in entries])
-                writer.put(WriteSegment(seg, body, entries))
-        if memory or disk:
-            writer.wake()
-
     # -- what the writer tells (on the loop thread) ------------------------------------------------------
 
     def writer_opened(self, error: BaseException | None) -> None:
@@ -471,14 +487,8 @@ class SqliteSpool:
 
     def writer_round(self, result: Round) -> None:
         """What a writer round did: counts, events read back or taken over, events lost, syncs answered."""
-        if result.clear_memory:  # the spool never opened: everything appended is lost, queued or not
-            for entry in self._due:
-                if not entry.done:
-                    result.lost.append(entry)
-                    result.resolved += 1
-            self._due.clear()
-        self._unwritten -= result.resolved
-        self._deletes_queued -= result.deletes
+        lost = self._lost(result)
+        self._done = result.totals
         self._backlog = result.backlog
         if result.held_events is not None and result.held_bytes is not None:
             self._disk_events = result.held_events
@@ -487,24 +497,42 @@ class SqliteSpool:
                 self._avg_bytes = max(1, result.held_bytes // result.held_events)
         listener = self._listener
         if result.recovered:
-            self._held += result.recovered
             self._recovered_total += result.recovered
             if listener is not None:
                 listener.spool_recovered(result.recovered)
-        if result.clear_memory:
-            self._grouper.cut()
-            self._ready.clear()
-            self._in_memory = 0
-        if result.lost:
-            self._held -= len(result.lost)
-            if listener is not None:
-                error = result.error or SpoolError(f"the spool {self._path} could not keep these events")
-                listener.spool_lost([e.event for e in result.lost], error)
+        if lost and listener is not None:
+            error = result.error or SpoolError(f"the spool {self._path} could not keep these events")
+            listener.spool_lost([e.event for e in lost], error)
         self._take_rows(result.rows)
         if result.loaded:
             self._in_transit = False
         self._answer_syncs(result)
         self._ask_rows()
+
+    def _lost(self, result: Round) -> list[Entry]:
+        """The events a round gave up: the unsettled ones of its segments given up (those in memory too, when the
+        spool is ending; else they are still sent), and, when the spool never opened, every one appended."""
+        lost: list[Entry] = []
+        for op in result.lost:
+            seg = op.seg
+            seg.void = True
+            unsettled = [e for e in op.entries if e.seg is seg]  # the loop's to say: it settles them
+            self._deletes_void += seg.count - len(unsettled)
+            if result.lose_memory or not seg.in_memory:
+                lost.extend(unsettled)
+        if result.clear_memory:  # the spool never opened: what was never queued is lost too
+            for entry in self._behind.take_unqueued():
+                self._never_written += 1
+                self._never_written_disk += not entry.in_memory
+                lost.append(entry)
+            self._grouper.cut()
+            self._ready.clear()
+        for entry in lost:
+            entry.seg = None
+            entry.done = True
+            if entry.in_memory and not entry.released:  # (a released one has left memory already)
+                self._in_memory -= 1
+        return lost
 
     def _take_rows(self, rows: list[Entry]) -> None:
         ready = False
@@ -539,9 +567,9 @@ class SqliteSpool:
         writer = self._writer
         if writer is not None:
             _INHERITED.append(writer.inherited())
-        self._tick = None
+        self._behind.tick = None
 
     def before_exit(self) -> None:
         """At interpreter exit with the spool open (the loop has ended): its events due on disk go now."""
         if self._state in ("open", "closing"):
-            self._queue_due(force=True)
+            self._behind.queue(force=True)

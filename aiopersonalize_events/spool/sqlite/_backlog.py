@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import sys
 import time
 from typing import Final
 
@@ -18,7 +19,7 @@ from ..._shapes import Event
 from ._file import transaction
 from ._segments import segment_events
 
-__all__ = ["Backlog", "Entry", "Segment", "read_totals"]
+__all__ = ["Backlog", "Entry", "Segment", "read_totals", "room_in_file"]
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
 
@@ -26,9 +27,10 @@ log: Final = logging.getLogger("aiopersonalize_events.spool")
 class Segment:
     """Events written (or to be written) as one row. ``left`` counts those not yet settled (loop side);
     when it reaches 0 the loop asks the writer to delete the row. ``rowid`` is set by the writer once
-    the row is committed; ``lost`` when writing it failed for good."""
+    the row is committed; ``lost`` when the writer gave writing it up (writer side), ``void`` once the
+    loop learnt so (loop side: its row never comes, so nothing of it is deleted)."""
 
-    __slots__ = ("count", "in_memory", "left", "lost", "nbytes", "rowid")
+    __slots__ = ("count", "in_memory", "left", "lost", "nbytes", "rowid", "void")
 
     def __init__(self, count: int, in_memory: bool, rowid: int | None = None, nbytes: int = 0) -> None:
         self.count = count
@@ -37,6 +39,7 @@ class Segment:
         self.rowid = rowid
         self.nbytes = nbytes
         self.lost = False
+        self.void = False
 
 
 class Entry:
@@ -45,10 +48,12 @@ class Entry:
     ``seg`` is the segment its line went into (None while not yet due);
     ``done`` marks one settled (sent, failed, dropped) before that, so it is
     never written. ``in_memory`` is False for an event that found the window
-    full: it waits on disk only and is read back later. Loop side only.
+    full: it waits on disk only and is read back later. ``released`` marks
+    one the recorder gave back unsent at its stop (out of memory, still to be
+    kept on disk). Loop side only.
     """
 
-    __slots__ = ("born", "done", "event", "in_memory", "seg", "session_id", "user_id")
+    __slots__ = ("born", "done", "event", "in_memory", "released", "seg", "session_id", "user_id")
 
     def __init__(
         self,
@@ -66,6 +71,7 @@ class Entry:
         self.in_memory = in_memory
         self.seg = seg
         self.done = False
+        self.released = False
 
 
 class Backlog:
@@ -150,3 +156,14 @@ def read_totals(conn: sqlite3.Connection) -> tuple[int | None, int | None]:
     except sqlite3.Error:
         return None, None
     return max(0, int(values.get("held_events", 0))), max(0, int(values.get("held_bytes", 0)))
+
+
+def room_in_file(conn: sqlite3.Connection, max_events: int | None, deleted: int) -> int:
+    """Events the file may still take under ``max_events``, read inside the caller's transaction (so every
+    process on the file sees the others' commits: the bound holds for all of them together), ``deleted``
+    being what that transaction already took off."""
+    if max_events is None:
+        return sys.maxsize
+    row = conn.execute("SELECT value FROM counters WHERE name = 'held_events'").fetchone()
+    held = int(row[0]) if row is not None else 0
+    return max(0, max_events - held + deleted)

@@ -10,7 +10,7 @@ heartbeat has not moved for ``lease`` seconds as the *watching* process
 measures them on its own monotonic clock. No wall clock decides: a clock
 that jumps (NTP, a VM resumed, an operator) neither keeps a dead owner's
 rows nor takes a live owner's. Rows are never taken from an owner that
-lives.
+lives. ``Duties`` says when the writer renews and takes over.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Final
 
 from ._segments import segment_body, segment_events
 
-__all__ = ["HOST", "Owner", "process_lives", "proc_start"]
+__all__ = ["HOST", "Duties", "Owner", "process_lives", "proc_start"]
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
 
@@ -195,3 +195,39 @@ class Owner:
         """Free the rows this process did not send (owner NULL) and leave the owners table."""
         conn.execute("UPDATE segments SET owner = NULL WHERE owner = ?", (self.id,))
         conn.execute("DELETE FROM owners WHERE owner = ?", (self.id,))
+
+
+class Duties:
+    """When this owner renews its lease and looks for gone owners to take over, on the writer's ``Clock``.
+
+    The lease is renewed every ``lease / 3`` seconds (and at close), gone
+    owners are looked for every ``min(2, lease / 3)`` seconds (never at
+    close); ``wait()`` is how long an idle writer may sleep before one is due.
+    """
+
+    __slots__ = ("_claim_at", "_lease_at", "owner")
+
+    def __init__(self, owner: Owner, now: float) -> None:
+        self.owner = owner
+        self._lease_at = now + owner.lease / 3
+        self._claim_at = now + min(2.0, owner.lease / 3)
+
+    def due(self, now: float) -> bool:
+        """True when renewing or taking over is due at ``now``."""
+        return now >= self._lease_at or now >= self._claim_at
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next duty (at least 0.01)."""
+        return max(0.01, min(self._lease_at, self._claim_at) - now)
+
+    def run(self, conn: sqlite3.Connection, now: float, wall: float, *, closing: bool) -> int:
+        """Inside the round's transaction: renew when due (and at close), take over when due; return events taken."""
+        claimed = 0
+        lease = self.owner.lease
+        if now >= self._lease_at or closing:
+            self.owner.renew(conn, wall)
+            self._lease_at = now + lease / 3
+        if now >= self._claim_at and not closing:
+            claimed = self.owner.claim(conn, wall, now)
+            self._claim_at = now + min(2.0, lease / 3)
+        return claimed

@@ -6,7 +6,9 @@ transaction per round (group commit: new segments, deletions of settled
 ones, dead letters, the lease, take-overs), and hands what the round did
 (a ``Round``) back to the loop thread. Nothing the loop owns is read
 here: the room in memory comes with ``LoadRows``, and what the writer owns
-(the events waiting on disk, the segments read back) goes back in ``Round``.
+(its totals of events written and deleted, the events waiting on disk, the
+segments read back, the segments it gave up) goes back in ``Round``; which
+events of a segment given up were still unsettled is the loop's to say.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import sys
 import threading
 import time
 from collections import deque
@@ -27,9 +28,9 @@ from typing import Any, Final, Protocol
 from ..._clock import Clock
 from .._protocol import SpoolError
 from . import _file
-from ._backlog import Backlog, Entry, Segment, read_totals
+from ._backlog import Backlog, Entry, Segment, read_totals, room_in_file
 from ._file import Synchronous, connect_spool, describe_sqlite_error, is_busy, is_corrupt, move_aside, transaction
-from ._owners import ROW_OVERHEAD, Owner
+from ._owners import ROW_OVERHEAD, Duties, Owner
 
 __all__ = [
     "DeleteSegment",
@@ -39,6 +40,7 @@ __all__ = [
     "Round",
     "Segment",
     "Sync",
+    "Totals",
     "WriteSegment",
     "Writer",
     "WriterListener",
@@ -52,13 +54,17 @@ CLOSE_TIME: Final = 4.0
 """Seconds ``close()`` (and the interpreter's exit) gives the writer when no timeout is given: less than
 the recorder's floor for closing its spool, so the spool says what it kept before the recorder reports it."""
 _GRACE: Final = 0.25  # beyond the close deadline: the last statement, the hand-over to the loop
+_real_time: Final = time.monotonic
+"""The one clock the spool does not take from its ``Clock``: the close deadline's. It bounds real blocking
+on this thread (SQLite's busy timeout is real milliseconds, a join is real time) and must move by itself:
+a ``ManualClock`` moves only when a test advances it, and at interpreter exit the loop has ended."""
 
 
 # -- operations: what the loop asks of the writer, one small class each ------------------------------
 
 
 class WriteSegment:
-    """Write these events as one row (``entries`` still pointing at ``seg`` are unsettled)."""
+    """Write these events as one row (``entries``: the loop's, never read by the writer)."""
 
     __slots__ = ("body", "entries", "seg")
 
@@ -66,10 +72,6 @@ class WriteSegment:
         self.seg = seg
         self.body = body
         self.entries = entries
-
-    def unsettled(self) -> list[Entry]:
-        """The entries of this segment not settled yet."""
-        return [e for e in self.entries if e.seg is self.seg]
 
 
 class DeleteSegment:
@@ -111,39 +113,56 @@ class LoadRows:
 Operation = WriteSegment | DeleteSegment | KeepDead | Sync | LoadRows
 
 
+class Totals:
+    """The writer's running totals since it started (never decreased), sent with every round."""
+
+    __slots__ = ("deleted", "resolved", "resolved_disk")
+
+    def __init__(self) -> None:
+        self.resolved = 0  # events of queued segments written, or given up (lost)
+        self.resolved_disk = 0  # of those, the ones on their way to disk only
+        self.deleted = 0  # events of settled segments whose row went (or never came), or whose deletion was given up
+
+    def copy(self) -> Totals:
+        """A snapshot, for a round to carry to the loop thread."""
+        done = Totals()
+        done.resolved, done.resolved_disk, done.deleted = self.resolved, self.resolved_disk, self.deleted
+        return done
+
+
 class Round:
     """What one writer round did, handed to the loop thread."""
 
     __slots__ = (
         "backlog",
         "clear_memory",
-        "deletes",
         "error",
         "held_bytes",
         "held_events",
         "loaded",
+        "lose_memory",
         "lost",
         "recovered",
-        "resolved",
         "rows",
         "sync_error",
         "syncs",
+        "totals",
     )
 
     def __init__(self, backlog: int) -> None:
-        self.resolved = 0  # queued events that were written, or lost
-        self.deletes = 0  # settled events (queued ones) the writer has taken off the queue
+        self.totals = Totals()  # the writer's totals after this round (set as it is sent)
         self.rows: list[Entry] = []  # entries read back from disk, for the loop to send
         self.loaded = False  # a ``LoadRows`` was answered (with ``rows``, maybe none)
         self.backlog = backlog  # events of ours on disk, not in memory, after this round
         self.recovered = 0
-        self.lost: list[Entry] = []
+        self.lost: list[WriteSegment] = []  # segments given up: never written (their unsettled events are lost)
+        self.lose_memory = False  # the events of ``lost`` segments that are in memory are lost too (else still sent)
         self.error: SpoolError | None = None
         self.syncs: list[asyncio.Future[None]] = []
         self.sync_error: SpoolError | None = None
         self.held_events: int | None = None
         self.held_bytes: int | None = None
-        self.clear_memory = False  # the spool never opened: what memory holds is among ``lost``
+        self.clear_memory = False  # the spool never opened: every event appended is lost, queued or not
 
 
 class WriterListener(Protocol):
@@ -223,11 +242,11 @@ class Writer:
         self._carry: list[Operation] = []  # operations of a failed round, to try again
         self._carry_rounds = 0
         self._disk = Backlog(path, tracking_id)  # events of ours waiting on disk only, and the reading back
+        self._totals = Totals()
         self._first_room = room  # the room in memory when the spool opened: the first round reads back this many
-        self._next_lease = 0.0
-        self._next_claim = 0.0
+        self._duties = Duties(self.owner, 0.0)  # set again once the file is open
         self._failing_since: float | None = None
-        self._deadline: float | None = None  # time.monotonic() by which a stopping writer is done
+        self._deadline: float | None = None  # _real_time() by which a stopping writer is done
         self._exit_hook: Callable[[], None] | None = None
 
     # -- the loop side's handles -------------------------------------------------------------
@@ -248,20 +267,20 @@ class Writer:
         """Write what is queued, free our rows and end (``writer_closed`` tells when), within ``timeout`` seconds:
         what the file does not take by then (locked, full) is reported lost, never left half-done."""
         if self._deadline is None:
-            self._deadline = time.monotonic() + max(0.0, timeout)
+            self._deadline = _real_time() + max(0.0, timeout)
         self._stop.set()
         self._wake.set()
 
     def remaining(self) -> float:
         """Seconds left before the close deadline (with the grace for the hand-over); the full budget if none."""
         deadline = self._deadline
-        return CLOSE_TIME + _GRACE if deadline is None else max(0.0, deadline - time.monotonic()) + _GRACE
+        return CLOSE_TIME + _GRACE if deadline is None else max(0.0, deadline - _real_time()) + _GRACE
 
     def _bound_waits(self, conn: sqlite3.Connection) -> None:
         """While stopping, no statement may wait on a lock past the close deadline."""
         deadline = self._deadline
         if deadline is not None:
-            left = max(0.0, deadline - time.monotonic())
+            left = max(0.0, deadline - _real_time())
             with contextlib.suppress(sqlite3.Error):
                 conn.execute(f"PRAGMA busy_timeout = {int(left * 1000)}")
 
@@ -279,6 +298,11 @@ class Writer:
         """Wait up to ``timeout`` seconds for the thread to end (never on the thread itself)."""
         if self._thread is not threading.current_thread() and self._thread.ident is not None:
             self._thread.join(timeout)
+
+    def _tell(self, result: Round) -> None:
+        """Hand a round to the loop thread, with the writer's totals as they are now."""
+        result.totals = self._totals.copy()
+        self._to_loop(self._listener.writer_round, result)
 
     def _to_loop(self, callback: Callable[..., None], *args: Any) -> bool:
         try:
@@ -344,8 +368,7 @@ class Writer:
         self._conn = conn
         self._disk.events += recovered
         now = self._clock.time()
-        self._next_lease = now + self.owner.lease / 3
-        self._next_claim = now + min(2.0, self.owner.lease / 3)
+        self._duties = Duties(self.owner, now)
         return recovered
 
     def _register(self, conn: sqlite3.Connection) -> int:
@@ -366,7 +389,7 @@ class Writer:
             if stopping and not self.ops and not self._carry:
                 return
             if self._carry:  # a failed round (or no room): try again after a pause
-                if stopping and (self._deadline is None or time.monotonic() >= self._deadline):
+                if stopping and (self._deadline is None or _real_time() >= self._deadline):
                     # closing, and the file did not take them by the deadline: they are lost, and said so
                     error = SpoolError(f"the spool {self.path} could not be written within the close deadline")
                     log.error(
@@ -377,7 +400,7 @@ class Writer:
                     return
                 pause = self._commit_interval
                 if stopping and self._deadline is not None:
-                    pause = min(pause, max(0.0, self._deadline - time.monotonic()))
+                    pause = min(pause, max(0.0, self._deadline - _real_time()))
                 if stopping:  # the stop flag is set: waiting on it would not pause
                     time.sleep(pause)
                 else:
@@ -385,7 +408,7 @@ class Writer:
 
     def _wait_time(self) -> float:
         """How long the idle writer may sleep: until the next lease renewal or claim."""
-        return max(0.01, min(self._next_lease, self._next_claim) - self._clock.time())
+        return self._duties.wait(self._clock.time())
 
     def _drain(self) -> list[Operation]:
         ops: list[Operation] = []
@@ -418,12 +441,12 @@ class Writer:
         rows = [seg.rowid for seg in plan.deleted if seg.rowid is not None]
         rows.extend(self._disk.unreadable)
         now = self._clock.time()
-        housekeeping = now >= self._next_lease or now >= self._next_claim or self._stop.is_set()
+        housekeeping = self._duties.due(now) or self._stop.is_set()
         try:
             ids, claimed = self._write(conn, writes, rows, plan.dead_rows, housekeeping, now)
         except (sqlite3.Error, OSError) as exc:
             self._round_failed(exc, ops, result)
-            self._to_loop(self._listener.writer_round, result)
+            self._tell(result)
             return
         if self._failing_since is not None:
             log.warning("spool %s: writing works again", self.path)
@@ -431,8 +454,9 @@ class Writer:
         self._carry_rounds = 0
         self._disk.unreadable = []
         over = writes[len(ids) :]
-        self._committed(writes[: len(ids)], ids, plan.deleted, result)
-        result.resolved = sum(op.seg.count for op in plan.inserts) - sum(op.seg.count for op in over)
+        self._committed(writes[: len(ids)], ids, plan.deleted)
+        waiting = {id(op) for op in over}
+        self._resolved([op for op in plan.inserts if id(op) not in waiting])
         if over:  # kept here (they are in memory), written as room frees; put() is told they are not on disk
             self._carry = list(over)
             result.sync_error = SpoolError(
@@ -448,9 +472,17 @@ class Writer:
         result.backlog = self._disk.events
         if writes or rows or plan.dead_rows or claimed or recovered or result.rows:
             result.held_events, result.held_bytes = read_totals(conn)
-        self._to_loop(self._listener.writer_round, result)
+        self._tell(result)
 
-    def _committed(self, writes: list[WriteSegment], ids: list[int], deleted: list[Segment], result: Round) -> None:
+    def _resolved(self, ops: list[WriteSegment]) -> None:
+        """These queued segments are done with: written (or never, all settled first), or given up."""
+        totals = self._totals
+        for op in ops:
+            totals.resolved += op.seg.count
+            if not op.seg.in_memory:
+                totals.resolved_disk += op.seg.count
+
+    def _committed(self, writes: list[WriteSegment], ids: list[int], deleted: list[Segment]) -> None:
         """The round committed: now memory follows."""
         for op, rowid in zip(writes, ids, strict=True):
             op.seg.rowid = rowid
@@ -459,7 +491,7 @@ class Writer:
         for seg in deleted:
             if seg.rowid is not None:
                 self._disk.memory.discard(seg.rowid)
-            result.deletes += seg.count
+            self._totals.deleted += seg.count
 
     def _write(
         self,
@@ -485,7 +517,7 @@ class Writer:
                 ).fetchall()
                 deleted_events = sum(g[0] for g in gone)
                 deleted_bytes = sum(g[1] for g in gone)
-            room = self._room_in_file(conn, deleted_events) if writes else 0
+            room = room_in_file(conn, self._max_events, deleted_events) if writes else 0
             ids: list[int] = []
             events_in = bytes_in = 0
             for op in writes:
@@ -516,29 +548,8 @@ class Writer:
                     (len(dead_rows), "dead"),
                 ],
             )
-            claimed = self._housekeeping(conn, now, wall) if housekeeping else 0
+            claimed = self._duties.run(conn, now, wall, closing=self._stop.is_set()) if housekeeping else 0
         return ids, claimed
-
-    def _room_in_file(self, conn: sqlite3.Connection, deleted: int) -> int:
-        """Events the file may still take under ``max_events``, read inside the transaction (so every process
-        on the file sees the others' commits: the bound holds for all of them together)."""
-        if self._max_events is None:
-            return sys.maxsize
-        row = conn.execute("SELECT value FROM counters WHERE name = 'held_events'").fetchone()
-        held = int(row[0]) if row is not None else 0
-        return max(0, self._max_events - held + deleted)
-
-    def _housekeeping(self, conn: sqlite3.Connection, now: float, wall: float) -> int:
-        """Renew the lease when due (and at close); take over what gone owners left when due."""
-        claimed = 0
-        lease = self.owner.lease
-        if now >= self._next_lease or self._stop.is_set():
-            self.owner.renew(conn, wall)
-            self._next_lease = now + lease / 3
-        if now >= self._next_claim and not self._stop.is_set():
-            claimed = self.owner.claim(conn, wall, now)
-            self._next_claim = now + min(2.0, lease / 3)
-        return claimed
 
     def _round_failed(self, exc: BaseException, ops: list[Operation], result: Round) -> None:
         """The round's transaction failed (full disk, I/O error, locked): nothing of it was written.
@@ -564,10 +575,7 @@ class Writer:
                 continue  # answered with the error now
             if isinstance(op, WriteSegment) and not op.seg.in_memory and not busy and not op.seg.lost:
                 op.seg.lost = True
-                unsettled = op.unsettled()
-                result.lost.extend(unsettled)
-                result.resolved += op.seg.count
-                result.deletes += op.seg.count - len(unsettled)
+                result.lost.append(op)
                 continue
             carry.append(op)
         if self._carry_rounds > _GIVE_UP_ROUNDS and not busy:
@@ -580,8 +588,9 @@ class Writer:
                     len(given_up),
                     _GIVE_UP_ROUNDS,
                 )
-                result.deletes += sum(op.seg.count for op in given_up if isinstance(op, DeleteSegment))
+                self._totals.deleted += sum(op.seg.count for op in given_up if isinstance(op, DeleteSegment))
             carry = [op for op in carry if isinstance(op, (WriteSegment, LoadRows))]
+        self._resolved(result.lost)
         self._carry = carry
 
     def _fail_queue(self, error: SpoolError, *, everything: bool, memory_too: bool = False) -> None:
@@ -590,22 +599,19 @@ class Writer:
         result = Round(self._disk.events)
         result.error = result.sync_error = error
         result.clear_memory = everything
+        result.lose_memory = everything or memory_too
         for op in self._carry + self._drain():
             if isinstance(op, WriteSegment):
-                if op.seg.lost:
-                    continue
-                op.seg.lost = True
-                unsettled = op.unsettled()
-                result.resolved += op.seg.count
-                result.deletes += op.seg.count - len(unsettled)
-                if everything or memory_too or not op.seg.in_memory:
-                    result.lost.extend(unsettled)
+                if not op.seg.lost:
+                    op.seg.lost = True
+                    result.lost.append(op)
             elif isinstance(op, Sync):
                 result.syncs.append(op.done)
             elif isinstance(op, LoadRows):
                 result.loaded = True
+        self._resolved(result.lost)
         self._carry = []
-        self._to_loop(self._listener.writer_round, result)
+        self._tell(result)
 
     def _shutdown_db(self) -> None:
         """Free the rows this process did not send, leave the owners table, close the file."""

@@ -184,12 +184,14 @@ async def test_sigterm_finishes_the_calls_in_flight_and_the_rest_waits_for_anoth
         await until(lambda: emulator.calls[("PutEvents", 200)] >= 2, what="two calls answered")
         status, log = await stop_process(process)
         after_stop = len(emulator.events(TRACKER))
-        left = await pending_of(r, stream, "term")
         (group,) = await r.xinfo_groups(stream)
+        left = int(group["pending"])  # read and not sent: released by "term" (to its twin), still pending
         assert status == 0, log
         assert "stopped" in log
         assert after_stop % 10 == 0  # whole calls, each acknowledged
         assert after_stop + left + group["lag"] == 200  # acknowledged, pending, or not read yet: nothing in between
+        assert await pending_of(r, stream, "term") == 0  # nothing left with the stopped consumer itself
+        assert f"the group has {left} pending" in log  # the summary says what Redis says (ForwarderStats.pending)
         async with client_for(emulator.endpoint_url) as client:
             rest = Forwarder(
                 client, redis_server.url, stream=stream, group="fleet", tracking_id=TRACKER, claim_idle=0.2

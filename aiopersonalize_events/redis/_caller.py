@@ -154,5 +154,5 @@ class RedisCaller:
         if reading.done():
             return reading.result()
         reading.cancel()
-        await asyncio.wait([reading], timeout=1.0)
+        await asyncio.wait([reading], timeout=0.1)  # a read redis-py does not let go ends when the connection closes
         raise Stopped

@@ -63,6 +63,7 @@ import logging
 import os
 import random as _random
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final, Protocol
@@ -353,6 +354,7 @@ class Forwarder:
             logger=log,
         )
         self._state = "new"  # new -> running -> closed
+        self._stopped_at: float | None = None  # time.monotonic() of the first stop(): the close deadline counts from it
         self._room: asyncio.Event | None = None
         self._done: asyncio.Future[None] | None = None
         self._read = self._claimed = self._sent = self._dead = self._deleted = 0
@@ -428,7 +430,9 @@ class Forwarder:
         return self._caller.stopping
 
     def stop(self) -> None:
-        """Stop reading and retrying; ``run()`` returns once the calls in flight are settled (signal-safe)."""
+        """Stop reading and retrying; ``run()`` returns within ``close_timeout`` from now (signal-safe)."""
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
         self._caller.stop()
         self._delivery.halt()  # no new call from now on; what waits is released as run() ends
         if self._room is not None:
@@ -464,12 +468,12 @@ class Forwarder:
 
     async def _finish(self, housekeeping: asyncio.Task[None], acker: asyncio.Task[None]) -> None:
         """The stop, within ``close_timeout`` whatever Redis does: settle, acknowledge, release, forget, close."""
-        self._caller.stop()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._close_timeout
+        self.stop()
+        assert self._stopped_at is not None
+        deadline = self._stopped_at + self._close_timeout  # from the stop (SIGTERM), not from here
 
         def left() -> float:
-            return max(0.0, deadline - loop.time())
+            return max(0.0, deadline - time.monotonic())
 
         try:
             await _end(housekeeping, 0.0)  # nothing of it is needed to stop; it ends with the stop event anyway

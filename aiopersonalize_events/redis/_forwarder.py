@@ -502,10 +502,17 @@ class Forwarder:
                 self._done.set_result(None)
 
     async def _release(self, left: Callable[[], float]) -> None:
-        """Hand what was read and not settled to the others at once; forget this consumer; read the group's counts."""
+        """Hand what was read and not settled to the others at once; forget this consumer; read the group's counts.
+
+        Each step needs Redis's answer to the one before: once Redis did not
+        answer within the deadline, the rest is skipped (it would not answer
+        either), and the group's pending count is unknown.
+        """
         held = list(self._held_ids)
+        answered = True
         if held:
-            if await _within(self._group.release(held), left()):
+            answered = bool(await _within(self._group.release(held), left()))
+            if answered:
                 log.info(
                     "forwarder %s: %d entr(ies) read and not sent released, for another forwarder to take at once",
                     self.consumer,
@@ -518,7 +525,8 @@ class Forwarder:
                     self.consumer,
                     len(held),
                 )
-        answered = await _within(self._group.forget(), left())  # holding nothing now: leave no consumer behind
+        if answered:  # holding nothing now: leave no consumer behind
+            answered = bool(await _within(self._group.forget(), left()))
         reading = await _within(self._group.info(), left(), result=True) if answered else None
         if isinstance(reading, tuple):  # the group's counts as the forwarder leaves
             self._lag, self._group_pending = reading

@@ -82,7 +82,7 @@ from ..errors import PersonalizeEventsError, ValidationError
 from ._caller import RedisCaller, Stopped
 from ._connect import Backoff, as_text, check_url, connect, describe
 from ._entries import RECORD_FIELD, PoisonEntry, decode, line_members
-from ._group import ConsumerGroup, Entry
+from ._group import ConsumerGroup, Entry, Housekeeping
 from ._keys import dead_letter_key
 
 __all__ = ["Forwarder", "ForwarderStateError", "ForwarderStats", "OperationClient", "default_consumer"]
@@ -176,16 +176,68 @@ class _Outcomes:
         self._forwarder = forwarder
 
     def sent(self, batch: _Batch) -> None:
-        self._forwarder._ack(batch)
+        self._forwarder._acks.accept(batch)
 
     def refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
-        self._forwarder._refused(batch, error)
+        self._forwarder._acks.refuse(batch, error)
 
     def held(self, batch: _Batch, error: PersonalizeEventsError) -> None:
         self._forwarder._retried += 1
 
     def unsent(self, batch: _Batch, error: PersonalizeEventsError | None) -> None:
         """Stopped with the entries unsent: they stay held, and are released as the forwarder stops."""
+
+
+class _Acknowledger:
+    """The acknowledging task: XACK what the service accepted (many calls' entries per round trip), and move what
+    it refused to the dead-letter stream; ``settled(batch)`` hears of each batch done."""
+
+    __slots__ = ("_closed", "_group", "_settled", "_wake", "accepted", "dead", "refused", "sent")
+
+    def __init__(self, group: ConsumerGroup, settled: Callable[[_Batch], None]) -> None:
+        self._group = group
+        self._settled = settled
+        self.accepted: list[_Batch] = []  # accepted by the service, waiting for XACK
+        self.refused: list[tuple[_Batch, str]] = []  # refused by the service, waiting for the dead letters
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.sent = 0
+        self.dead = 0
+
+    def accept(self, batch: _Batch) -> None:
+        self.accepted.append(batch)
+        self._wake.set()
+
+    def refuse(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        self.refused.append((batch, f"{type(error).__name__}: {error}"))
+        self._wake.set()
+
+    def close(self) -> None:
+        """``run()`` returns once nothing is left to settle."""
+        self._closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            while self.refused:
+                batch, reason = self.refused[0]
+                entries = list(zip(batch.ids, batch.raws, strict=True))
+                await self._group.dead_letter(entries, reason, until_stopped=False)
+                del self.refused[0]
+                self.dead += len(batch.ids)
+                self._settled(batch)
+            if not self.accepted:
+                if self._closed:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batches = self.accepted[:]
+            await self._group.acknowledge([entry_id for batch in batches for entry_id in batch.ids])
+            del self.accepted[: len(batches)]
+            for batch in batches:
+                self.sent += len(batch.ids)
+                self._settled(batch)
 
 
 def default_consumer() -> str:
@@ -197,6 +249,33 @@ def _check_seconds(**values: float) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValidationError(name, "must be a positive number of seconds")
+
+
+def _check_numbers(
+    *,
+    max_concurrency: int,
+    read_count: int,
+    max_held: int,
+    claim_idle: float,
+    dead_after: float | None,
+    close_timeout: float,
+    clock: object,
+    **seconds: float,
+) -> float:
+    """Check the forwarder's numbers (``ValidationError`` naming the first wrong one); ``dead_after`` as given or
+    its default (``claim_idle / 3``)."""
+    check_positive_int("max_concurrency", max_concurrency)
+    check_positive_int("read_count", read_count)
+    check_positive_int("max_held", max_held)
+    _check_seconds(claim_idle=claim_idle, **seconds)
+    if dead_after is None:
+        dead_after = claim_idle / 3
+    _check_seconds(dead_after=dead_after)
+    if isinstance(close_timeout, bool) or not isinstance(close_timeout, (int, float)) or close_timeout < 0:
+        raise ValidationError("close_timeout", "must be a number of seconds of at least 0")
+    if clock is not None and not isinstance(clock, Clock):
+        raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
+    return float(dead_after)
 
 
 def _check_names(url: str, stream: str, group: str, consumer: str | None) -> None:
@@ -283,24 +362,19 @@ class Forwarder:
     ) -> None:
         self._op, resource = _target(operation, tracking_id, dataset_arn)
         _check_names(url, stream, group, consumer)
-        check_positive_int("max_concurrency", max_concurrency)
-        check_positive_int("read_count", read_count)
-        check_positive_int("max_held", max_held)
-        if dead_after is None:
-            dead_after = claim_idle / 3 if isinstance(claim_idle, (int, float)) else claim_idle
-        _check_seconds(
+        dead_after = _check_numbers(
+            max_concurrency=max_concurrency,
+            read_count=read_count,
+            max_held=max_held,
             block=block,
             flush_interval=flush_interval,
             claim_idle=claim_idle,
             dead_after=dead_after,
             trim_interval=trim_interval,
             socket_timeout=socket_timeout,
+            close_timeout=close_timeout,
+            clock=clock,
         )
-        if isinstance(close_timeout, bool) or not isinstance(close_timeout, (int, float)) or close_timeout < 0:
-            raise ValidationError("close_timeout", "must be a number of seconds of at least 0")
-        if clock is not None and not isinstance(clock, Clock):
-            raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
-        self._put: Callable[..., Awaitable[Any]] = getattr(client, self._op.snake_name)
         self._url = url
         self.consumer = consumer if consumer is not None else default_consumer()
         self._read_count = read_count
@@ -308,9 +382,6 @@ class Forwarder:
         self._block = float(block)
         self._flush_interval = float(flush_interval)
         self._claim_interval = float(claim_idle) / 2
-        self._beat = float(dead_after) / 3
-        self._trim = trim
-        self._trim_interval = float(trim_interval)
         self._close_timeout = float(close_timeout)
         self._socket_timeout = float(socket_timeout)
         self._clock = clock
@@ -318,53 +389,37 @@ class Forwarder:
             f"forwarder {self.consumer}",
             backoff=Backoff(cap=backoff_max, random=random),
             backoff_max=backoff_max,
-            clock=SleepClock(sleep, clock) if sleep is not None else clock,
+            clock=SleepClock(sleep, clock) if sleep is not None else clock,  # sleep=: the older way, one clock still
             recreate=self._create_group,
             url=url,
         )
-        self._group = ConsumerGroup(
-            self._caller,
-            stream=stream,
-            group=group,
-            consumer=self.consumer,
-            dead_letters=dead_letters if dead_letters is not None else dead_letter_key(stream),
-            claim_idle=float(claim_idle),
-            dead_after=float(dead_after),
-            read_count=read_count,
-        )
+        dead_letters = dead_letters if dead_letters is not None else dead_letter_key(stream)
+        self._group = ConsumerGroup(self._caller, stream=stream, group=group, consumer=self.consumer,
+                                    dead_letters=dead_letters, claim_idle=float(claim_idle), dead_after=dead_after,
+                                    read_count=read_count)  # fmt: skip
+        self._housekeeping = Housekeeping(self._group, self._caller, beat=dead_after / 3, trim=trim,
+                                          trim_interval=float(trim_interval), held=lambda: self._held_ids,
+                                          wake=self._wake)  # fmt: skip
+        self._acks = _Acknowledger(self._group, self._settled)
+        self._put: Callable[..., Awaitable[Any]] = getattr(client, self._op.snake_name)
+        self._members = line_members(self._op)
+        self._kwargs: dict[str, Any] = {self._op.resource_field: resource}
+        self._delivery: Delivery[_Batch] = Delivery(self._call, _Outcomes(self), policy=client.retry_policy,
+                                                    max_concurrency=max_concurrency, clock=clock,
+                                                    limiter=_limiter(self._op, requests_per_second),
+                                                    min_wait=wait_floor(_PROBE_WAIT), split=_Batch.split,
+                                                    name=f"forwarder {self.consumer}", logger=log)  # fmt: skip
         self._grouper: Grouper[tuple[Any, ...], tuple[bytes, bytes, Any]] = Grouper(
             self._op.records_per_call, max_records=self._max_held
         )
         self._grouped_since: float | None = None
         self._ready: deque[_Batch] = deque()
-        self._held_ids: set[bytes] = set()
-        self._takeover: set[str] = set()  # consumers the last survey found dead or released, holding entries
-        self._members = line_members(self._op)
-        self._kwargs: dict[str, Any] = {self._op.resource_field: resource}
-        self._delivery: Delivery[_Batch] = Delivery(
-            self._call,
-            _Outcomes(self),
-            policy=client.retry_policy,
-            max_concurrency=max_concurrency,
-            limiter=_limiter(self._op, requests_per_second),
-            clock=clock,
-            min_wait=wait_floor(_PROBE_WAIT),
-            split=_Batch.split,
-            name=f"forwarder {self.consumer}",
-            logger=log,
-        )
+        self._held_ids: set[bytes] = set()  # read and not settled: stats.held is its length
         self._state = "new"  # new -> running -> closed
         self._stopped_at: float | None = None  # time.monotonic() of the first stop(): the close deadline counts from it
         self._room: asyncio.Event | None = None
         self._done: asyncio.Future[None] | None = None
-        self._read = self._claimed = self._sent = self._dead = self._deleted = 0
-        self._calls = self._retried = 0
-        self._lag: int | None = None
-        self._group_pending: int | None = None
-        self._acks: list[_Batch] = []  # accepted by the service, waiting for XACK
-        self._dead_queue: list[tuple[_Batch, str]] = []  # refused by the service, waiting for the dead letters
-        self._ack_wake = asyncio.Event()
-        self._acks_closed = False
+        self._read = self._claimed = self._dead = self._deleted = self._calls = self._retried = 0
         _telemetry.watch_forwarder(self)
 
     @property
@@ -394,14 +449,14 @@ class Forwarder:
         return ForwarderStats(
             self._read,
             self._claimed,
-            self._sent,
-            self._dead,
-            self._deleted,
+            self._acks.sent,
+            self._dead + self._acks.dead,  # poison entries, and refused records
+            self._deleted + self._housekeeping.trimmed,  # found deleted, and trimmed
             self._held,
             self._calls,
             self._retried,
-            self._lag,
-            self._group_pending,
+            self._housekeeping.lag,
+            self._housekeeping.pending,
         )
 
     @property
@@ -456,8 +511,8 @@ class Forwarder:
         self._room = asyncio.Event()
         self._group.connected(connect(self._url, socket_timeout=self._block + self._socket_timeout))
         log.info("forwarder %s: stream %s, group %s, to %s", self.consumer, self.stream, self.group, self._op.name)
-        housekeeping = loop.create_task(self._housekeeping(), name="aiopersonalize_events-forwarder-housekeeping")
-        acker = loop.create_task(self._acknowledge(), name="aiopersonalize_events-forwarder-acks")
+        housekeeping = loop.create_task(self._housekeeping.run(), name="aiopersonalize_events-forwarder-housekeeping")
+        acker = loop.create_task(self._acks.run(), name="aiopersonalize_events-forwarder-acks")
         try:
             await self._caller.call(self._create_group)
             await self._read_loop()
@@ -481,16 +536,15 @@ class Forwarder:
             await self._delivery.stop(grace=left())  # what waits is unsent now, and released below
             if flying and not left():
                 log.warning("forwarder %s: call(s) not settled within close_timeout", self.consumer)
-            self._acks_closed = True  # acknowledge what the service accepted, within what is left of the deadline
-            self._ack_wake.set()
+            self._acks.close()  # acknowledge what the service accepted, within what is left of the deadline
             await asyncio.wait([acker], timeout=left())
             await _end(acker, min(_CANCEL_WAIT, left()))
-            if self._acks:
+            if self._acks.accepted:
                 log.warning(
                     "forwarder %s: %d accepted record(s) not acknowledged within close_timeout; they are sent "
                     "again by whoever takes them (the service keeps one copy)",
                     self.consumer,
-                    sum(len(b.ids) for b in self._acks),
+                    sum(len(b.ids) for b in self._acks.accepted),
                 )
             await self._release(left)
             log.info("forwarder %s stopped: %s", self.consumer, self.stats)
@@ -529,9 +583,9 @@ class Forwarder:
             answered = bool(await _within(self._group.forget(), left()))
         reading = await _within(self._group.info(), left(), result=True) if answered else None
         if isinstance(reading, tuple):  # the group's counts as the forwarder leaves
-            self._lag, self._group_pending = reading
+            self._housekeeping.lag, self._housekeeping.pending = reading
         else:  # Redis did not answer in time: what it last said is not true any more
-            self._group_pending = None
+            self._housekeeping.pending = None
 
     async def _disconnect(self, timeout: float) -> None:
         connection, self._group.connection = self._group.connection, None
@@ -556,7 +610,7 @@ class Forwarder:
             now = self._now()
             entries: list[Entry] = []
             due = now >= next_claim
-            if due or self._takeover:
+            if due or self._housekeeping.takeover:
                 if due:
                     next_claim = now + self._claim_interval
                 entries.extend(await self._claim(self._max_held - self._held, xautoclaim=due))
@@ -604,8 +658,10 @@ class Forwarder:
                     self.consumer,
                     gone,
                 )
-        if self._takeover and room > len(claimed):
-            names, self._takeover = sorted(self._takeover), set()
+        takeover = self._housekeeping.takeover
+        if takeover and room > len(claimed):
+            names = sorted(takeover)
+            takeover.clear()
             taken = await self._group.take_over(names, room - len(claimed), self._held_ids)
             if taken:
                 log.info("forwarder %s: took over %d entr(ies) of %s", self.consumer, len(taken), ", ".join(names))
@@ -666,6 +722,10 @@ class Forwarder:
 
     def _settled(self, batch: _Batch) -> None:
         self._held_ids.difference_update(batch.ids)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the read loop if it waits for room (a batch settled, or entries to take over)."""
         if self._room is not None:
             self._room.set()
 
@@ -675,74 +735,6 @@ class Forwarder:
         kwargs = dict(self._kwargs)
         kwargs.update(zip(self._members, batch.members, strict=True))
         await self._put(**kwargs, **{self._op.record_field: batch.records})
-
-    def _refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
-        """The service refused these records for good: to the dead-letter stream (by the acknowledging task)."""
-        self._dead_queue.append((batch, f"{type(error).__name__}: {error}"))
-        self._ack_wake.set()
-
-    def _ack(self, batch: _Batch) -> None:
-        """Queue ``batch`` for acknowledgement: one XACK takes the batches of every call accepted meanwhile."""
-        self._acks.append(batch)
-        self._ack_wake.set()
-
-    async def _acknowledge(self) -> None:
-        """The acknowledging task: XACK what the service accepted, many calls' entries per round trip."""
-        while True:
-            while self._dead_queue:
-                batch, reason = self._dead_queue[0]
-                await self._group.dead_letter(
-                    list(zip(batch.ids, batch.raws, strict=True)), reason, until_stopped=False
-                )
-                del self._dead_queue[0]
-                self._dead += len(batch.ids)
-                self._settled(batch)
-            if not self._acks:
-                if self._acks_closed:  # ends by itself, once the stop asked and nothing is left
-                    return
-                self._ack_wake.clear()
-                await self._ack_wake.wait()
-                continue
-            batches = self._acks[:]
-            await self._group.acknowledge([entry_id for batch in batches for entry_id in batch.ids])
-            del self._acks[: len(batches)]
-            for batch in batches:
-                self._sent += len(batch.ids)
-                self._settled(batch)
-
-    # -- housekeeping: heartbeat, dead consumers, trimming, the group's counts --------------------------------
-
-    async def _housekeeping(self) -> None:
-        every = min(self._beat, self._trim_interval)
-        next_trim = self._now() + self._trim_interval
-        while not self._stopping:  # ends by itself at stop(): redis-py may swallow a cancellation mid-command
-            await self._caller.pause(every)
-            if self._stopping:
-                return
-            try:
-                if self._held_ids:
-                    await self._group.heartbeat(self._held_ids, self._beat)
-                await self._survey()
-                self._lag, self._group_pending = await self._group.info()
-                if self._trim and self._now() >= next_trim:
-                    next_trim = self._now() + self._trim_interval
-                    trimmed = await self._group.trim()
-                    if trimmed:
-                        self._deleted += trimmed
-                        log.debug("forwarder %s: trimmed %s entries", self.consumer, trimmed)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis away: the next round tries again
-                log.debug("forwarder %s: housekeeping skipped: %s", self.consumer, describe(exc))
-
-    async def _survey(self) -> None:
-        removed, holding = await self._group.survey()
-        if removed:
-            log.info("forwarder %s: removed %d dead consumer(s) holding nothing from the group", self.consumer, removed)
-        if holding:
-            self._takeover.update(holding)
-            if self._room is not None:
-                self._room.set()
 
 
 async def _end(task: asyncio.Task[None], wait: float = _CANCEL_WAIT) -> None:

@@ -32,24 +32,26 @@ The forwarder (``_forwarder``) decides when; this module says how:
 
 Commands that must get through (reading, claiming, acknowledging) go through
 the ``RedisCaller`` (backoff while Redis is away); the housekeeping ones
-(heartbeat, survey, trim, info) are made once and their errors left to the
-caller, whose next round tries again.
+(heartbeat, survey, trim, info) are made once a round by ``Housekeeping``,
+the forwarder's background task, whose next round tries again when Redis did
+not answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Final
 
 import redis.asyncio
 import redis.exceptions
 
 from ._caller import RedisCaller
-from ._connect import as_text
+from ._connect import as_text, describe
 from ._entries import RECORD_FIELD
 
-__all__ = ["RELEASED_SUFFIX", "ConsumerGroup", "Entry", "released_name"]
+__all__ = ["RELEASED_SUFFIX", "ConsumerGroup", "Entry", "Housekeeping", "released_name"]
 
 log: Final = logging.getLogger("aiopersonalize_events.redis")
 
@@ -317,6 +319,76 @@ class ConsumerGroup:
     async def forget(self) -> None:
         """Remove this consumer from the group when it holds no pending entry."""
         await self._scripts["forget"](keys=[self.stream], args=[self.group, self.consumer])
+
+
+class Housekeeping:
+    """The forwarder's rounds on its group, every ``beat`` seconds at most, until the caller stops.
+
+    Each round: ``heartbeat()`` of the ids ``held()`` gives, ``survey()``
+    (consumers holding entries it names go to ``takeover``, and ``wake()``
+    is called), ``info()`` (kept as ``lag`` and ``pending``), and every
+    ``trim_interval`` seconds (with ``trim``) ``trim()``, its count added to
+    ``trimmed``. A round Redis does not answer is skipped; the next one tries
+    again.
+    """
+
+    def __init__(
+        self,
+        group: ConsumerGroup,
+        caller: RedisCaller,
+        *,
+        beat: float,
+        trim: bool,
+        trim_interval: float,
+        held: Callable[[], Collection[bytes]],
+        wake: Callable[[], None],
+    ) -> None:
+        self._group = group
+        self._caller = caller
+        self._beat = beat
+        self._trim = trim
+        self._trim_interval = trim_interval
+        self._held = held
+        self._wake = wake
+        self.takeover: set[str] = set()
+        self.trimmed = 0
+        self.lag: int | None = None
+        self.pending: int | None = None
+
+    async def run(self) -> None:
+        """The rounds; returns at stop (redis-py may swallow a cancellation mid-command, so it ends by itself)."""
+        every = min(self._beat, self._trim_interval)
+        next_trim = self._caller.now() + self._trim_interval
+        while not self._caller.stopping:
+            await self._caller.pause(every)
+            if self._caller.stopping:
+                return
+            try:
+                await self._round(trim=self._trim and self._caller.now() >= next_trim)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: the next round tries again
+                log.debug("forwarder %s: housekeeping skipped: %s", self._group.consumer, describe(exc))
+            else:
+                if self._trim and self._caller.now() >= next_trim:
+                    next_trim = self._caller.now() + self._trim_interval
+
+    async def _round(self, *, trim: bool) -> None:
+        held = self._held()
+        if held:
+            await self._group.heartbeat(held, self._beat)
+        removed, holding = await self._group.survey()
+        if removed:
+            log.info("forwarder %s: removed %d dead consumer(s) holding nothing", self._group.consumer, removed)
+        if holding:
+            self.takeover.update(holding)
+            self._wake()
+        self.lag, self.pending = await self._group.info()
+        if trim:
+            trimmed = await self._group.trim()
+            if trimmed:
+                self.trimmed += trimmed
+                log.debug("forwarder %s: trimmed %s entries", self._group.consumer, trimmed)
 
 
 def entry_list(entries: Any) -> list[Entry]:

@@ -92,6 +92,10 @@ log: Final = logging.getLogger("aiopersonalize_events.redis")
 _PROBE_WAIT: Final = 1.0
 """The least wait, in seconds, before held records go again as a probe (0 with ``set_testing(True)``)."""
 
+_SETTLE_RESERVE: Final = 1.0
+"""The part of ``close_timeout`` (at most a quarter of it) a stop keeps from the calls in flight, for the Redis
+commands after them: acknowledging what was accepted, releasing the rest."""
+
 _CANCEL_WAIT: Final = 0.5
 """How long a stop waits, at most, for a cancelled task (redis-py may swallow a cancellation mid-command)."""
 
@@ -321,8 +325,10 @@ class Forwarder:
     over at once, the consumer removed once it holds none).
     ``dead_letters`` is the dead-letter stream (default
     ``dead_letter_key(stream)``, in the stream's cluster slot); ``trim``
-    turns trimming off; ``close_timeout`` bounds a stop: the calls in flight,
-    their acknowledgement, and the release of the rest. ``clock`` (a
+    turns trimming off; ``close_timeout`` bounds a stop, counted from
+    ``stop()``: the calls in flight (cancelled, and their entries released,
+    when they still run with a quarter of it, or a second, left), their
+    acknowledgement, and the release of the rest. ``clock`` (a
     ``Clock``: an event loop or a ``ManualClock``) measures every wait: the
     flush interval, the waits before a call is sent again, the waits while
     Redis is away and the housekeeping rounds. ``sleep`` (kept for
@@ -533,7 +539,8 @@ class Forwarder:
         try:
             await _end(housekeeping, 0.0)  # nothing of it is needed to stop; it ends with the stop event anyway
             flying = self._delivery.in_flight
-            await self._delivery.stop(grace=left())  # what waits is unsent now, and released below
+            reserve = min(_SETTLE_RESERVE, self._close_timeout / 4)  # kept for acknowledging and releasing
+            await self._delivery.stop(grace=max(0.0, left() - reserve))  # what waits is unsent now: released below
             if flying and not left():
                 log.warning("forwarder %s: call(s) not settled within close_timeout", self.consumer)
             self._acks.close()  # acknowledge what the service accepted, within what is left of the deadline

@@ -190,3 +190,14 @@ async def test_a_stop_with_redis_frozen_returns_within_close_timeout_and_loses_n
     assert stats.pending is None  # Redis did not answer as the forwarder left: nothing stale is said
     pending = (await r.xpending(stream, "g"))["pending"]
     assert pending == (40 if busy else 10) - stats.sent  # not acknowledged: still pending, taken over, sent again
+
+
+async def test_a_stop_does_not_wait_out_a_blocking_read(redis_server: RedisServer, emulator: Emulator) -> None:
+    """A forwarder blocked in XREADGROUP for up to 60 s on an empty stream returns from close() long before."""
+    async with client_for(emulator.endpoint_url) as client:
+        forwarder = Forwarder(client, redis_server.url, stream="pe:{idle}", group="g", tracking_id=TRACKER, block=60.0)
+        task = await started(forwarder)
+        await asyncio.sleep(0.2)  # let it block in XREADGROUP (not a decision: the guard below is 50 s short of it)
+        await asyncio.wait_for(forwarder.close(), 10.0)
+        await task
+    assert forwarder.stats.read == 0

@@ -665,17 +665,19 @@ class Forwarder:
                     self.consumer,
                     gone,
                 )
+            if claimed:
+                idle = self._claim_interval * 2
+                log.info("forwarder %s: took over %d entr(ies) idle for %gs", self.consumer, len(claimed), idle)
         takeover = self._housekeeping.takeover
         if takeover and room > len(claimed):
             names = sorted(takeover)
             takeover.clear()
             taken = await self._group.take_over(names, room - len(claimed), self._held_ids)
             if taken:
-                log.info("forwarder %s: took over %d entr(ies) of %s", self.consumer, len(taken), ", ".join(names))
+                who = ", ".join(names)
+                log.info("forwarder %s: took over %d entr(ies) of dead or released %s", self.consumer, len(taken), who)
             claimed.extend(taken)
-        if claimed:
-            self._claimed += len(claimed)
-            log.info("forwarder %s: took over %d entr(ies) in all", self.consumer, len(claimed))
+        self._claimed += len(claimed)
         return claimed
 
     async def _take_in(self, entries: list[Entry]) -> None:

@@ -536,43 +536,44 @@ class Forwarder:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
+        def step() -> float:  # one closing round trip: Redis answers within its socket timeout, or not at all
+            return min(left(), self._block + self._socket_timeout)
+
         try:
             await _end(housekeeping, 0.0)  # nothing of it is needed to stop; it ends with the stop event anyway
-            flying = self._delivery.in_flight
             reserve = min(_SETTLE_RESERVE, self._close_timeout / 4)  # kept for acknowledging and releasing
             await self._delivery.stop(grace=max(0.0, left() - reserve))  # what waits is unsent now: released below
-            if flying and not left():
-                log.warning("forwarder %s: call(s) not settled within close_timeout", self.consumer)
-            self._acks.close()  # acknowledge what the service accepted, within what is left of the deadline
-            await asyncio.wait([acker], timeout=left())
+            self._acks.close()  # acknowledge what the service accepted
+            await asyncio.wait([acker], timeout=step())
+            answered = acker.done()
             await _end(acker, min(_CANCEL_WAIT, left()))
             if self._acks.accepted:
                 log.warning(
-                    "forwarder %s: %d accepted record(s) not acknowledged within close_timeout; they are sent "
-                    "again by whoever takes them (the service keeps one copy)",
+                    "forwarder %s: %d accepted record(s) not acknowledged as the forwarder stopped (Redis did not "
+                    "answer in time); they are sent again by whoever takes them (the service keeps one copy)",
                     self.consumer,
                     sum(len(b.ids) for b in self._acks.accepted),
                 )
-            await self._release(left)
+            await self._release(step, redis_answers=answered)
             log.info("forwarder %s stopped: %s", self.consumer, self.stats)
         finally:
-            await self._disconnect(left())
+            await self._disconnect(step())
             self._state = "closed"
             _telemetry.forget_forwarder(self)
             if self._done is not None and not self._done.done():
                 self._done.set_result(None)
 
-    async def _release(self, left: Callable[[], float]) -> None:
+    async def _release(self, step: Callable[[], float], *, redis_answers: bool) -> None:
         """Hand what was read and not settled to the others at once; forget this consumer; read the group's counts.
 
         Each step needs Redis's answer to the one before: once Redis did not
-        answer within the deadline, the rest is skipped (it would not answer
-        either), and the group's pending count is unknown.
+        answer (``step()`` seconds at most each), the rest is skipped (it
+        would not answer either), and the group's pending count is unknown.
         """
         held = list(self._held_ids)
-        answered = True
+        answered = redis_answers
         if held:
-            answered = bool(await _within(self._group.release(held), left()))
+            answered = answered and bool(await _within(self._group.release(held), step()))
             if answered:
                 log.info(
                     "forwarder %s: %d entr(ies) read and not sent released, for another forwarder to take at once",
@@ -581,14 +582,14 @@ class Forwarder:
                 )
             else:
                 log.warning(
-                    "forwarder %s: %d entr(ies) read and not sent could not be released within close_timeout; "
-                    "they stay pending, taken over after dead_after or claim_idle",
+                    "forwarder %s: %d entr(ies) read and not sent could not be released (Redis did not answer in "
+                    "time); they stay pending, taken over after dead_after or claim_idle",
                     self.consumer,
                     len(held),
                 )
         if answered:  # holding nothing now: leave no consumer behind
-            answered = bool(await _within(self._group.forget(), left()))
-        reading = await _within(self._group.info(), left(), result=True) if answered else None
+            answered = bool(await _within(self._group.forget(), step()))
+        reading = await _within(self._group.info(), step(), result=True) if answered else None
         if isinstance(reading, tuple):  # the group's counts as the forwarder leaves
             self._housekeeping.lag, self._housekeeping.pending = reading
         else:  # Redis did not answer in time: what it last said is not true any more

@@ -203,18 +203,20 @@ async def test_sigterm_finishes_the_calls_in_flight_and_the_rest_waits_for_anoth
         assert emulator.duplicates == 0
 
 
+@pytest.mark.parametrize("close", [["--close-timeout", "1"], []], ids=["close-timeout-1", "default"])
 async def test_sigterm_with_redis_frozen_exits_within_the_close_timeout(
-    redis_server: RedisServer, r: redis.asyncio.Redis, capsys: pytest.CaptureFixture[str]
+    redis_server: RedisServer, r: redis.asyncio.Redis, capsys: pytest.CaptureFixture[str], close: list[str]
 ) -> None:
-    """Redis frozen (SIGSTOP) with calls in flight: SIGTERM exits 0 within --close-timeout (a generous hang guard
-    here; it took 11.6 s and more), saying the group's pending is unknown; after SIGCONT nothing acked is pending."""
+    """Redis frozen (SIGSTOP) with calls in flight: SIGTERM exits 0 within --close-timeout, and with the default
+    (30 s) after one socket timeout at most (a generous hang guard here; it took 11.6 s and more), saying the
+    group's pending is unknown; after SIGCONT nothing acknowledged is pending."""
     stream = "pe:{frozen-cli}"
     for session in range(6):
         batch = [Event(event_type="click", sent_at=SENT_AT, event_id=f"f{session}-{i}", item_id="x") for i in range(10)]
         await add_records(r, stream, batch, session_id=f"s{session}")
     async with Emulator(faults=Faults(latency=0.3)) as emulator:
         process = await forwarder_process(
-            redis_server.url, emulator.endpoint_url, stream, "frozen", "--concurrency", "2", "--close-timeout", "1"
+            redis_server.url, emulator.endpoint_url, stream, "frozen", "--concurrency", "2", *close
         )
         await until(lambda: emulator.calls[("PutEvents", 200)] >= 1, what="a call answered")
         redis_server.pause()
@@ -232,7 +234,8 @@ async def test_sigterm_with_redis_frozen_exits_within_the_close_timeout(
     (group,) = await r.xinfo_groups(stream)
     assert pending + int(group["lag"]) >= 60 - stored  # nothing lost: every event not acknowledged is still in Redis
     with capsys.disabled():
-        print(f"\n[frozen test] forward exited {took:.2f}s after SIGTERM with Redis frozen (--close-timeout 1)")
+        how = " ".join(close) or "default close timeout"
+        print(f"\n[frozen test] forward exited {took:.2f}s after SIGTERM with Redis frozen ({how})")
 
 
 def _items_worker(endpoint: str, calls: int, *limiter: str) -> Any:

@@ -122,13 +122,13 @@ async def test_dead_consumers_holding_nothing_are_removed_and_a_live_one_is_not_
         await r.xack(stream, "g", entry_id)
     assert set(await consumers(r, stream, "g")) == {"pod-1", "pod-2", "pod-3"}
     await add_records(r, stream, events(5), session_id="s1")
-    async with Emulator(faults=Faults(latency=5.0)) as slow, client_for(slow.endpoint_url) as client:
+    async with Emulator(faults=Faults(latency=10.0)) as slow, client_for(slow.endpoint_url) as client:
         busy = Forwarder(client, redis_server.url, stream=stream, group="g", tracking_id=TRACKER, consumer="busy",
-                         dead_after=1.5, flush_interval=0.05, close_timeout=0.1)  # fmt: skip
+                         dead_after=3.0, flush_interval=0.05, close_timeout=0.1)  # fmt: skip
         busy_task = await started(busy)
         await until(lambda: busy.stats.calls == 1, what="the busy forwarder's call in flight")
         watcher = Forwarder(client, redis_server.url, stream=stream, group="g", tracking_id=TRACKER,
-                            consumer="watcher", dead_after=1.5)  # fmt: skip
+                            consumer="watcher", dead_after=3.0)  # fmt: skip
         watcher_task = await started(watcher)
         await until(lambda: _without_ghosts(r, stream), what="the three ghosts removed")
         group = await consumers(r, stream, "g")

@@ -5,17 +5,20 @@ batch on a ``Clock``: something with ``time()`` and ``call_at(when,
 callback, *args)`` returning a handle with ``cancel()``, which an asyncio
 event loop already is. ``ManualClock`` moves only when a test advances it,
 so a test of the recorder's timing says "a second passes" instead of
-sleeping for one.
+sleeping for one. ``sleep(clock, delay)`` waits on a clock (the Redis
+components' backoff and pacing), and ``SleepClock`` turns a plain ``sleep``
+function (the older way to inject time, kept for compatibility) into a clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "ManualTimer"]
+__all__ = ["Clock", "ManualClock", "ManualTimer", "SleepClock", "sleep"]
 
 
 class _Handle(Protocol):
@@ -111,3 +114,64 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock(time={self._now:g}, waiting={sum(1 for *_, t in self._timers if not t.cancelled)})"
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def sleep(clock: Clock | None, delay: float) -> None:
+    """Wait ``delay`` seconds as ``clock`` measures them (the running loop's ``asyncio.sleep`` when None).
+
+    Cancellation cancels the timer too, so a ``ManualClock`` keeps no
+    callback of a wait nobody awaits any more.
+    """
+    loop = asyncio.get_running_loop()
+    if clock is None or clock is loop:
+        await asyncio.sleep(delay)
+        return
+    future: asyncio.Future[None] = loop.create_future()
+    handle = clock.call_at(clock.time() + max(0.0, delay), _resolve, future)
+    try:
+        await future
+    finally:
+        handle.cancel()
+
+
+class _SleepTimer:
+    __slots__ = ("_task",)
+
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self._task = task
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
+class SleepClock:
+    """A ``Clock`` whose waits are made by ``sleep(seconds)``: how a component given a ``sleep=`` still has one clock.
+
+    ``time()`` is ``base``'s (the running loop's when None); ``call_at(when,
+    callback)`` awaits ``sleep(when - time())`` in a task, then runs the
+    callback (unless cancelled).
+    """
+
+    __slots__ = ("_base", "_sleep")
+
+    def __init__(self, sleep: Callable[[float], Awaitable[None]], base: Clock | None = None) -> None:
+        self._sleep = sleep
+        self._base = base
+
+    def time(self) -> float:
+        """``base``'s time, or the running loop's."""
+        return self._base.time() if self._base is not None else asyncio.get_running_loop().time()
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> _SleepTimer:
+        """Run ``callback(*args)`` once ``sleep(when - time())`` returned."""
+
+        async def wait() -> None:
+            await self._sleep(max(0.0, when - self.time()))
+            callback(*args)
+
+        return _SleepTimer(asyncio.get_running_loop().create_task(wait()))

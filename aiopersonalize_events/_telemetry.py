@@ -21,7 +21,8 @@ client's one check ``_telemetry.hook is not None`` per call. The pieces:
     message (which may repeat a value of the request).
 
 The forwarder contract (``aiopersonalize_events.redis.Forwarder``): call
-``watch_forwarder(self)`` once in ``__init__`` and keep ``self.stats`` up to
+``watch_forwarder(self)`` once in ``__init__`` (and ``forget_forwarder(self)``
+once it stopped: a stopped forwarder reports nothing more) and keep ``self.stats`` up to
 date with an object whose ``lag`` and ``pending`` attributes are the last
 known consumer-group lag and pending-entry count (``int``, or None while
 unknown). The gauges read those attributes from the metric reader's thread
@@ -50,6 +51,7 @@ __all__ = [
     "clients",
     "describe",
     "error_type",
+    "forget_forwarder",
     "forwarders",
     "hook",
     "recorders",
@@ -137,6 +139,13 @@ def watch_recorder(recorder: object) -> None:
 def watch_forwarder(forwarder: object) -> None:
     """Keep ``forwarder`` (weakly) for the lag and pending gauges, read from its ``stats`` (see the module doc)."""
     _watch(_forwarders, forwarder)
+
+
+def forget_forwarder(forwarder: object) -> None:
+    """Stop reporting ``forwarder`` (it stopped): a closed forwarder has no lag or pending of its own to report."""
+    for key, ref in _forwarders.copy().items():
+        if ref() is forwarder:
+            _forwarders.pop(key, None)
 
 
 def clients() -> list[tuple[int, Any]]:

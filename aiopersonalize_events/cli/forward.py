@@ -4,7 +4,8 @@ Runs ``aiopersonalize_events.redis.Forwarder`` with a client made as the
 ``put-*`` commands make theirs (``--region``, ``--profile``,
 ``--endpoint-url``; placeholder credentials for a loopback endpoint). SIGTERM
 or Ctrl-C stops reading, lets the calls in flight finish and acknowledges
-them, leaves the rest pending for the other forwarders, and exits 0. This
+them, releases the rest for the other forwarders to take at once, and exits
+0 within ``--close-timeout`` (a frozen Redis included). This
 module imports redis-py only when the command runs (``--help`` works
 without the ``redis`` extra). ``rate_limiter`` is also what ``--rate-limiter``
 of the ``put-*`` commands uses.
@@ -23,7 +24,7 @@ from typing import Any, Final
 from .. import _limits as L
 from .. import _operations as ops
 from .console import Console, say_error
-from .options import positive_int, rate, seconds
+from .options import positive_int, rate, seconds, wait_seconds
 from .status import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EPILOG", "add_arguments", "rate_limiter", "run"]
@@ -82,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         metavar="SECONDS",
         help="take over entries another forwarder held this long without settling them (default: 30)",
+    )
+    parser.add_argument(
+        "--close-timeout",
+        type=wait_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, exit within this long, whatever Redis and the service do (default: 30)",
     )
     parser.add_argument("--dead-letters", metavar="KEY", help="the dead-letter stream (default: S:dead or {S}:dead)")
     parser.add_argument("--no-trim", action="store_true", help="do not trim acknowledged entries from the stream")
@@ -162,6 +170,7 @@ async def _forward(args: argparse.Namespace) -> int:
                 requests_per_second=pace,
                 max_concurrency=args.concurrency,
                 claim_idle=args.claim_idle,
+                close_timeout=args.close_timeout,
                 dead_letters=args.dead_letters,
                 trim=not args.no_trim,
             )
@@ -183,10 +192,10 @@ async def _forward(args: argparse.Namespace) -> int:
             for signum in installed:
                 loop.remove_signal_handler(signum)
         stats = forwarder.stats
-        group = "" if stats.pending is None else f" (the group had {stats.pending} pending when Redis last said)"
+        group = "unknown (Redis did not answer)" if stats.pending is None else str(stats.pending)
         console.say(
             f"forwarded {stats.sent} record(s) in {stats.calls} call(s); {stats.dead} to {forwarder.dead_letters}; "
-            f"{stats.held} read by this forwarder left pending{group}"
+            f"{stats.held} read and not sent released for the other forwarders; the group has {group} pending"
         )
         return EXIT_OK
     finally:

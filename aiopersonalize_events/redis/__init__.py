@@ -43,7 +43,7 @@ except ImportError as exc:
     ) from exc
 
 from ._entries import PoisonEntry
-from ._forwarder import Forwarder, ForwarderStateError, ForwarderStats, default_consumer
+from ._forwarder import Forwarder, ForwarderStateError, ForwarderStats, OperationClient, default_consumer
 from ._keys import dead_letter_key, hash_tag
 from ._limiter import RedisCommandError, RedisRateLimiter, limiter_from_url, quota_key
 from ._records import add_records
@@ -53,6 +53,7 @@ __all__ = [
     "Forwarder",
     "ForwarderStateError",
     "ForwarderStats",
+    "OperationClient",
     "PoisonEntry",
     "RedisCommandError",
     "RedisRateLimiter",

@@ -9,7 +9,8 @@ to fix; one line per condition). A ``NOGROUP`` reply (the stream or group was de
 the group again through ``recreate``. Once ``stop()`` was called, a call
 made ``until_stopped`` raises ``Stopped`` instead of waiting, and a blocking
 read given to ``until_stopped()`` is cut short, so that a stopping forwarder
-never waits out an ``XREADGROUP BLOCK``.
+never waits out an ``XREADGROUP BLOCK``. Its waits are measured on a
+``Clock`` (the running loop's by default; a ``ManualClock`` in tests).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any, Final
 
 import redis.exceptions
 
+from .. import _clock
+from .._clock import Clock
 from ._connect import Backoff, describe, say_waiting, transient
 
 __all__ = ["RedisCaller", "Stopped"]
@@ -41,8 +44,7 @@ class RedisCaller:
         *,
         backoff: Backoff,
         backoff_max: float,
-        sleep: Callable[[float], Awaitable[None]],
-        now: Callable[[], float],
+        clock: Clock | None,
         recreate: Callable[[], Awaitable[None]],
         url: str,
     ) -> None:
@@ -50,12 +52,15 @@ class RedisCaller:
         self._url = url  # shown redacted, in the line that says what waits
         self._backoff = backoff
         self._backoff_max = backoff_max
-        self._sleep = sleep
-        self._now = now
+        self._clock = clock
         self._recreate = recreate
         self._down_since: float | None = None
         self.stopping = False
         self.stop_event: asyncio.Event | None = None  # made in the loop, by start()
+
+    def now(self) -> float:
+        """The clock's time (seconds)."""
+        return self._clock.time() if self._clock is not None else asyncio.get_running_loop().time()
 
     def start(self) -> None:
         """Make the stop event in the running loop (a stop before it is remembered)."""
@@ -106,12 +111,12 @@ class RedisCaller:
                 self._backoff.reset()
                 since, self._down_since = self._down_since, None
                 if since is not None:
-                    log.warning("%s: Redis answers again after %.1fs", self._name, self._now() - since)
+                    log.warning("%s: Redis answers again after %.1fs", self._name, self.now() - since)
             return result
 
     async def _away(self, exc: BaseException, until_stopped: bool) -> None:
         if not self._backoff.failing:
-            self._down_since = self._now()
+            self._down_since = self.now()
         if self._backoff.new_condition(exc):  # one line per condition: a WARNING, or an ERROR saying what to fix
             say_waiting(log, self._name, exc, self._url, "entries wait in the stream")
         await self.pause(self._backoff.next(), until_stopped)
@@ -119,11 +124,11 @@ class RedisCaller:
     async def pause(self, delay: float, interruptible: bool = True) -> None:
         """Sleep ``delay`` seconds; with ``interruptible``, return early on ``stop()``."""
         if not interruptible or self.stop_event is None:
-            await self._sleep(delay)
+            await _clock.sleep(self._clock, delay)
             return
         if self.stop_event.is_set():
             return
-        sleeper = asyncio.ensure_future(self._sleep(delay))
+        sleeper = asyncio.ensure_future(_clock.sleep(self._clock, delay))
         stopper = asyncio.ensure_future(self.stop_event.wait())
         try:
             await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -149,5 +154,5 @@ class RedisCaller:
         if reading.done():
             return reading.result()
         reading.cancel()
-        await asyncio.wait([reading], timeout=1.0)
+        await asyncio.wait([reading], timeout=0.1)  # a read redis-py does not let go ends when the connection closes
         raise Stopped

@@ -1,17 +1,27 @@
 """``Forwarder``: one member of a consumer group that drains a Redis stream into the service.
 
+What lives where: this module reads, groups, hands calls to the package's
+delivery engine (``_delivery``) and acknowledges; the group's commands
+(create, read, claim, take over, heartbeat, release, survey, trim, ack, dead
+letters) are ``_group.ConsumerGroup``'s; every command that must get through
+goes through ``_caller.RedisCaller`` (backoff while Redis is away, cut short
+at stop); entries are decoded by ``_entries``.
+
 The loop (``run()``): make sure the group exists (``XGROUP CREATE ... 0
 MKSTREAM``: a new group starts at the stream's first entry); read this
 consumer's own pending entries first (left by an earlier run under the same
 name), then new ones (``XREADGROUP ... >``); every ``claim_idle / 2``
 seconds take over entries another consumer has held for more than
-``claim_idle`` seconds without settling them (``XAUTOCLAIM``: that consumer
-died, or hangs). Each entry is decoded and checked (``_entries``); one that
-cannot become a record is poison and goes to the dead-letter stream at once.
-The rest are grouped with the package's ``Grouper`` (events by session and
-user) into calls of at most ten: a full group goes at once, the others once
-``flush_interval`` passed since the oldest was read (as the recorder does),
-or when more than ``max_held`` records wait (the oldest groups go first).
+``claim_idle`` seconds without settling them (``XAUTOCLAIM``), and at once
+the entries of consumers found dead (no command for ``dead_after`` seconds,
+while a live forwarder's heartbeat touches the group every ``dead_after /
+3``) or released by a forwarder that stopped. Each entry is decoded and
+checked (``_entries``); one that cannot become a record is poison and goes
+to the dead-letter stream at once. The rest are grouped with the package's
+``Grouper`` (events by session and user) into calls of at most ten: a full
+group goes at once, the others once ``flush_interval`` passed since the
+oldest was read (as the recorder does), or when more than ``max_held``
+records wait (the oldest groups go first).
 
 The calls are made by the package's one delivery engine (``_delivery``), at
 most ``max_concurrency`` at once, paced by ``requests_per_second`` (a
@@ -26,22 +36,24 @@ is split into one call per record, and those still refused go to the
 dead-letter stream with the reason; a set-up error (credentials, permissions,
 an unknown tracker or dataset) is not the records' fault: they are held,
 logged once at ERROR with what to fix, and tried again on the policy's
-backoff. While
-entries wait here (grouped, or in a call being retried), their idle time is
-reset every ``claim_idle / 3`` seconds (``XCLAIM ... JUSTID``), so a live
-forwarder's entries are not taken over.
+backoff.
 
-Every ``trim_interval`` seconds a script trims the stream (``XTRIM MINID``)
-below the oldest entry any consumer group of the stream still needs, so
-acknowledged entries leave Redis and a second group reading the same stream
-is never cut short.
+Housekeeping, every ``dead_after / 3`` seconds at most: the idle time of
+entries waiting here is reset (``XCLAIM ... JUSTID``), so a live
+forwarder's entries are not taken over; consumers dead or released with
+nothing pending are removed from the group (``XGROUP DELCONSUMER``); every
+``trim_interval`` seconds the stream is trimmed (``XTRIM MINID``) below the
+oldest entry any consumer group of the stream still needs.
 
 ``stop()`` (what SIGTERM does in ``aiopersonalize-events forward``) stops
-reading (a blocking ``XREADGROUP`` is cut short) and retrying; calls in flight finish and are acknowledged (within
-``close_timeout``); what was read and not sent stays pending in Redis, for
-another forwarder or the next run. Delivery is at least once: an entry sent
-by a forwarder that died before its ``XACK`` is sent again by the one that
-claims it, and the service keeps one copy (events carry their ``eventId``).
+reading (a blocking ``XREADGROUP`` is cut short) and retrying; calls in
+flight finish and are acknowledged; what was read and not sent is released
+(handed to this consumer's released twin with a long idle time), so another
+forwarder takes it over at once; all within ``close_timeout``, whatever
+Redis does (a frozen Redis included). Delivery is at least once: an entry
+sent by a forwarder that died before its ``XACK`` is sent again by the one
+that claims it, and the service keeps one copy (events carry their
+``eventId``).
 """
 
 from __future__ import annotations
@@ -51,19 +63,18 @@ import logging
 import os
 import random as _random
 import socket
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final, Protocol
 
 import attrs
-import redis.asyncio
-import redis.exceptions
 
 from .. import _limits as L
 from .. import _operations as ops
 from .. import _telemetry
-from .._batching import DEFAULT_RATE, AcquireLimit, Grouper, Rate, _limiter
-from .._clock import Clock
+from .._batching import DEFAULT_RATE, Grouper, Rate, _limiter
+from .._clock import Clock, SleepClock
 from .._delivery import Delivery
 from .._retry import RetryPolicy, wait_floor
 from .._validators import check_arn, check_positive_int, check_text
@@ -71,14 +82,22 @@ from ..errors import PersonalizeEventsError, ValidationError
 from ._caller import RedisCaller, Stopped
 from ._connect import Backoff, as_text, check_url, connect, describe
 from ._entries import RECORD_FIELD, PoisonEntry, decode, line_members
+from ._group import ConsumerGroup, Entry, Housekeeping
 from ._keys import dead_letter_key
 
-__all__ = ["Forwarder", "ForwarderStateError", "ForwarderStats", "default_consumer"]
+__all__ = ["Forwarder", "ForwarderStateError", "ForwarderStats", "OperationClient", "default_consumer"]
 
 log: Final = logging.getLogger("aiopersonalize_events.redis")
 
 _PROBE_WAIT: Final = 1.0
 """The least wait, in seconds, before held records go again as a probe (0 with ``set_testing(True)``)."""
+
+_SETTLE_RESERVE: Final = 1.0
+"""The part of ``close_timeout`` (at most a quarter of it) a stop keeps from the calls in flight, for the Redis
+commands after them: acknowledging what was accepted, releasing the rest."""
+
+_CANCEL_WAIT: Final = 0.5
+"""How long a stop waits, at most, for a cancelled task (redis-py may swallow a cancellation mid-command)."""
 
 
 class OperationClient(Protocol):
@@ -88,38 +107,10 @@ class OperationClient(Protocol):
     operation's name (``put_events``, ``put_items``, ...).
     """
 
-    retry_policy: RetryPolicy
-
-
-_TRIM: Final = """
--- KEYS[1]: the stream. Trim below the oldest entry any of its consumer groups still needs.
-local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
-local low_ms, low_seq
-for _, g in ipairs(groups) do
-  local info = {}
-  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
-  local id = info['last-delivered-id']
-  if tonumber(info['pending']) > 0 then
-    id = redis.call('XPENDING', KEYS[1], info['name'])[2]
-  end
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  ms = tonumber(ms)
-  seq = tonumber(seq)
-  if low_ms == nil or ms < low_ms or (ms == low_ms and seq < low_seq) then
-    low_ms, low_seq = ms, seq
-  end
-end
-if low_ms == nil or (low_ms == 0 and low_seq == 0) then return 0 end
-return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%.0f-%.0f', low_ms, low_seq))
-"""
-
-_FORGET_CONSUMER: Final = """
--- KEYS[1]: the stream; ARGV: group, consumer. Delete the consumer only when it holds no pending entry.
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
-  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-end
-return -1
-"""
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The client's retry policy (its budget is shared with the forwarder's re-sends)."""
+        ...
 
 
 @attrs.frozen
@@ -127,15 +118,19 @@ class ForwarderStats:
     """What a ``Forwarder`` did so far.
 
     ``read`` entries came from the stream (new, its own pending ones, or
-    ``claimed`` from other consumers); ``sent`` records were accepted by the
-    service and acknowledged; ``dead`` went to the dead-letter stream
-    (poison entries and refused records); ``deleted`` were pending but no
-    longer in the stream (trimmed by a producer's ``maxlen``) and could only
-    be acknowledged; ``held`` are read and not settled yet. ``calls`` counts
-    the calls made, ``retried`` those made again after a failure. ``lag``
-    (entries no consumer of the group has read yet) and ``pending`` (read by
-    the group's consumers and not acknowledged) are the group's, as Redis
-    last said (``XINFO GROUPS``, every few seconds; None until known).
+    ``claimed`` from other consumers: idle past ``claim_idle``, dead, or
+    released); ``sent`` records were accepted by the service and
+    acknowledged; ``dead`` went to the dead-letter stream (poison entries
+    and refused records); ``deleted`` entries left the stream by this
+    forwarder's doing: trimmed once every group was done with them, or found
+    pending but already deleted (trimmed by a producer's ``maxlen``) and
+    acknowledged; ``held`` are read and not settled yet (after a stop:
+    released for the others). ``calls`` counts the calls made, ``retried``
+    those made again after a failure. ``lag`` (entries no consumer of the
+    group has read yet) and ``pending`` (read by the group's consumers and
+    not acknowledged) are the group's, as Redis last said (``XINFO GROUPS``,
+    every few seconds and once more as the forwarder stops; None until
+    known, or when that last reading failed).
     """
 
     read: int
@@ -185,16 +180,68 @@ class _Outcomes:
         self._forwarder = forwarder
 
     def sent(self, batch: _Batch) -> None:
-        self._forwarder._ack(batch)
+        self._forwarder._acks.accept(batch)
 
     def refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
-        self._forwarder._refused(batch, error)
+        self._forwarder._acks.refuse(batch, error)
 
     def held(self, batch: _Batch, error: PersonalizeEventsError) -> None:
         self._forwarder._retried += 1
 
     def unsent(self, batch: _Batch, error: PersonalizeEventsError | None) -> None:
-        """Stopped with the entries unsent: they stay pending in Redis, for another forwarder or the next run."""
+        """Stopped with the entries unsent: they stay held, and are released as the forwarder stops."""
+
+
+class _Acknowledger:
+    """The acknowledging task: XACK what the service accepted (many calls' entries per round trip), and move what
+    it refused to the dead-letter stream; ``settled(batch)`` hears of each batch done."""
+
+    __slots__ = ("_closed", "_group", "_settled", "_wake", "accepted", "dead", "refused", "sent")
+
+    def __init__(self, group: ConsumerGroup, settled: Callable[[_Batch], None]) -> None:
+        self._group = group
+        self._settled = settled
+        self.accepted: list[_Batch] = []  # accepted by the service, waiting for XACK
+        self.refused: list[tuple[_Batch, str]] = []  # refused by the service, waiting for the dead letters
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.sent = 0
+        self.dead = 0
+
+    def accept(self, batch: _Batch) -> None:
+        self.accepted.append(batch)
+        self._wake.set()
+
+    def refuse(self, batch: _Batch, error: PersonalizeEventsError) -> None:
+        self.refused.append((batch, f"{type(error).__name__}: {error}"))
+        self._wake.set()
+
+    def close(self) -> None:
+        """``run()`` returns once nothing is left to settle."""
+        self._closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            while self.refused:
+                batch, reason = self.refused[0]
+                entries = list(zip(batch.ids, batch.raws, strict=True))
+                await self._group.dead_letter(entries, reason, until_stopped=False)
+                del self.refused[0]
+                self.dead += len(batch.ids)
+                self._settled(batch)
+            if not self.accepted:
+                if self._closed:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batches = self.accepted[:]
+            await self._group.acknowledge([entry_id for batch in batches for entry_id in batch.ids])
+            del self.accepted[: len(batches)]
+            for batch in batches:
+                self.sent += len(batch.ids)
+                self._settled(batch)
 
 
 def default_consumer() -> str:
@@ -202,29 +249,92 @@ def default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _check_seconds(**values: float) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValidationError(name, "must be a positive number of seconds")
+
+
+def _check_numbers(
+    *,
+    max_concurrency: int,
+    read_count: int,
+    max_held: int,
+    claim_idle: float,
+    dead_after: float | None,
+    close_timeout: float,
+    clock: object,
+    **seconds: float,
+) -> float:
+    """Check the forwarder's numbers (``ValidationError`` naming the first wrong one); ``dead_after`` as given or
+    its default (``claim_idle / 3``)."""
+    check_positive_int("max_concurrency", max_concurrency)
+    check_positive_int("read_count", read_count)
+    check_positive_int("max_held", max_held)
+    _check_seconds(claim_idle=claim_idle, **seconds)
+    if dead_after is None:
+        dead_after = claim_idle / 3
+    _check_seconds(dead_after=dead_after)
+    if isinstance(close_timeout, bool) or not isinstance(close_timeout, (int, float)) or close_timeout < 0:
+        raise ValidationError("close_timeout", "must be a number of seconds of at least 0")
+    if clock is not None and not isinstance(clock, Clock):
+        raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
+    return float(dead_after)
+
+
+def _check_names(url: str, stream: str, group: str, consumer: str | None) -> None:
+    check_url(url)
+    if not url.startswith(("redis://", "rediss://", "unix://")):  # the URL itself may hold a password: not shown
+        raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
+    check_text("stream", stream, 512)
+    check_text("group", group, 512)
+    if consumer is not None:
+        check_text("consumer", consumer, 512)
+
+
+def _target(operation: str, tracking_id: str | None, dataset_arn: str | None) -> tuple[ops.Operation, str]:
+    op = ops.BY_NAME.get(operation)
+    if op is None:
+        raise ValidationError("operation", f"must be one of {', '.join(ops.BY_NAME)}")
+    if op.resource_field == "tracking_id":
+        check_text("tracking_id", tracking_id, L.ID_MAX)
+        assert tracking_id is not None
+        return op, tracking_id
+    check_arn("dataset_arn", dataset_arn)
+    assert dataset_arn is not None
+    return op, dataset_arn
+
+
 class Forwarder:
     """Drains the Redis stream ``stream`` as consumer ``consumer`` of group ``group`` into the service.
 
-    ``client`` is an opened (or openable) ``PersonalizeEventsClient``; ``url``
-    the Redis URL. ``operation`` is the call the stream's records go to
-    (``"PutEvents"`` by default; each of the five works), with its tracker
-    (``tracking_id``) or dataset (``dataset_arn``). ``consumer`` defaults to
-    ``HOST-PID``; give a stable name to have a restarted forwarder take its
-    own pending entries back at once. ``requests_per_second`` paces the calls
-    (a number, None, ``DEFAULT_RATE`` for the service quota, or a shared
-    limiter), at most ``max_concurrency`` at once. ``flush_interval`` and
-    ``max_held`` bound how long and how many records wait to fill calls of
-    ten (``read_count`` entries are read at a time, blocking ``block``
-    seconds when there are none). ``claim_idle`` (seconds) is how long an
-    entry may sit with another consumer before this one takes it over;
-    ``dead_letters`` the dead-letter stream (default
+    ``client`` is an opened (or openable) ``PersonalizeEventsClient`` (any
+    ``OperationClient``); ``url`` the Redis URL. ``operation`` is the call
+    the stream's records go to (``"PutEvents"`` by default; each of the five
+    works), with its tracker (``tracking_id``) or dataset (``dataset_arn``).
+    ``consumer`` defaults to ``HOST-PID``; give a stable name to have a
+    restarted forwarder take its own pending entries back at once.
+    ``requests_per_second`` paces the calls (a number, None, ``DEFAULT_RATE``
+    for the service quota, or a shared limiter), at most ``max_concurrency``
+    at once. ``flush_interval`` and ``max_held`` bound how long and how many
+    records wait to fill calls of ten (``read_count`` entries are read at a
+    time, blocking ``block`` seconds when there are none). ``claim_idle``
+    (seconds) is how long an entry may sit with another consumer before this
+    one takes it over; ``dead_after`` (default ``claim_idle / 3``) how long a
+    consumer may send no command before it counts as dead (its entries taken
+    over at once, the consumer removed once it holds none).
+    ``dead_letters`` is the dead-letter stream (default
     ``dead_letter_key(stream)``, in the stream's cluster slot); ``trim``
-    turns trimming off; ``close_timeout`` bounds how long a stop waits for
-    the calls in flight and their acknowledgement. ``clock`` (a ``Clock``:
-    an event loop or a ``ManualClock``) measures the flush interval and the
-    waits before a call is sent again; ``sleep`` and ``random`` (the waits
-    while Redis is away, and the housekeeping rounds) are injectable for
-    tests. See the module documentation for the life of an entry.
+    turns trimming off; ``close_timeout`` bounds a stop, counted from
+    ``stop()``: the calls in flight (cancelled, and their entries released,
+    when they still run with a quarter of it, or a second, left), their
+    acknowledgement, and the release of the rest. ``clock`` (a
+    ``Clock``: an event loop or a ``ManualClock``) measures every wait: the
+    flush interval, the waits before a call is sent again, the waits while
+    Redis is away and the housekeeping rounds. ``sleep`` (kept for
+    compatibility; prefer ``clock``) makes the Redis-side waits instead, and
+    ``random`` draws their jitter. See the module documentation for the life
+    of an entry.
     """
 
     def __init__(
@@ -245,6 +355,7 @@ class Forwarder:
         flush_interval: float = 1.0,
         max_held: int = 5000,
         claim_idle: float = 30.0,
+        dead_after: float | None = None,
         dead_letters: str | None = None,
         trim: bool = True,
         trim_interval: float = 5.0,
@@ -252,110 +363,85 @@ class Forwarder:
         socket_timeout: float = 5.0,
         backoff_max: float = 5.0,
         clock: Clock | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        op = ops.BY_NAME.get(operation)
-        if op is None:
-            raise ValidationError("operation", f"must be one of {', '.join(ops.BY_NAME)}")
-        if op.resource_field == "tracking_id":
-            check_text("tracking_id", tracking_id, L.ID_MAX)
-            resource = tracking_id
-        else:
-            check_arn("dataset_arn", dataset_arn)
-            resource = dataset_arn
-        check_url(url)
-        if not url.startswith(("redis://", "rediss://", "unix://")):  # the URL itself may hold a password: not shown
-            raise ValidationError("url", "must be a redis://, rediss:// or unix:// URL")
-        check_text("stream", stream, 512)
-        check_text("group", group, 512)
-        if consumer is not None:
-            check_text("consumer", consumer, 512)
-        check_positive_int("max_concurrency", max_concurrency)
-        check_positive_int("read_count", read_count)
-        check_positive_int("max_held", max_held)
-        for name, value in (
-            ("block", block),
-            ("flush_interval", flush_interval),
-            ("claim_idle", claim_idle),
-            ("trim_interval", trim_interval),
-            ("socket_timeout", socket_timeout),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValidationError(name, "must be a positive number of seconds")
-        if isinstance(close_timeout, bool) or not isinstance(close_timeout, (int, float)) or close_timeout < 0:
-            raise ValidationError("close_timeout", "must be a number of seconds of at least 0")
-        self._op = op
-        self._resource = resource
-        if clock is not None and not isinstance(clock, Clock):
-            raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
-        self._put: Callable[..., Awaitable[Any]] = getattr(client, op.snake_name)
-        self._policy = client.retry_policy
-        self._members = line_members(op)
-        self._limiter: AcquireLimit | None = _limiter(op, requests_per_second)
+        self._op, resource = _target(operation, tracking_id, dataset_arn)
+        _check_names(url, stream, group, consumer)
+        dead_after = _check_numbers(
+            max_concurrency=max_concurrency,
+            read_count=read_count,
+            max_held=max_held,
+            block=block,
+            flush_interval=flush_interval,
+            claim_idle=claim_idle,
+            dead_after=dead_after,
+            trim_interval=trim_interval,
+            socket_timeout=socket_timeout,
+            close_timeout=close_timeout,
+            clock=clock,
+        )
         self._url = url
-        self.stream = stream
-        self.group = group
         self.consumer = consumer if consumer is not None else default_consumer()
-        self.dead_letters = dead_letters if dead_letters is not None else dead_letter_key(stream)
-        self._max_concurrency = max_concurrency
         self._read_count = read_count
         self._max_held = max(max_held, read_count + L.RECORDS_PER_CALL * max_concurrency)
         self._block = float(block)
         self._flush_interval = float(flush_interval)
-        self._claim_idle = float(claim_idle)
-        self._trim = trim
-        self._trim_interval = float(trim_interval)
+        self._claim_interval = float(claim_idle) / 2
         self._close_timeout = float(close_timeout)
         self._socket_timeout = float(socket_timeout)
         self._clock = clock
-        self._sleep = sleep
-        self._random = random
         self._caller = RedisCaller(
             f"forwarder {self.consumer}",
             backoff=Backoff(cap=backoff_max, random=random),
             backoff_max=backoff_max,
-            sleep=sleep,
-            now=self._now,
+            clock=SleepClock(sleep, clock) if sleep is not None else clock,  # sleep=: the older way, one clock still
             recreate=self._create_group,
             url=url,
         )
-
+        dead_letters = dead_letters if dead_letters is not None else dead_letter_key(stream)
+        self._group = ConsumerGroup(self._caller, stream=stream, group=group, consumer=self.consumer,
+                                    dead_letters=dead_letters, claim_idle=float(claim_idle), dead_after=dead_after,
+                                    read_count=read_count)  # fmt: skip
+        self._housekeeping = Housekeeping(self._group, self._caller, beat=dead_after / 3, trim=trim,
+                                          trim_interval=float(trim_interval), held=lambda: self._held_ids,
+                                          wake=self._wake)  # fmt: skip
+        self._acks = _Acknowledger(self._group, self._settled)
+        self._put: Callable[..., Awaitable[Any]] = getattr(client, self._op.snake_name)
+        self._members = line_members(self._op)
+        self._kwargs: dict[str, Any] = {self._op.resource_field: resource}
+        self._delivery: Delivery[_Batch] = Delivery(self._call, _Outcomes(self), policy=client.retry_policy,
+                                                    max_concurrency=max_concurrency, clock=clock,
+                                                    limiter=_limiter(self._op, requests_per_second),
+                                                    min_wait=wait_floor(_PROBE_WAIT), split=_Batch.split,
+                                                    name=f"forwarder {self.consumer}", logger=log)  # fmt: skip
         self._grouper: Grouper[tuple[Any, ...], tuple[bytes, bytes, Any]] = Grouper(
-            op.records_per_call, max_records=self._max_held
+            self._op.records_per_call, max_records=self._max_held
         )
         self._grouped_since: float | None = None
         self._ready: deque[_Batch] = deque()
-        self._held_ids: set[bytes] = set()
-        self._kwargs: dict[str, Any] = {op.resource_field: resource}
-        self._delivery: Delivery[_Batch] = Delivery(
-            self._call,
-            _Outcomes(self),
-            policy=self._policy,
-            max_concurrency=max_concurrency,
-            limiter=self._limiter,
-            clock=clock,
-            min_wait=wait_floor(_PROBE_WAIT),
-            split=_Batch.split,
-            name=f"forwarder {self.consumer}",
-            logger=log,
-        )
-        self._redis: redis.asyncio.Redis | None = None
-        self._trim_script: Any = None
-        self._forget_script: Any = None
+        self._held_ids: set[bytes] = set()  # read and not settled: stats.held is its length
         self._state = "new"  # new -> running -> closed
+        self._stopped_at: float | None = None  # time.monotonic() of the first stop(): the close deadline counts from it
         self._room: asyncio.Event | None = None
         self._done: asyncio.Future[None] | None = None
-        self._read = self._claimed = self._sent = self._dead = self._deleted = 0
-        self._calls = self._retried = 0
-        self._lag: int | None = None
-        self._group_pending: int | None = None
-        self._acks: list[_Batch] = []  # accepted by the service, waiting for XACK
-        self._dead_queue: list[tuple[_Batch, str]] = []  # refused by the service, waiting for the dead letters
-        self._ack_wake = asyncio.Event()
-        self._acker: asyncio.Task[None] | None = None
-        self._acks_closed = False
+        self._read = self._claimed = self._dead = self._deleted = self._calls = self._retried = 0
         _telemetry.watch_forwarder(self)
+
+    @property
+    def stream(self) -> str:
+        """The stream this forwarder drains."""
+        return self._group.stream
+
+    @property
+    def group(self) -> str:
+        """The consumer group it is a member of."""
+        return self._group.group
+
+    @property
+    def dead_letters(self) -> str:
+        """The dead-letter stream."""
+        return self._group.dead_letters
 
     def __repr__(self) -> str:
         return (
@@ -369,14 +455,14 @@ class Forwarder:
         return ForwarderStats(
             self._read,
             self._claimed,
-            self._sent,
-            self._dead,
-            self._deleted,
+            self._acks.sent,
+            self._dead + self._acks.dead,  # poison entries, and refused records
+            self._deleted + self._housekeeping.trimmed,  # found deleted, and trimmed
             self._held,
             self._calls,
             self._retried,
-            self._lag,
-            self._group_pending,
+            self._housekeeping.lag,
+            self._housekeeping.pending,
         )
 
     @property
@@ -386,7 +472,7 @@ class Forwarder:
 
     @property
     def _held(self) -> int:
-        """Entries read and not settled yet: derived from the ids held."""
+        """Entries read and not settled yet: derived from the ids held, never counted beside them."""
         return len(self._held_ids)
 
     def _now(self) -> float:
@@ -405,9 +491,11 @@ class Forwarder:
         return self._caller.stopping
 
     def stop(self) -> None:
-        """Stop reading and retrying; ``run()`` returns once the calls in flight are settled (signal-safe)."""
+        """Stop reading and retrying; ``run()`` returns within ``close_timeout`` from now (signal-safe)."""
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
         self._caller.stop()
-        self._delivery.halt()  # no new call from now on; what waits stays pending in Redis
+        self._delivery.halt()  # no new call from now on; what waits is released as run() ends
         if self._room is not None:
             self._room.set()
 
@@ -427,102 +515,113 @@ class Forwarder:
         self._done = loop.create_future()
         self._caller.start()
         self._room = asyncio.Event()
-        self._redis = connect(self._url, socket_timeout=self._block + self._socket_timeout)
-        self._trim_script = self._redis.register_script(_TRIM)
-        self._forget_script = self._redis.register_script(_FORGET_CONSUMER)
+        self._group.connected(connect(self._url, socket_timeout=self._block + self._socket_timeout))
         log.info("forwarder %s: stream %s, group %s, to %s", self.consumer, self.stream, self.group, self._op.name)
-        housekeeping = loop.create_task(self._housekeeping(), name="aiopersonalize_events-forwarder-housekeeping")
-        self._acker = loop.create_task(self._acknowledge(), name="aiopersonalize_events-forwarder-acks")
+        housekeeping = loop.create_task(self._housekeeping.run(), name="aiopersonalize_events-forwarder-housekeeping")
+        acker = loop.create_task(self._acks.run(), name="aiopersonalize_events-forwarder-acks")
         try:
             await self._caller.call(self._create_group)
             await self._read_loop()
         except Stopped:
             pass
         finally:
-            await self._finish(housekeeping)
+            await self._finish(housekeeping, acker)
 
-    async def _finish(self, housekeeping: asyncio.Task[None]) -> None:
-        self._caller.stop()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._close_timeout
+    async def _finish(self, housekeeping: asyncio.Task[None], acker: asyncio.Task[None]) -> None:
+        """The stop, within ``close_timeout`` whatever Redis does: settle, acknowledge, release, forget, close."""
+        self.stop()
+        assert self._stopped_at is not None
+        deadline = self._stopped_at + self._close_timeout  # from the stop (SIGTERM), not from here
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        def step() -> float:  # one closing round trip: Redis answers within its socket timeout, or not at all
+            return min(left(), self._block + self._socket_timeout)
+
         try:
-            flying = self._delivery.in_flight
-            await self._delivery.stop(grace=self._close_timeout)  # waiting ones stay pending in Redis now
-            if flying and loop.time() >= deadline:
+            await _end(housekeeping, 0.0)  # nothing of it is needed to stop; it ends with the stop event anyway
+            reserve = min(_SETTLE_RESERVE, self._close_timeout / 4)  # kept for acknowledging and releasing
+            await self._delivery.stop(grace=max(0.0, left() - reserve))  # what waits is unsent now: released below
+            self._acks.close()  # acknowledge what the service accepted
+            await asyncio.wait([acker], timeout=step())
+            answered = acker.done()
+            await _end(acker, min(_CANCEL_WAIT, left()))
+            if self._acks.accepted:
                 log.warning(
-                    "forwarder %s: call(s) not settled within close_timeout; their entries stay pending", self.consumer
-                )
-            acker, self._acker = self._acker, None
-            if acker is not None:  # acknowledge what the service accepted (within what is left of close_timeout)
-                self._acks_closed = True
-                self._ack_wake.set()
-                await asyncio.wait([acker], timeout=max(0.0, deadline - loop.time()))
-                await _end(acker)
-                if self._acks:
-                    log.warning(
-                        "forwarder %s: %d accepted record(s) not acknowledged within close_timeout; they stay pending "
-                        "and will be sent again (the service keeps one copy)",
-                        self.consumer,
-                        sum(len(b.ids) for b in self._acks),
-                    )
-            await asyncio.wait([housekeeping], timeout=self._socket_timeout + self._block)
-            await _end(housekeeping)
-            if self._held:
-                log.info(
-                    "forwarder %s: %d entr(ies) read and not sent stay pending, for another forwarder or the next run",
+                    "forwarder %s: %d accepted record(s) not acknowledged as the forwarder stopped (Redis did not "
+                    "answer in time); they are sent again by whoever takes them (the service keeps one copy)",
                     self.consumer,
-                    self._held,
+                    sum(len(b.ids) for b in self._acks.accepted),
                 )
-            elif self._forget_script is not None:
-                try:  # no pending entry left: leave no dead consumer behind in the group
-                    await self._forget_script(keys=[self.stream], args=[self.group, self.consumer])
-                except Exception as exc:
-                    log.debug("forwarder %s: could not delete the consumer: %s", self.consumer, describe(exc))
+            await self._release(step, redis_answers=answered)
             log.info("forwarder %s stopped: %s", self.consumer, self.stats)
         finally:
-            connection, self._redis = self._redis, None
-            if connection is not None:
-                try:
-                    await connection.aclose()
-                except Exception as exc:
-                    log.debug("forwarder %s: closing the connection failed: %s", self.consumer, describe(exc))
+            await self._disconnect(step())
             self._state = "closed"
+            _telemetry.forget_forwarder(self)
             if self._done is not None and not self._done.done():
                 self._done.set_result(None)
 
+    async def _release(self, step: Callable[[], float], *, redis_answers: bool) -> None:
+        """Hand what was read and not settled to the others at once; forget this consumer; read the group's counts.
+
+        Each step needs Redis's answer to the one before: once Redis did not
+        answer (``step()`` seconds at most each), the rest is skipped (it
+        would not answer either), and the group's pending count is unknown.
+        """
+        held = list(self._held_ids)
+        answered = redis_answers
+        if held:
+            answered = answered and bool(await _within(self._group.release(held), step()))
+            if answered:
+                log.info(
+                    "forwarder %s: %d entr(ies) read and not sent released, for another forwarder to take at once",
+                    self.consumer,
+                    len(held),
+                )
+            else:
+                log.warning(
+                    "forwarder %s: %d entr(ies) read and not sent could not be released (Redis did not answer in "
+                    "time); they stay pending, taken over after dead_after or claim_idle",
+                    self.consumer,
+                    len(held),
+                )
+        if answered:  # holding nothing now: leave no consumer behind
+            answered = bool(await _within(self._group.forget(), step()))
+        reading = await _within(self._group.info(), step(), result=True) if answered else None
+        if isinstance(reading, tuple):  # the group's counts as the forwarder leaves
+            self._housekeeping.lag, self._housekeeping.pending = reading
+        else:  # Redis did not answer in time: what it last said is not true any more
+            self._housekeeping.pending = None
+
+    async def _disconnect(self, timeout: float) -> None:
+        connection, self._group.connection = self._group.connection, None
+        if connection is None:
+            return
+        if not await _within(connection.aclose(), max(timeout, 0.05)):
+            log.debug("forwarder %s: the connection did not close in time; dropped", self.consumer)
+
     async def _create_group(self) -> None:
-        assert self._redis is not None
-        try:
-            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except redis.exceptions.ResponseError as exc:
-            if not str(exc).startswith("BUSYGROUP"):
-                raise
-        else:
-            log.info("forwarder %s: created group %s on %s", self.consumer, self.group, self.stream)
+        await self._group.create()
 
     # -- reading ---------------------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        assert self._redis is not None
         assert self._room is not None
-        connection = self._redis
         cursor: bytes | str = b"0"  # this consumer's own pending entries first, then new ones (">")
         next_claim = self._now()
         while not self._stopping:
             if self._held >= self._max_held:  # send what is held before reading more
-                if self._grouped_since is not None:
-                    self._cut()
-                if self._ready:
-                    await self._dispatch()
-                    continue
-                self._room.clear()
-                await self._room.wait()
+                await self._wait_for_room()
                 continue
             now = self._now()
-            entries: list[tuple[Any, Any]] = []
-            if now >= next_claim:
-                next_claim = now + self._claim_interval
-                entries.extend(await self._claim(self._max_held - self._held))
+            entries: list[Entry] = []
+            due = now >= next_claim
+            if due or self._housekeeping.takeover:
+                if due:
+                    next_claim = now + self._claim_interval
+                entries.extend(await self._claim(self._max_held - self._held, xautoclaim=due))
             room = self._max_held - self._held - len(entries)
             if room > 0:
                 block: float | None = None
@@ -531,19 +630,7 @@ class Forwarder:
                     if self._grouped_since is not None:
                         block = max(0.001, min(block, self._grouped_since + self._flush_interval - now))
                     block = min(block, max(0.001, next_claim - now))
-                count = min(self._read_count, room)
-                stream_cursor = cursor
-
-                async def read(count: int = count, block: float | None = block, at: Any = stream_cursor) -> Any:
-                    return await connection.xreadgroup(
-                        self.group,
-                        self.consumer,
-                        {self.stream: at},
-                        count=count,
-                        block=None if block is None else max(1, int(block * 1000)),
-                    )
-
-                got = _entries_of(await self._caller.until_stopped(self._caller.call(read)))
+                got = await self._group.read(cursor, min(self._read_count, room), block)
                 if cursor != ">":
                     if got:
                         cursor = got[-1][0]
@@ -555,47 +642,46 @@ class Forwarder:
             await self._take_in(entries)
             if self._grouped_since is not None and self._now() - self._grouped_since >= self._flush_interval:
                 self._cut()
-            await self._dispatch()
+            self._dispatch()
 
-    @property
-    def _claim_interval(self) -> float:
-        return self._claim_idle / 2
+    async def _wait_for_room(self) -> None:
+        assert self._room is not None
+        if self._grouped_since is not None:
+            self._cut()
+        if self._ready:
+            self._dispatch()
+            return
+        self._room.clear()
+        await self._room.wait()
 
-    async def _claim(self, room: int) -> list[tuple[Any, Any]]:
-        """Take over entries other consumers held for more than ``claim_idle`` (XAUTOCLAIM, one pass)."""
-        assert self._redis is not None
-        connection = self._redis
-        claimed: list[tuple[Any, Any]] = []
-        start: Any = "0-0"
-        while room > 0:
-
-            async def autoclaim(start: Any = start, count: int = min(room, self._read_count)) -> Any:
-                return await connection.xautoclaim(
-                    self.stream, self.group, self.consumer, int(self._claim_idle * 1000), start, count=count
-                )
-
-            reply = await self._caller.call(autoclaim)
-            start = reply[0]
-            got = _entry_list(reply[1])
-            if len(reply) > 2 and reply[2]:
-                gone = list(reply[2])
-                self._deleted += len(gone)
+    async def _claim(self, room: int, *, xautoclaim: bool) -> list[Entry]:
+        """Take over entries idle past ``claim_idle`` (when due), and those of dead or released consumers."""
+        claimed: list[Entry] = []
+        if xautoclaim:
+            claimed, gone = await self._group.claim(room, self._held_ids)
+            if gone:
+                self._deleted += gone
                 log.warning(
                     "forwarder %s: %d pending entr(ies) were no longer in the stream (trimmed by maxlen?)",
                     self.consumer,
-                    len(gone),
+                    gone,
                 )
-            fresh = [entry for entry in got if entry[0] not in self._held_ids]
-            claimed.extend(fresh)
-            room -= len(fresh)
-            if as_text(start) == "0-0" or not got:
-                break
-        if claimed:
-            self._claimed += len(claimed)
-            log.info("forwarder %s: took over %d entr(ies) idle for %gs", self.consumer, len(claimed), self._claim_idle)
+            if claimed:
+                idle = self._claim_interval * 2
+                log.info("forwarder %s: took over %d entr(ies) idle for %gs", self.consumer, len(claimed), idle)
+        takeover = self._housekeeping.takeover
+        if takeover and room > len(claimed):
+            names = sorted(takeover)
+            takeover.clear()
+            taken = await self._group.take_over(names, room - len(claimed), self._held_ids)
+            if taken:
+                who = ", ".join(names)
+                log.info("forwarder %s: took over %d entr(ies) of dead or released %s", self.consumer, len(taken), who)
+            claimed.extend(taken)
+        self._claimed += len(claimed)
         return claimed
 
-    async def _take_in(self, entries: list[tuple[Any, Any]]) -> None:
+    async def _take_in(self, entries: list[Entry]) -> None:
         """Decode entries; poison to the dead letters now, the rest into groups."""
         poison: list[tuple[bytes, bytes, str]] = []
         gone: list[bytes] = []
@@ -619,13 +705,7 @@ class Forwarder:
                 self._ready.append(_Batch(members, group, now))
         if gone:
             self._deleted += len(gone)
-            connection = self._redis
-            assert connection is not None
-
-            async def ack() -> Any:
-                return await connection.xack(self.stream, self.group, *gone)
-
-            await self._caller.call(ack)
+            await self._group.acknowledge(gone, until_stopped=True)
         for entry_id, raw, reason in poison:
             log.warning(
                 "forwarder %s: entry %s is poison (%s); to %s",
@@ -634,7 +714,8 @@ class Forwarder:
                 reason,
                 self.dead_letters,
             )
-            await self._dead_letter([(entry_id, raw)], reason, until_stopped=True)
+            await self._group.dead_letter([(entry_id, raw)], reason, until_stopped=True)
+            self._dead += 1
 
     def _cut(self) -> None:
         now = self._now()
@@ -642,13 +723,19 @@ class Forwarder:
             self._ready.append(_Batch(members, group, now))
         self._grouped_since = None
 
-    async def _dispatch(self) -> None:
+    def _dispatch(self) -> None:
         """Hand the ready calls to the engine (it bounds them by ``max_concurrency``)."""
         while self._ready and not self._stopping:
             self._delivery.submit(self._ready.popleft())
 
+    # -- sending and settling --------------------------------------------------------------------------------
+
     def _settled(self, batch: _Batch) -> None:
         self._held_ids.difference_update(batch.ids)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the read loop if it waits for room (a batch settled, or entries to take over)."""
         if self._room is not None:
             self._room.set()
 
@@ -659,157 +746,27 @@ class Forwarder:
         kwargs.update(zip(self._members, batch.members, strict=True))
         await self._put(**kwargs, **{self._op.record_field: batch.records})
 
-    def _refused(self, batch: _Batch, error: PersonalizeEventsError) -> None:
-        """The service refused these records for good: to the dead-letter stream (by the acknowledging task)."""
-        self._dead_queue.append((batch, _reason(error)))
-        self._ack_wake.set()
 
-    def _ack(self, batch: _Batch) -> None:
-        """Queue ``batch`` for acknowledgement: one XACK takes the batches of every call accepted meanwhile."""
-        self._acks.append(batch)
-        self._ack_wake.set()
-
-    async def _acknowledge(self) -> None:
-        """The acknowledging task: XACK what the service accepted, many calls' entries per round trip."""
-        while True:
-            while self._dead_queue:
-                batch, reason = self._dead_queue[0]
-                await self._dead_letter(list(zip(batch.ids, batch.raws, strict=True)), reason, until_stopped=False)
-                del self._dead_queue[0]
-                self._settled(batch)
-            if not self._acks:
-                if self._acks_closed:  # ends by itself, as the housekeeping does
-                    return
-                self._ack_wake.clear()
-                await self._ack_wake.wait()
-                continue
-            batches = self._acks[:]
-            ids = [entry_id for batch in batches for entry_id in batch.ids]
-            connection = self._redis
-            assert connection is not None
-
-            async def ack(ids: list[Any] = ids, connection: Any = connection) -> Any:
-                pipe = connection.pipeline(transaction=False)
-                for start in range(0, len(ids), 1000):
-                    pipe.xack(self.stream, self.group, *ids[start : start + 1000])
-                return await pipe.execute()
-
-            await self._caller.call(ack, until_stopped=False)
-            del self._acks[: len(batches)]
-            for batch in batches:
-                self._sent += len(batch.ids)
-                self._settled(batch)
-
-    async def _dead_letter(
-        self, entries: list[tuple[bytes, bytes]], reason: str, *, until_stopped: bool = False
-    ) -> None:
-        connection = self._redis
-        assert connection is not None
-        text = reason.encode("utf-8", "replace")
-
-        async def move() -> Any:
-            pipe = connection.pipeline(transaction=True)  # one slot: the dead letters share the stream's hash tag
-            for entry_id, raw in entries:
-                pipe.xadd(
-                    self.dead_letters,
-                    {
-                        RECORD_FIELD: raw,
-                        b"reason": text,
-                        b"stream": self.stream,
-                        b"id": entry_id,
-                        b"group": self.group,
-                        b"consumer": self.consumer,
-                    },
-                )
-            pipe.xack(self.stream, self.group, *(entry_id for entry_id, _ in entries))
-            return await pipe.execute()
-
-        await self._caller.call(move, until_stopped=until_stopped)
-        self._dead += len(entries)
-
-    # -- heartbeat and trimming ----------------------------------------------------------------------------
-
-    async def _housekeeping(self) -> None:
-        beat = self._claim_idle / 3
-        every = min(beat, self._trim_interval)
-        next_trim = self._now() + self._trim_interval
-        while not self._stopping:  # ends by itself at stop(): redis-py may swallow a cancellation mid-command
-            await self._caller.pause(every)
-            if self._stopping:
-                return
-            try:
-                await self._heartbeat(beat)
-                await self._group_info()
-                if self._trim and self._now() >= next_trim:
-                    next_trim = self._now() + self._trim_interval
-                    trimmed = await self._trim_script(keys=[self.stream])
-                    if trimmed:
-                        log.debug("forwarder %s: trimmed %s entries", self.consumer, trimmed)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis away: the next round tries again
-                log.debug("forwarder %s: housekeeping skipped: %s", self.consumer, describe(exc))
-
-    async def _group_info(self) -> None:
-        """Refresh ``stats.lag`` and ``stats.pending`` from ``XINFO GROUPS``."""
-        if self._redis is None:
-            return
-        for info in await self._redis.xinfo_groups(self.stream):
-            if as_text(info.get("name")) == self.group:
-                lag = info.get("lag")
-                self._lag = int(lag) if lag is not None else None
-                self._group_pending = int(info.get("pending", 0))
-
-    async def _heartbeat(self, beat: float) -> None:
-        """Reset the idle time of entries this forwarder still works on, so that nobody takes them over."""
-        ids: list[Any] = list(self._held_ids)  # Redis touches only those idle for beat / 2 or more
-        if not ids or self._redis is None:
-            return
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            await self._redis.xclaim(self.stream, self.group, self.consumer, int(beat * 500), chunk, justid=True)
-
-
-async def _end(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` if it still runs, and wait a little for it (redis-py may swallow the cancellation)."""
+async def _end(task: asyncio.Task[None], wait: float = _CANCEL_WAIT) -> None:
+    """Cancel ``task`` if it still runs, and wait ``wait`` seconds at most for it (redis-py may swallow that)."""
     if task.done():
         return
     task.cancel()
-    await asyncio.wait([task], timeout=1.0)
+    await asyncio.wait([task], timeout=max(wait, 0.01))
     if not task.done():
-        log.error("forwarder: task %s did not end when cancelled", task.get_name())
+        log.debug("forwarder: task %s did not end when cancelled; left to end by itself", task.get_name())
 
 
-def _reason(error: PersonalizeEventsError) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def _entry_list(entries: Any) -> list[tuple[Any, Any]]:
-    out: list[tuple[Any, Any]] = []
-    for entry in entries or ():
-        if entry is None:
-            continue
-        entry_id, fields = entry[0], entry[1]
-        if entry_id is None:
-            continue
-        if isinstance(fields, list):  # a raw reply: [field, value, ...]
-            fields = dict(zip(fields[::2], fields[1::2], strict=True))
-        out.append((entry_id, fields))
-    return out
-
-
-def _entries_of(reply: Any) -> list[tuple[Any, Any]]:
-    """The entries of an XREADGROUP reply, whichever shape redis-py gives it (RESP2 list, RESP3 dict)."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        out: list[tuple[Any, Any]] = []
-        for value in reply.values():
-            if value and isinstance(value[0], list) and value[0] and isinstance(value[0][0], (tuple, list)):
-                value = value[0]
-            out.extend(_entry_list(value))
-        return out
-    out = []
-    for stream_reply in reply:
-        out.extend(_entry_list(stream_reply[1]))
-    return out
+async def _within(call: Coroutine[Any, Any, Any], timeout: float, *, result: bool = False) -> Any:
+    """Run ``call`` for ``timeout`` seconds at most: True (or its result) when it answered, None when not."""
+    task = asyncio.ensure_future(call)
+    if timeout > 0:
+        await asyncio.wait([task], timeout=timeout)
+    if not task.done():
+        await _end(task, 0.01)
+        return None
+    if task.cancelled() or task.exception() is not None:
+        if not task.cancelled():
+            log.debug("forwarder: a closing command failed: %s", describe(task.exception()))  # type: ignore[arg-type]
+        return None
+    return task.result() if result else True

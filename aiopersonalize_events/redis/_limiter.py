@@ -31,6 +31,8 @@ from typing import Any, Final
 
 import redis.asyncio
 
+from .. import _clock
+from .._clock import Clock, SleepClock
 from .._validators import check_text
 from ..errors import PersonalizeEventsError, ValidationError
 from ._connect import Backoff, check_parses, check_url, connect, describe, say_waiting, transient
@@ -71,7 +73,11 @@ class RedisRateLimiter:
     only if other keys must share its slot (one key needs none); the README
     suggests ``aiopersonalize-events:{quota}:PutItems:DATASET-GROUP``.
     ``last_slot`` is the Redis time (epoch seconds) of the slot the last
-    ``acquire()`` got. ``sleep`` and ``random`` are injectable for tests.
+    ``acquire()`` got. ``clock`` (a ``Clock``: an event loop or a
+    ``ManualClock``; the running loop by default) measures every wait, the
+    wait for a slot and the waits while Redis is away; ``sleep`` (kept for
+    compatibility; prefer ``clock``) makes them instead; ``random`` draws
+    the backoff's jitter.
     """
 
     def __init__(
@@ -83,10 +89,13 @@ class RedisRateLimiter:
         burst: int | None = None,
         socket_timeout: float = 5.0,
         backoff_max: float = 2.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         random: Callable[[], float] = _random.random,
     ) -> None:
         check_url(url)
+        if clock is not None and not isinstance(clock, Clock):
+            raise ValidationError("clock", "must have time() and call_at(when, callback, *args), as an event loop has")
         check_text("key", key, 512)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1_000_000:
             raise ValidationError("rate", "must be a positive number of calls per second (below 1,000,000)")
@@ -100,7 +109,7 @@ class RedisRateLimiter:
         self._burst = burst
         self._interval_us = max(1, round(1_000_000 / self._rate))
         self._socket_timeout = float(socket_timeout)
-        self._sleep = sleep
+        self._clock: Clock | None = SleepClock(sleep, clock) if sleep is not None else clock
         self._backoff = Backoff(cap=backoff_max, random=random)
         self._redis: redis.asyncio.Redis | None = None
         self._script: Any = None
@@ -149,7 +158,7 @@ class RedisRateLimiter:
                     raise RedisCommandError(f"the rate limiter's script failed: {describe(exc)}") from None
                 if self._backoff.new_condition(exc):
                     say_waiting(log, "rate limiter", exc, self._url, "calls wait for it")
-                await self._sleep(self._backoff.next())
+                await _clock.sleep(self._clock, self._backoff.next())
                 continue
             break
         if self._backoff.failing:
@@ -159,7 +168,7 @@ class RedisRateLimiter:
         self.granted += 1
         if wait_us > 0:
             self.waited += int(wait_us) / 1_000_000
-            await self._sleep(int(wait_us) / 1_000_000)
+            await _clock.sleep(self._clock, int(wait_us) / 1_000_000)
 
     async def close(self) -> None:
         """Close the connection (idempotent; ``acquire()`` opens a new one if called again)."""

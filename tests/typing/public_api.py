@@ -172,3 +172,21 @@ async def misuse_recorder(client: PersonalizeEventsClient) -> None:
     client.event_recorder(tracking_id="t", flush_intervall=1.0)  # type: ignore[call-arg]
     client.event_recorder(tracking_id="t", overflow="drop-oldest")  # type: ignore[arg-type]
     client.event_recorder("t")  # type: ignore[call-arg]
+
+
+async def a_forwarder(client: PersonalizeEventsClient) -> None:
+    from aiopersonalize_events._clock import ManualClock
+    from aiopersonalize_events.redis import Forwarder, RedisRateLimiter
+
+    limiter = RedisRateLimiter("redis://127.0.0.1:6379/0", key="k", rate=10, clock=ManualClock())
+    forwarder = Forwarder(
+        client, "redis://127.0.0.1:6379/0", stream="s", group="g", tracking_id="t", requests_per_second=limiter
+    )
+    held: int = forwarder.stats.held
+    del held
+
+
+async def misuse_forwarder() -> None:
+    from aiopersonalize_events.redis import Forwarder
+
+    Forwarder(object(), "redis://127.0.0.1:6379/0", stream="s", group="g", tracking_id="t")  # type: ignore[arg-type]

@@ -495,6 +495,8 @@ class SqliteSpool:
             self._grouper.cut()
             self._ready.clear()
             self._in_memory = 0
+        if result.unreadable or result.unreadable_taken:
+            self._unreadable(result.unreadable, result.unreadable_taken)
         if result.lost:
             self._held -= len(result.lost)
             if listener is not None:
@@ -505,6 +507,22 @@ class SqliteSpool:
             self._in_transit = False
         self._answer_syncs(result)
         self._ask_rows()
+
+    def _unreadable(self, held: int, taken: int) -> None:
+        """Stored events found unreadable (kept as dead letters): ``held`` were ours, ``taken`` being taken over.
+
+        The listener counts them failed (a count only: there is no event to
+        hand on), when it has ``spool_unreadable``; ours leave ``len()``.
+        """
+        self._held -= held
+        self._ask_rows()
+        tell = getattr(self._listener, "spool_unreadable", None)
+        if tell is None:
+            return
+        if held:
+            tell(held, taken_over=False)
+        if taken:
+            tell(taken, taken_over=True)
 
     def _take_rows(self, rows: list[Entry]) -> None:
         ready = False

@@ -128,6 +128,8 @@ class Round:
         "rows",
         "sync_error",
         "syncs",
+        "unreadable",
+        "unreadable_taken",
     )
 
     def __init__(self, backlog: int) -> None:
@@ -144,6 +146,8 @@ class Round:
         self.held_events: int | None = None
         self.held_bytes: int | None = None
         self.clear_memory = False  # the spool never opened: what memory holds is among ``lost``
+        self.unreadable = 0  # events held for us, read back unreadable (now dead letters): failed
+        self.unreadable_taken = 0  # events taken over unreadable (now dead letters): never counted, failed
 
 
 class WriterListener(Protocol):
@@ -336,6 +340,7 @@ class Writer:
                 target,
             )
             conn = connect_spool(self.path, synchronous=self._synchronous)
+            self.owner.unreadable = 0  # what the moved-aside file held is not ours to count
             try:
                 recovered = self._register(conn)
             except sqlite3.DatabaseError as again:
@@ -446,6 +451,8 @@ class Writer:
             if self._disk.events > 0:
                 result.rows = self._disk.load(conn, self.owner.id, min(op.room for op in plan.loads))
         result.backlog = self._disk.events
+        result.unreadable, self._disk.lost = self._disk.lost, 0
+        result.unreadable_taken, self.owner.unreadable = self.owner.unreadable, 0
         if writes or rows or plan.dead_rows or claimed or recovered or result.rows:
             result.held_events, result.held_bytes = read_totals(conn)
         self._to_loop(self._listener.writer_round, result)
@@ -550,6 +557,7 @@ class Writer:
         callers waiting on this round get the error.
         """
         now = self._clock.time()
+        self.owner.unreadable = 0  # the take-over was rolled back with the round: found again next time
         if self._failing_since is None:
             self._failing_since = now
         busy = is_busy(exc) and now - self._failing_since < 60

@@ -221,7 +221,7 @@ class EventRecorder:
         self._clock: Clock | None = clock  # None: the event loop's
         self._tally = Tally()
         self._callbacks = Callbacks(log)
-        self._ledger = Ledger(chosen, self._tally, self._callbacks, on_failure, self._wake)
+        self._ledger = Ledger(chosen, self._tally, self._callbacks, on_failure, lambda: self._feeder.poke())
         self._feeder = Feeder(
             chosen,
             self._ledger,
@@ -231,7 +231,7 @@ class EventRecorder:
             limiter=_limiter(ops.PUT_EVENTS, requests_per_second),
             clock=clock,
             interval=float(flush_interval),
-            closed=self._is_closed,
+            closed=lambda: self._state == "closed",
         )
         self._delivery = self._feeder.delivery
         self._shutdown = Shutdown(chosen, self._feeder, self._ledger, self._callbacks)
@@ -266,12 +266,6 @@ class EventRecorder:
     def closed(self) -> bool:
         """True once ``close()`` has begun: further events are dropped."""
         return self._state in ("closing", "closed")
-
-    def _is_closed(self) -> bool:
-        return self._state == "closed"
-
-    def _wake(self) -> None:
-        self._feeder.poke()
 
     async def __aenter__(self) -> EventRecorder:
         """Start, and open the spool: a spool that cannot open raises its ``SpoolError`` here."""
@@ -531,15 +525,16 @@ class EventRecorder:
         """Stop intake, send what is queued, and wait at most ``timeout`` seconds (default ``close_timeout``).
 
         The deadline bounds everything: delivery, retries, the async
-        ``on_failure``/``on_drop`` callbacks and the spool's own close; events
-        still unsent at the deadline go to ``on_failure`` with a
-        ``RecorderClosedError`` (with a durable spool they stay in the spool
-        instead, for the next start: it gets part of the time, at most a
-        second, to write what it holds, and the rest of the deadline), and
-        callbacks still running then are cancelled (and logged). Idempotent;
-        never raises. If the caller is cancelled meanwhile, the recorder stops
-        at once (unsent events go to ``on_failure``, or stay in a durable
-        spool) and the cancellation is passed on.
+        ``on_failure``/``on_drop`` callbacks and the spool's own close (a
+        durable spool gets the last fifth of the time, at most a second, to
+        write what is unsent; a spool whose ``close()`` takes no ``timeout=``
+        gets at least ``LEGACY_CLOSE_TIME`` seconds); events still unsent at
+        the deadline go to ``on_failure`` with a ``RecorderClosedError`` (with
+        a durable spool they stay in the spool instead, for the next start),
+        and callbacks still running then are cancelled (and logged).
+        Idempotent; never raises. If the caller is cancelled meanwhile, the
+        recorder stops at once (unsent events go to ``on_failure``, or stay
+        in a durable spool) and the cancellation is passed on.
         """
         if self in _INHERITED:
             return  # started before os.fork(): its queue, task and loop are the parent's, not ours to close
@@ -558,33 +553,29 @@ class EventRecorder:
                 # the caller was cancelled while we drained: stop at once, so that nothing keeps running and
                 # every unsent event reaches on_failure, then let the cancellation through (shielded: a second
                 # cancel cannot cut the stop short)
-                error = RecorderClosedError("close() was cancelled with events undelivered")
-                await asyncio.shield(self._stop(error, 0))
-                if (closing := self._spool_closer(loop)) is not None:
-                    await asyncio.shield(closing)
+                await asyncio.shield(
+                    self._stop(RecorderClosedError("close() was cancelled with events undelivered"), 0)
+                )
+                await self._close_spool(loop)
                 raise
             except Exception:
                 log.exception("event recorder close failed; pending events were failed")
-            if (closing := self._spool_closer(loop)) is not None:
-                await asyncio.shield(closing)
+            await self._close_spool(loop)
         finally:
             self._set_closed()
             if not self._closed.done():
                 self._closed.set_result(None)
 
-    def _spool_closer(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None] | None:
-        """The one task closing the spool, within what is left of the deadline (None when it never opened)."""
-        if self._opened is None:
-            return None
-        assert self._deadline is not None
-        reopen = self._open_spool if self._hands_off and not self._opened.done() else None
-        return self._shutdown.close_spool(loop, self._deadline, reopen)
+    async def _close_spool(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the spool (one task, shielded), within what is left of the deadline; not if it never opened."""
+        if self._opened is not None:
+            assert self._deadline is not None
+            reopen = self._open_spool if self._hands_off and not self._opened.done() else None
+            await asyncio.shield(self._shutdown.close_spool(loop, self._deadline, reopen))
 
     async def _close(self, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
-        if self._state == "new":
+        if self._state in ("new", "closed"):  # never started, or the loop it ran in ended: nothing to send
             self._state = "closed"
-            return
-        if self._state == "closed":  # the loop it ran in ended; nothing is left to send
             return
         self._state = "closing"
         if self._room is not None:

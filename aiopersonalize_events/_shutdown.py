@@ -7,7 +7,10 @@ durable spool keeps it, else it fails to ``on_failure``; end the calls in
 flight; give the async callbacks what is left), and ``close_spool`` (once,
 with what is left of the deadline: a spool whose ``close()`` takes
 ``timeout=``, such as ``SqliteSpool``, is given it and bounds its own
-writer; every spool is cut off ``SPOOL_GRACE`` seconds past it). A durable
+writer, and is cut off ``SPOOL_GRACE`` seconds past it; one whose
+``close()`` takes no deadline is given at least ``LEGACY_CLOSE_TIME``
+seconds, since cutting such a close short could leave events neither
+written nor reported). A durable
 spool has unsent events to write once delivery stops, so the drain ends a
 share of the time (``SPOOL_SHARE``, at most ``SPOOL_SHARE_MAX`` seconds)
 before the deadline. The states (running, closing, closed) stay the
@@ -28,7 +31,7 @@ from ._ledger import Ledger
 from .errors import PersonalizeEventsError
 from .spool import Spool
 
-__all__ = ["SPOOL_GRACE", "SPOOL_SHARE", "SPOOL_SHARE_MAX", "Shutdown"]
+__all__ = ["LEGACY_CLOSE_TIME", "SPOOL_GRACE", "SPOOL_SHARE", "SPOOL_SHARE_MAX", "Shutdown"]
 
 log: Final = logging.getLogger("aiopersonalize_events.recorder")
 
@@ -37,6 +40,8 @@ SPOOL_GRACE: Final = 0.5
 SPOOL_SHARE: Final = 0.2
 """The share of ``close()``'s time kept for a durable spool to write what is unsent (at most ``SPOOL_SHARE_MAX``)."""
 SPOOL_SHARE_MAX: Final = 1.0
+LEGACY_CLOSE_TIME: Final = 5.0
+"""Seconds at least a spool whose ``close()`` takes no ``timeout=`` gets (it bounds its close by itself)."""
 
 
 def _close_takes_timeout(spool: Spool) -> bool:
@@ -116,8 +121,11 @@ class Shutdown:
         limit = max(0.0, deadline - loop.time())
         spool = self._spool
         try:
-            closing = spool.close(timeout=limit) if self._with_timeout else spool.close()  # type: ignore[call-arg]
-            await asyncio.wait_for(closing, limit + SPOOL_GRACE)
+            if self._with_timeout:
+                await asyncio.wait_for(spool.close(timeout=limit), limit + SPOOL_GRACE)  # type: ignore[call-arg]
+            else:
+                limit = max(LEGACY_CLOSE_TIME, limit)
+                await asyncio.wait_for(spool.close(), limit)
         except asyncio.TimeoutError:
             log.error("event recorder: the spool did not close within %.1fs", limit)
         except Exception:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Final
 
 from ..._shapes import Event
@@ -89,8 +90,13 @@ class Backlog:
         else:
             self.events += seg.count
 
-    def load(self, conn: sqlite3.Connection, owner: str, room: int) -> list[Entry]:
-        """Read segments of ours waiting on disk back into memory, in id order, as far as ``room`` allows."""
+    def load(
+        self, conn: sqlite3.Connection, owner: str, room: int, until: Callable[[], float | None] = lambda: None
+    ) -> list[Entry]:
+        """Read segments of ours waiting on disk back into memory, in id order, as far as ``room`` allows.
+
+        ``until``: the writer's close deadline, for the transaction keeping unreadable rows as dead letters.
+        """
         try:
             found = conn.execute(
                 "SELECT id, body, nbytes, count FROM segments WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
@@ -132,12 +138,14 @@ class Backlog:
             self.events = 0  # taken or cleared meanwhile
         if unreadable:
             with contextlib.suppress(sqlite3.Error):
-                self._keep_unreadable(conn, unreadable)
+                self._keep_unreadable(conn, unreadable, until)
         return rows
 
-    def _keep_unreadable(self, conn: sqlite3.Connection, lines: list[tuple[str, str]]) -> None:
+    def _keep_unreadable(
+        self, conn: sqlite3.Connection, lines: list[tuple[str, str]], until: Callable[[], float | None]
+    ) -> None:
         wall = time.time()
-        with transaction(conn):
+        with transaction(conn, until=until):
             conn.executemany(
                 "INSERT INTO dead (tracking_id, line, reason, failed_at) VALUES (?, ?, ?, ?)",
                 [(self.tracking_id, line, reason, wall) for line, reason in lines],

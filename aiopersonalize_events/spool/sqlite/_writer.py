@@ -49,8 +49,8 @@ log: Final = logging.getLogger("aiopersonalize_events.spool")
 _MAX_ROUND: Final = 50_000  # operations taken in one round at most
 _GIVE_UP_ROUNDS: Final = 20  # failed rounds after which deletions and dead letters are given up
 CLOSE_TIME: Final = 4.0
-"""Seconds ``close()`` (and the interpreter's exit) gives the writer when no timeout is given: less than
-the recorder's floor for closing its spool, so the spool says what it kept before the recorder reports it."""
+"""Seconds ``close()`` (and the interpreter's exit) gives the writer when no timeout is given (the recorder
+always gives one: what is left of its own deadline)."""
 _GRACE: Final = 0.25  # beyond the close deadline: the last statement, the hand-over to the loop
 
 
@@ -261,6 +261,10 @@ class Writer:
         deadline = self._deadline
         return CLOSE_TIME + _GRACE if deadline is None else max(0.0, deadline - time.monotonic()) + _GRACE
 
+    def _until(self) -> float | None:
+        """The close deadline (``time.monotonic()``), once ``stop()`` set one: no wait for a lock goes past it."""
+        return self._deadline
+
     def _bound_waits(self, conn: sqlite3.Connection) -> None:
         """While stopping, no statement may wait on a lock past the close deadline."""
         deadline = self._deadline
@@ -346,6 +350,8 @@ class Writer:
             except sqlite3.DatabaseError as again:
                 conn.close()
                 raise SpoolError(describe_sqlite_error(self.path, again)) from again
+        # waits for another connection's lock are slices from now on, between which a close deadline is seen
+        conn.execute(f"PRAGMA busy_timeout = {int(_file.BUSY_SLICE * 1000)}")
         self._conn = conn
         self._disk.events += recovered
         now = self._clock.time()
@@ -355,7 +361,7 @@ class Writer:
 
     def _register(self, conn: sqlite3.Connection) -> int:
         wall = self._wall()
-        with transaction(conn):
+        with transaction(conn, until=self._until):
             self.owner.register(conn, wall)
             return self.owner.claim(conn, wall, self._clock.time())
 
@@ -449,7 +455,7 @@ class Writer:
         if plan.loads:
             result.loaded = True
             if self._disk.events > 0:
-                result.rows = self._disk.load(conn, self.owner.id, min(op.room for op in plan.loads))
+                result.rows = self._disk.load(conn, self.owner.id, min(op.room for op in plan.loads), self._until)
         result.backlog = self._disk.events
         result.unreadable, self._disk.lost = self._disk.lost, 0
         result.unreadable_taken, self.owner.unreadable = self.owner.unreadable, 0
@@ -482,7 +488,7 @@ class Writer:
             return [], 0
         wall = self._wall()
         owner = self.owner.id
-        with transaction(conn):
+        with transaction(conn, until=self._until):
             deleted_events = deleted_bytes = 0
             if rows:
                 gone = conn.execute(
@@ -622,7 +628,7 @@ class Writer:
             return
         self._bound_waits(conn)
         try:
-            with transaction(conn):
+            with transaction(conn, until=self._until):
                 self.owner.leave(conn)
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -430,9 +430,11 @@ class Writer:
         rows.extend(self._disk.unreadable)
         now = self._clock.time()
         housekeeping = now >= self._next_lease or now >= self._next_claim or self._stop.is_set()
+        unreadable = self.owner.unreadable  # found by an earlier take-over (at open), not yet told
         try:
             ids, claimed = self._write(conn, writes, rows, plan.dead_rows, housekeeping, now)
         except (sqlite3.Error, OSError) as exc:
+            self.owner.unreadable = unreadable  # this round's take-over was rolled back: found again next time
             self._round_failed(exc, ops, result)
             self._to_loop(self._listener.writer_round, result)
             return
@@ -563,7 +565,6 @@ class Writer:
         callers waiting on this round get the error.
         """
         now = self._clock.time()
-        self.owner.unreadable = 0  # the take-over was rolled back with the round: found again next time
         if self._failing_since is None:
             self._failing_since = now
         busy = is_busy(exc) and now - self._failing_since < 60

@@ -62,7 +62,15 @@ class SpoolBatch:
 
 
 class SpoolListener(Protocol):
-    """What a spool tells its recorder. Every call is made on the recorder's event loop thread."""
+    """What a spool tells its recorder. Every call is made on the recorder's event loop thread.
+
+    A spool that reads stored rows back (``SqliteSpool``) also calls
+    ``spool_unreadable(count, *, taken_over)`` when the listener has it:
+    ``count`` stored events could not be read (damaged rows, kept as dead
+    letters) and are failed for good; ``taken_over`` says they were found
+    while taking over another process's rows (so never counted before). A
+    count only: no event can be handed on. The recorder's listener has it.
+    """
 
     def spool_ready(self) -> None:
         """``take()`` may now return batches it would not have returned before (a full group, recovered rows)."""

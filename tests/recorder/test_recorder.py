@@ -442,7 +442,7 @@ async def test_loop_survives_an_internal_error(
 ) -> None:
     """An exception inside the background loop is logged and the loop goes on delivering."""
     recorder = client.event_recorder(tracking_id=TRACKER, flush_interval=0.01)
-    original = recorder._take_batches
+    original = recorder._feeder.take  # the background loop's step: the spool's batches to the engine
     calls = 0
 
     def flaky(*, flush: bool) -> None:
@@ -452,7 +452,7 @@ async def test_loop_survives_an_internal_error(
             raise RuntimeError("boom")
         original(flush=flush)
 
-    monkeypatch.setattr(recorder, "_take_batches", flaky)
+    monkeypatch.setattr(recorder._feeder, "take", flaky)
     with caplog.at_level(logging.ERROR, logger="aiopersonalize_events.recorder"):
         async with recorder:
             recorder.record(_event(1), session_id="s")

@@ -17,6 +17,7 @@ from _scripted_server import ScriptedServer, make_client
 from aiopersonalize_events import (
     Credentials,
     Event,
+    MemorySpool,
     PersonalizeEventsClient,
     PersonalizeEventsError,
     RecorderClosedError,
@@ -117,6 +118,35 @@ async def test_close_returns_even_if_a_callback_never_does(emulator: Emulator) -
         recorder.record(_event(1), session_id="s")
         await asyncio.wait_for(recorder.close(timeout=0.3), HANG_GUARD)
     assert (recorder.stats.failed, recorder.stats.pending) == (1, 0)
+
+
+class _DeadlineSpool(MemorySpool):
+    """A memory spool whose close() takes a deadline, as SqliteSpool's does, and notes what it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(max_events=100)
+        self.given: list[float | None] = []
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        self.given.append(timeout)
+        await super().close()
+
+
+@pytest.mark.parametrize("limit", [1.0, 0.0])
+async def test_close_gives_the_spool_what_is_left_of_its_deadline_and_no_more(emulator: Emulator, limit: float) -> None:
+    """A spool whose close() takes timeout= is handed what is left of close()'s own deadline, never a floor past
+    it: close(timeout=1) gives it at most a second, close(timeout=0) nothing."""
+    spool = _DeadlineSpool()
+    async with _client(emulator) as client:
+        recorder = client.event_recorder(tracking_id=TRACKER, spool=spool)
+        await recorder.__aenter__()
+        recorder.record(_event(1), session_id="s")
+        await asyncio.wait_for(recorder.close(timeout=limit), HANG_GUARD)
+    (given,) = spool.given
+    assert given is not None
+    assert 0.0 <= given <= limit
+    stats = recorder.stats
+    assert (stats.sent + stats.failed, stats.pending) == (1, 0)  # sent, or (with no time at all) failed
 
 
 # -- record() from other threads ---------------------------------------------------------------------------------

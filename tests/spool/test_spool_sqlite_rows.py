@@ -24,7 +24,7 @@ from _recorder_support import (
 )
 
 from aiopersonalize_events import EventRecorder, PersonalizeEventsClient, SqliteSpool
-from aiopersonalize_events.emulator import Emulator
+from aiopersonalize_events.emulator import Emulator, Faults
 
 TRACKER = "tracker-rows"
 
@@ -118,7 +118,8 @@ async def test_a_crafted_row_becomes_a_dead_letter_and_the_rest_is_sent(
     client: PersonalizeEventsClient, emulator: Emulator, tmp_path: Path, case: str
 ) -> None:
     """One crafted row beside rows of the earlier release's format: the good events are sent, the crafted row
-    is one dead letter whose reason names what is wrong, it is not counted as pending, and the spool goes on."""
+    is one dead letter whose reason names what is wrong, it is counted as failed (never as pending), and the
+    spool goes on."""
     db = tmp_path / "events.db"
     await _make_spool_file(client, db)
     body, reason = CRAFTED[case]
@@ -131,7 +132,8 @@ async def test_a_crafted_row_becomes_a_dead_letter_and_the_rest_is_sent(
         await recorder.flush()
         _check(recorder)
     stats = recorder.stats
-    assert (stats.recovered, stats.sent, stats.failed, stats.pending) == (4, 5, 0, 0)
+    assert (stats.recovered, stats.sent, stats.failed, stats.pending) == (4, 5, 1, 0)
+    assert stats.recorded == 6  # the 4 recovered, the crafted one taken over with them, the one recorded here
     assert sorted(e["eventId"] for e in emulator.events(TRACKER) if e["eventId"].startswith("old")) == [
         "old-1",
         "old-2",
@@ -148,10 +150,10 @@ async def test_a_crafted_row_becomes_a_dead_letter_and_the_rest_is_sent(
     assert counters["dead"] == 1
 
 
-def _event_after() -> Any:
+def _event_after(event_id: str = "after-1") -> Any:
     from aiopersonalize_events import Event
 
-    return Event(event_type="click", sent_at=1_700_000_100, item_id="after", event_id="after-1")
+    return Event(event_type="click", sent_at=1_700_000_100, item_id="after", event_id=event_id)
 
 
 async def test_rows_of_the_earlier_format_are_read_and_sent_in_order(
@@ -220,6 +222,7 @@ async def test_counters_that_cannot_be_read_are_counted_again_and_nothing_stays_
         await _until(lambda: recorder.stats.sent == 2)
     stats = recorder.stats
     assert (stats.recovered, stats.sent, stats.pending) == (2, 2, 0)
+    assert (stats.recorded, stats.failed) == (3, 1)  # the broken row, taken over, is a dead letter: failed
     _check(recorder)
     counters = dict(_rows(db, "SELECT name, value FROM counters"))
     assert counters["held_events"] == 0
@@ -242,3 +245,32 @@ async def test_a_segment_whose_count_lies_is_counted_by_what_it_holds(
     counters = dict(_rows(db, "SELECT name, value FROM counters"))
     assert counters["held_events"] == 0
     assert counters["written"] == counters["deleted"] + counters["held_events"]
+
+
+async def test_rows_of_its_own_damaged_on_disk_count_as_failed_not_pending(
+    client: PersonalizeEventsClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """A recorder's own events waiting on disk (beyond the memory window) whose row is damaged before it is read
+    back: when it is, those 20 events are dead letters counted in stats.failed, and none stays pending after
+    close (the invariant holds because they moved from pending to failed, not because nothing was counted)."""
+    db = tmp_path / "events.db"
+    emulator.faults = Faults(server_error=1.0)  # nothing is sent (nor read back) until the row is damaged
+    recorder = client.event_recorder(tracking_id=TRACKER, spool=SqliteSpool(db, window=10), flush_interval=0.01)
+    async with recorder:
+        for i in range(30):  # 10 in memory, 20 on disk only: two segments, of 10 and of 20
+            recorder.record(_event_after(f"own-{i}"), session_id=f"s{i % 10}")
+        await recorder.spool.sync()
+        assert _rows(db, "SELECT count FROM segments ORDER BY id") == [(10,), (20,)]
+        conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+        conn.execute("UPDATE segments SET body = ? WHERE count = 20", (b"\x00damaged\xff",))
+        conn.close()
+        emulator.faults = Faults()
+        # the 10 in memory are sent, room frees, the damaged row is read back and kept as a dead letter
+        await _until(lambda: recorder.stats.sent == 10 and _rows(db, "SELECT count(*) FROM dead") == [(1,)])
+        _check(recorder)
+    stats = recorder.stats
+    assert (stats.recorded, stats.sent, stats.failed, stats.dropped, stats.pending) == (30, 10, 20, 0, 0)
+    assert len(recorder.spool) == 0
+    ((reason,),) = _rows(db, "SELECT reason FROM dead")
+    assert "unreadable segment" in reason
+    assert _rows(db, "SELECT count(*) FROM segments") == [(0,)]

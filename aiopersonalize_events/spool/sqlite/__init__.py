@@ -503,6 +503,8 @@ class SqliteSpool:
         if lost and listener is not None:
             error = result.error or SpoolError(f"the spool {self._path} could not keep these events")
             listener.spool_lost([e.event for e in lost], error)
+        if result.unreadable or result.unreadable_taken:
+            self._unreadable(result.unreadable, result.unreadable_taken)
         self._take_rows(result.rows)
         if result.loaded:
             self._in_transit = False
@@ -533,6 +535,21 @@ class SqliteSpool:
             if entry.in_memory and not entry.released:  # (a released one has left memory already)
                 self._in_memory -= 1
         return lost
+
+    def _unreadable(self, held: int, taken: int) -> None:
+        """Stored events found unreadable (kept as dead letters): ``held`` were ours, ``taken`` being taken over.
+
+        The listener counts them failed (a count only: there is no event to
+        hand on), when it has ``spool_unreadable``; ours have left ``len()`` already (the backlog counts
+        only what it can read back).
+        """
+        tell = getattr(self._listener, "spool_unreadable", None)
+        if tell is None:
+            return
+        if held:
+            tell(held, taken_over=False)
+        if taken:
+            tell(taken, taken_over=True)
 
     def _take_rows(self, rows: list[Entry]) -> None:
         ready = False

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from typing import Final
 
 from ..._shapes import Event
@@ -77,7 +78,7 @@ class Entry:
 class Backlog:
     """Events of ours on disk and not in memory (``events``), and the segments read back or in memory."""
 
-    __slots__ = ("cursor", "events", "memory", "path", "tracking_id", "unreadable")
+    __slots__ = ("cursor", "events", "lost", "memory", "path", "tracking_id", "unreadable")
 
     def __init__(self, path: str, tracking_id: str) -> None:
         self.path = path
@@ -86,6 +87,7 @@ class Backlog:
         self.cursor = 0  # segments of ours with an id up to this were read back, or are in memory
         self.memory: set[int] = set()  # segments whose events are in memory
         self.unreadable: list[int] = []  # read back with nothing readable: deleted next round
+        self.lost = 0  # events of ours read back that could not be read (their rows' count), since last asked
 
     def written(self, rowid: int, seg: Segment) -> None:
         """A segment was committed: its events are in memory too, or wait here."""
@@ -94,11 +96,16 @@ class Backlog:
         else:
             self.events += seg.count
 
-    def load(self, conn: sqlite3.Connection, owner: str, room: int) -> list[Entry]:
-        """Read segments of ours waiting on disk back into memory, in id order, as far as ``room`` allows."""
+    def load(
+        self, conn: sqlite3.Connection, owner: str, room: int, until: Callable[[], float | None] = lambda: None
+    ) -> list[Entry]:
+        """Read segments of ours waiting on disk back into memory, in id order, as far as ``room`` allows.
+
+        ``until``: the writer's close deadline, for the transaction keeping unreadable rows as dead letters.
+        """
         try:
             found = conn.execute(
-                "SELECT id, body, nbytes FROM segments WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
+                "SELECT id, body, nbytes, count FROM segments WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
                 (owner, self.cursor, 1 + room // 2 + len(self.memory)),
             ).fetchall()
         except sqlite3.Error as exc:
@@ -106,14 +113,17 @@ class Backlog:
             return []
         rows: list[Entry] = []
         unreadable: list[tuple[str, str]] = []
-        for segment, body, nbytes in found:
+        for segment, body, nbytes, count in found:
             if len(rows) >= room:
                 break
             self.cursor = segment
             if segment in self.memory:
                 continue
             events = segment_events(bytes(body))
-            self.events -= len(events)
+            # the row's count is what was counted when it was written or taken over; a row that cannot be
+            # read says nothing reliable of itself
+            held = max(int(count), 0)
+            self.events -= held
             entries: list[Entry] = []
             for event, session_id, user_id in events:
                 if event is None:
@@ -121,6 +131,7 @@ class Backlog:
                     unreadable.append((session_id, user_id))  # (the text, the reason)
                     continue
                 entries.append(Entry(event, session_id, user_id, 0.0, True))
+            self.lost += max(0, held - len(entries))
             if not entries:
                 self.unreadable.append(segment)
                 continue
@@ -133,12 +144,14 @@ class Backlog:
             self.events = 0  # taken or cleared meanwhile
         if unreadable:
             with contextlib.suppress(sqlite3.Error):
-                self._keep_unreadable(conn, unreadable)
+                self._keep_unreadable(conn, unreadable, until)
         return rows
 
-    def _keep_unreadable(self, conn: sqlite3.Connection, lines: list[tuple[str, str]]) -> None:
+    def _keep_unreadable(
+        self, conn: sqlite3.Connection, lines: list[tuple[str, str]], until: Callable[[], float | None]
+    ) -> None:
         wall = time.time()
-        with transaction(conn):
+        with transaction(conn, until=until):
             conn.executemany(
                 "INSERT INTO dead (tracking_id, line, reason, failed_at) VALUES (?, ?, ?, ?)",
                 [(self.tracking_id, line, reason, wall) for line, reason in lines],

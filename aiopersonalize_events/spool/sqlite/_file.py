@@ -18,12 +18,13 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, Literal
 
 from .._protocol import SpoolError
 
 __all__ = [
+    "BUSY_SLICE",
     "COUNTERS",
     "SCHEMA_VERSION",
     "Synchronous",
@@ -40,6 +41,9 @@ SCHEMA_VERSION: Final = 1
 """The schema this version writes and reads; a file with a higher version is refused."""
 
 _BUSY_TIMEOUT: Final = 5.0
+BUSY_SLICE: Final = 0.1
+"""Seconds one wait for another connection's write lock lasts on the writer's connection: between two,
+``transaction(until=...)`` looks again at its deadline (``close()`` may have set one meanwhile)."""
 
 log: Final = logging.getLogger("aiopersonalize_events.spool")
 
@@ -128,9 +132,19 @@ def is_corrupt(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` when the block raises (the one place they are spelled)."""
-    conn.execute("BEGIN IMMEDIATE")
+def transaction(
+    conn: sqlite3.Connection, *, until: Callable[[], float | None] | None = None
+) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` when the block raises (the one place they are spelled).
+
+    Without ``until``, another connection's write lock is waited for once, for
+    the connection's busy timeout. With it, the wait is made of the
+    connection's busy timeouts (``BUSY_SLICE`` on the writer's), tried again
+    up to ``_BUSY_TIMEOUT`` in all, or only until the ``time.monotonic()``
+    that ``until()`` returns after each (None: no deadline): a close deadline
+    set while a round waits ends that wait by the deadline.
+    """
+    _begin(conn, until)
     try:
         yield conn
         conn.execute("COMMIT")
@@ -138,6 +152,21 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+
+
+def _begin(conn: sqlite3.Connection, until: Callable[[], float | None] | None) -> None:
+    if until is None:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    give_up = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            deadline = until()
+            if not is_busy(exc) or time.monotonic() >= (give_up if deadline is None else min(give_up, deadline)):
+                raise
 
 
 def connect_spool(

@@ -76,7 +76,7 @@ class Owner:
     process's monotonic clock, which alone decides who is gone.
     """
 
-    __slots__ = ("_seen", "id", "lease", "path", "pid", "tracking_id")
+    __slots__ = ("_seen", "id", "lease", "path", "pid", "tracking_id", "unreadable")
 
     def __init__(self, path: str, tracking_id: str, lease: float) -> None:
         self.path = path
@@ -85,6 +85,7 @@ class Owner:
         self.pid = os.getpid()
         self.id = f"{HOST}/{self.pid}/{secrets.token_hex(4)}"
         self._seen: dict[str, tuple[tuple[int, float], float]] = {}  # owner -> (its heartbeat, since when)
+        self.unreadable = 0  # events taken over that could not be read (dead letters), since the writer last asked
 
     def register(self, conn: sqlite3.Connection, now: float) -> None:
         """Enter (or enter again) the owners table with a fresh lease."""
@@ -170,6 +171,7 @@ class Owner:
                 (self.tracking_id, len(readable), new_body, new_bytes, self.id, created),
             )
         if dead or len(readable) != count:
+            self.unreadable += len(dead)
             if dead:
                 conn.executemany(
                     "INSERT INTO dead (tracking_id, line, reason, failed_at) VALUES (?, ?, ?, ?)",

@@ -51,8 +51,8 @@ log: Final = logging.getLogger("aiopersonalize_events.spool")
 _MAX_ROUND: Final = 50_000  # operations taken in one round at most
 _GIVE_UP_ROUNDS: Final = 20  # failed rounds after which deletions and dead letters are given up
 CLOSE_TIME: Final = 4.0
-"""Seconds ``close()`` (and the interpreter's exit) gives the writer when no timeout is given: less than
-the recorder's floor for closing its spool, so the spool says what it kept before the recorder reports it."""
+"""Seconds ``close()`` (and the interpreter's exit) gives the writer when no timeout is given (the recorder
+always gives one: what is left of its own deadline)."""
 _GRACE: Final = 0.25  # beyond the close deadline: the last statement, the hand-over to the loop
 _real_time: Final = time.monotonic
 """The one clock the spool does not take from its ``Clock``: the close deadline's. It bounds real blocking
@@ -147,6 +147,8 @@ class Round:
         "sync_error",
         "syncs",
         "totals",
+        "unreadable",
+        "unreadable_taken",
     )
 
     def __init__(self, backlog: int) -> None:
@@ -163,6 +165,8 @@ class Round:
         self.held_events: int | None = None
         self.held_bytes: int | None = None
         self.clear_memory = False  # the spool never opened: every event appended is lost, queued or not
+        self.unreadable = 0  # events held for us, read back unreadable (now dead letters): failed
+        self.unreadable_taken = 0  # events taken over unreadable (now dead letters): never counted, failed
 
 
 class WriterListener(Protocol):
@@ -276,6 +280,10 @@ class Writer:
         deadline = self._deadline
         return CLOSE_TIME + _GRACE if deadline is None else max(0.0, deadline - _real_time()) + _GRACE
 
+    def _until(self) -> float | None:
+        """The close deadline (on ``_real_time``), once ``stop()`` set one: no wait for a lock goes past it."""
+        return self._deadline
+
     def _bound_waits(self, conn: sqlite3.Connection) -> None:
         """While stopping, no statement may wait on a lock past the close deadline."""
         deadline = self._deadline
@@ -360,11 +368,14 @@ class Writer:
                 target,
             )
             conn = connect_spool(self.path, synchronous=self._synchronous)
+            self.owner.unreadable = 0  # what the moved-aside file held is not ours to count
             try:
                 recovered = self._register(conn)
             except sqlite3.DatabaseError as again:
                 conn.close()
                 raise SpoolError(describe_sqlite_error(self.path, again)) from again
+        # waits for another connection's lock are slices from now on, between which a close deadline is seen
+        conn.execute(f"PRAGMA busy_timeout = {int(_file.BUSY_SLICE * 1000)}")
         self._conn = conn
         self._disk.events += recovered
         now = self._clock.time()
@@ -373,7 +384,7 @@ class Writer:
 
     def _register(self, conn: sqlite3.Connection) -> int:
         wall = self._wall()
-        with transaction(conn):
+        with transaction(conn, until=self._until):
             self.owner.register(conn, wall)
             return self.owner.claim(conn, wall, self._clock.time())
 
@@ -442,9 +453,11 @@ class Writer:
         rows.extend(self._disk.unreadable)
         now = self._clock.time()
         housekeeping = self._duties.due(now) or self._stop.is_set()
+        unreadable = self.owner.unreadable  # found by an earlier take-over (at open), not yet told
         try:
             ids, claimed = self._write(conn, writes, rows, plan.dead_rows, housekeeping, now)
         except (sqlite3.Error, OSError) as exc:
+            self.owner.unreadable = unreadable  # this round's take-over was rolled back: found again next time
             self._round_failed(exc, ops, result)
             self._tell(result)
             return
@@ -468,8 +481,10 @@ class Writer:
         if plan.loads:
             result.loaded = True
             if self._disk.events > 0:
-                result.rows = self._disk.load(conn, self.owner.id, min(op.room for op in plan.loads))
+                result.rows = self._disk.load(conn, self.owner.id, min(op.room for op in plan.loads), self._until)
         result.backlog = self._disk.events
+        result.unreadable, self._disk.lost = self._disk.lost, 0
+        result.unreadable_taken, self.owner.unreadable = self.owner.unreadable, 0
         if writes or rows or plan.dead_rows or claimed or recovered or result.rows:
             result.held_events, result.held_bytes = read_totals(conn)
         self._tell(result)
@@ -507,7 +522,7 @@ class Writer:
             return [], 0
         wall = self._wall()
         owner = self.owner.id
-        with transaction(conn):
+        with transaction(conn, until=self._until):
             deleted_events = deleted_bytes = 0
             if rows:
                 gone = conn.execute(
@@ -620,7 +635,7 @@ class Writer:
             return
         self._bound_waits(conn)
         try:
-            with transaction(conn):
+            with transaction(conn, until=self._until):
                 self.owner.leave(conn)
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -437,7 +437,7 @@ class SqliteSpool:
         for entry in handles:
             assert isinstance(entry, Entry)
             if dead:
-                rows.append(self._dead_row(entry, reason or ""))
+                rows.append(_dead_row(self._tracking_id, entry, reason or ""))
             seg = entry.seg
             if seg is None:
                 if not entry.done:  # (an entry lost meanwhile is done already)
@@ -453,10 +453,6 @@ class SqliteSpool:
                 writer.put(DeleteSegment(seg))
         if rows and writer is not None:
             writer.put(KeepDead(rows))
-
-    def _dead_row(self, entry: Entry, reason: str) -> tuple[Any, ...]:
-        line = event_line(entry.event, entry.session_id, entry.user_id).decode()
-        return (self._tracking_id, entry.session_id, entry.user_id, entry.event.event_id, line, reason)
 
     def _ask_rows(self) -> None:
         """Ask the writer for events waiting on disk when memory has room and none are on their way."""
@@ -504,11 +500,11 @@ class SqliteSpool:
             error = result.error or SpoolError(f"the spool {self._path} could not keep these events")
             listener.spool_lost([e.event for e in lost], error)
         if result.unreadable or result.unreadable_taken:
-            self._unreadable(result.unreadable, result.unreadable_taken)
+            _tell_unreadable(listener, result.unreadable, result.unreadable_taken)
         self._take_rows(result.rows)
         if result.loaded:
             self._in_transit = False
-        self._answer_syncs(result)
+        _answer_syncs(result)
         self._ask_rows()
 
     def _lost(self, result: Round) -> list[Entry]:
@@ -536,21 +532,6 @@ class SqliteSpool:
                 self._in_memory -= 1
         return lost
 
-    def _unreadable(self, held: int, taken: int) -> None:
-        """Stored events found unreadable (kept as dead letters): ``held`` were ours, ``taken`` being taken over.
-
-        The listener counts them failed (a count only: there is no event to
-        hand on), when it has ``spool_unreadable``; ours have left ``len()`` already (the backlog counts
-        only what it can read back).
-        """
-        tell = getattr(self._listener, "spool_unreadable", None)
-        if tell is None:
-            return
-        if held:
-            tell(held, taken_over=False)
-        if taken:
-            tell(taken, taken_over=True)
-
     def _take_rows(self, rows: list[Entry]) -> None:
         ready = False
         for entry in rows:
@@ -561,16 +542,6 @@ class SqliteSpool:
                 ready = True
         if ready and self._listener is not None:
             self._listener.spool_ready()
-
-    @staticmethod
-    def _answer_syncs(result: Round) -> None:
-        for done in result.syncs:
-            if done.done():
-                continue
-            if result.sync_error is not None:
-                done.set_exception(result.sync_error)
-            else:
-                done.set_result(None)
 
     def writer_closed(self) -> None:
         """The writer ended: the file is closed."""
@@ -590,3 +561,36 @@ class SqliteSpool:
         """At interpreter exit with the spool open (the loop has ended): its events due on disk go now."""
         if self._state in ("open", "closing"):
             self._behind.queue(force=True)
+
+
+def _dead_row(tracking_id: str | None, entry: Entry, reason: str) -> tuple[Any, ...]:
+    """The dead-letter row of ``entry``: its tracking id, session, user, event id, put-events line and reason."""
+    line = event_line(entry.event, entry.session_id, entry.user_id).decode()
+    return (tracking_id, entry.session_id, entry.user_id, entry.event.event_id, line, reason)
+
+
+def _tell_unreadable(listener: SpoolListener | None, held: int, taken: int) -> None:
+    """Stored events found unreadable (kept as dead letters): ``held`` were ours, ``taken`` being taken over.
+
+    The listener counts them failed (a count only: there is no event to hand
+    on), when it has ``spool_unreadable``; ours have left ``len()`` already
+    (the backlog counts only what it can read back).
+    """
+    tell = getattr(listener, "spool_unreadable", None)
+    if tell is None:
+        return
+    if held:
+        tell(held, taken_over=False)
+    if taken:
+        tell(taken, taken_over=True)
+
+
+def _answer_syncs(result: Round) -> None:
+    """Answer the ``sync()`` calls a writer round covered: done, or the round's write error."""
+    for done in result.syncs:
+        if done.done():
+            continue
+        if result.sync_error is not None:
+            done.set_exception(result.sync_error)
+        else:
+            done.set_result(None)

@@ -530,7 +530,8 @@ class EventRecorder:
         write what is unsent; a spool whose ``close()`` takes no ``timeout=``
         gets at least ``LEGACY_CLOSE_TIME`` seconds); events still unsent at
         the deadline go to ``on_failure`` with a ``RecorderClosedError`` (with
-        a durable spool they stay in the spool instead, for the next start),
+        a durable spool they stay in the spool instead, for the next start;
+        what a ``RedisStreamSpool`` could not write by then is its ``unsent()``),
         and callbacks still running then are cancelled (and logged).
         Idempotent; never raises. If the caller is cancelled meanwhile, the
         recorder stops at once (unsent events go to ``on_failure``, or stay

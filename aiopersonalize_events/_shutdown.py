@@ -131,5 +131,15 @@ class Shutdown:
         except Exception:
             log.exception("event recorder: the spool failed to close")
         pending = self._ledger.tally.pending
-        if self._durable and pending:
-            log.warning("event recorder closed; %d event(s) stay in the spool for the next start", pending)
+        if not (self._durable and pending):
+            return
+        unsent = getattr(spool, "unsent", None)  # a spool that gives back what it could not keep (Redis's)
+        lost = min(pending, len(unsent())) if callable(unsent) else 0
+        if pending > lost:
+            log.warning("event recorder closed; %d event(s) stay in the spool for the next start", pending - lost)
+        if lost:
+            log.warning(
+                "event recorder closed; %d event(s) were not taken by the spool by its close deadline and are not "
+                "kept: the spool's unsent() gives them back while this process runs",
+                lost,
+            )

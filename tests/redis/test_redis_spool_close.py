@@ -71,6 +71,7 @@ async def test_close_with_redis_frozen_reports_what_redis_did_not_take_as_unsent
     """Redis frozen with a write on its way: the recorder's close() returns (the spool's close_timeout cuts the
     round trip), nothing is failed or handed to on_failure; the events are pending, and unsent() gives them back."""
     caplog.set_level(logging.ERROR, "aiopersonalize_events.redis")
+    caplog.set_level(logging.WARNING, "aiopersonalize_events")
     spool = RedisStreamSpool(frozen.url, stream="frozen", socket_timeout=FROZEN_ROUND_TRIP, close_timeout=1.0)
     failures: list[int] = []
     recorder = await _frozen_with_events_on_their_way(frozen, client, spool, failures, 300)
@@ -78,6 +79,10 @@ async def test_close_with_redis_frozen_reports_what_redis_did_not_take_as_unsent
     stats = recorder.stats
     assert (stats.recorded, stats.sent, stats.failed, stats.dropped, stats.pending) == (301, 1, 0, 0, 300)
     assert failures == []
+    said = [r.getMessage() for r in caplog.records if r.name == "aiopersonalize_events.recorder"]
+    # the recorder does not claim that events Redis never had wait in the spool for the next start
+    assert not any("stay in the spool" in line for line in said), said
+    assert any("300 event(s) were not taken by the spool" in line and "unsent()" in line for line in said), said
     assert (spool.stats.written, spool.stats.lost, spool.stats.unsent, spool.stats.queued) == (1, 0, 300, 0)
     unsent = spool.unsent()
     assert [e.event_id for e, _, _ in unsent] == [f"id-{i}" for i in range(1, 301)]  # oldest first, ids kept

@@ -314,10 +314,13 @@ class Delivery(Generic[B]):
         task = asyncio.current_task()
         while True:
             await self._attempt(job)
+            # No longer the probe once its outcome is reported, not when the task's done callback runs a loop
+            # turn later: a re-send falling due in between (the owner moved the clock) would find the probe busy
+            # and wait another round, with no call in flight.
+            self._job_ended(job)
             following = self._next()
             if following is None or task is None:
                 return
-            self._job_ended(job)
             job = self._flying[task] = following
 
     async def _attempt(self, job: _Job[B]) -> None:

@@ -380,3 +380,36 @@ async def test_the_rate_limiter_paces_every_call_retries_too() -> None:
     clock.advance(1.0)
     await settle()
     assert len(turns) == 2 == len(service.calls)
+
+
+async def test_a_probe_that_failed_is_no_longer_the_probe_once_its_outcome_is_reported() -> None:
+    """Set-up wrong, two batches held: the owner moves the clock to the next re-send as soon as it hears "held"
+    (before the probe's task has ended), and such a move lets the next probe go: the re-sends never stall."""
+    clock, owner = ManualClock(), Owner()
+    service = Service(lambda batch: NoCredentialsError(sources=("environment",)))
+    delivery = engine(service, owner, clock, min_wait=1.0)
+    loop = asyncio.get_running_loop()
+    moves = [8]
+
+    def held(batch: Batch, error: PersonalizeEventsError) -> None:
+        owner.log.append(("held", batch, type(error).__name__))
+        if moves[0]:
+            moves[0] -= 1
+            loop.call_soon(move)  # runs before the sender task's done callback
+
+    def move() -> None:
+        due = clock.next_due()
+        clock.advance(1.0 if due is None else max(0.0, due - clock.time()))
+
+    owner.held = held  # type: ignore[method-assign]
+    delivery.submit(("a",))
+    delivery.submit(("b",))
+    for _ in range(10):
+        await settle()
+    assert owner.of("refused") == []
+    assert service.most_at_once <= 2  # the two first sends; then one probe at a time
+    # The two first sends, then a probe for each move of the clock after a held outcome, but one: the two first
+    # outcomes move the clock twice before the first probe has gone out. (Before the fix: 3 calls, then none.)
+    assert len(service.calls) == 2 + 8 - 1, service.calls
+    assert moves == [0]
+    delivery.abandon()

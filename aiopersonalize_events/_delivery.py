@@ -415,8 +415,8 @@ class Delivery(Generic[B]):
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         job = self._flying.pop(task, None)
-        if job is not None:
-            self._job_ended(job)
+        if job is not None and (task.cancelled() or task.exception() is not None):
+            self._job_ended(job)  # a sender that returned ended its job itself (which may be the probe again by now)
         if not task.cancelled() and task.exception() is not None:  # cannot happen by design
             self._log.error("%s: a sender died: %r", self._name, task.exception())
         self._pump()  # a slot is free

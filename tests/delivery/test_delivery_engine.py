@@ -382,11 +382,30 @@ async def test_the_rate_limiter_paces_every_call_retries_too() -> None:
     assert len(turns) == 2 == len(service.calls)
 
 
+class ProbeCounting(Service):
+    """A ``Service`` that also counts the calls after the ``first`` ones (the probes) in flight at once."""
+
+    def __init__(self, answer: Callable[[Batch], PersonalizeEventsError | None], *, first: int) -> None:
+        super().__init__(answer)
+        self.first = first
+        self.probes = 0
+        self.most_probes = 0
+
+    async def send(self, batch: Batch) -> None:
+        probe = len(self.calls) >= self.first
+        self.probes += probe
+        self.most_probes = max(self.most_probes, self.probes)
+        try:
+            await super().send(batch)
+        finally:
+            self.probes -= probe
+
+
 async def test_a_probe_that_failed_is_no_longer_the_probe_once_its_outcome_is_reported() -> None:
     """Set-up wrong, two batches held: the owner moves the clock to the next re-send as soon as it hears "held"
     (before the probe's task has ended), and such a move lets the next probe go: the re-sends never stall."""
     clock, owner = ManualClock(), Owner()
-    service = Service(lambda batch: NoCredentialsError(sources=("environment",)))
+    service = ProbeCounting(lambda batch: NoCredentialsError(sources=("environment",)), first=2)
     delivery = engine(service, owner, clock, min_wait=1.0)
     loop = asyncio.get_running_loop()
     moves = [8]
@@ -407,9 +426,53 @@ async def test_a_probe_that_failed_is_no_longer_the_probe_once_its_outcome_is_re
     for _ in range(10):
         await settle()
     assert owner.of("refused") == []
-    assert service.most_at_once <= 2  # the two first sends; then one probe at a time
+    assert service.most_probes == 1  # after the two first sends, one probe at a time
     # The two first sends, then a probe for each move of the clock after a held outcome, but one: the two first
     # outcomes move the clock twice before the first probe has gone out. (Before the fix: 3 calls, then none.)
     assert len(service.calls) == 2 + 8 - 1, service.calls
     assert moves == [0]
     delivery.abandon()
+
+
+async def test_a_probe_sent_again_before_its_first_task_ended_stays_the_one_probe() -> None:
+    """The probe fails and the owner moves the clock at once, so the same batch goes again as the probe before its
+    first task has ended: that task's end must not free the probe rule while the new call is in flight."""
+    clock, owner = ManualClock(), Owner()
+    service = Service(lambda batch: NoCredentialsError(sources=("environment",)))
+    delivery = engine(service, owner, clock, min_wait=1.0)
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Event()
+
+    def next_due() -> None:
+        clock.advance(clock.next_due() - clock.time())  # type: ignore[operator]
+
+    def held(batch: Batch, error: PersonalizeEventsError) -> None:
+        owner.log.append(("held", batch, type(error).__name__))
+        if owner.of("held").count(("a",)) == 2:  # a's first probe failed: the clock moves on at once (to b's re-send,
+            service.gate = gate  # past a's own), and a's second probe stays in flight
+            loop.call_soon(next_due)
+
+    owner.held = held  # type: ignore[method-assign]
+    delivery.submit(("b",))
+    await settle()
+    for _ in range(2):  # b's waits grow (1 s, 2 s, then 4 s): its next re-send is at 7
+        next_due()
+        await settle()
+    assert clock.time() == 3.0
+    assert clock.next_due() == 7.0
+    delivery.submit(("a",))  # a first attempt goes at once; it fails and waits 1 s
+    await settle()
+    next_due()  # a's first probe (at 4) fails; its re-send is due at 6, and the clock moves to 7
+    await settle()
+    assert service.calls == [("b",)] * 3 + [("a",)] * 3, service.calls
+    assert service.at_once == 1  # a's second probe, in flight
+    for _ in range(3):  # b falls due while a's probe is in flight: it waits, it does not go beside it
+        if clock.next_due() is None:  # nothing waits: b went
+            break
+        next_due()
+        await settle()
+    assert service.calls[6:] == [], service.calls
+    assert service.at_once == 1  # still only a's probe
+    gate.set()
+    delivery.abandon()
+    await settle()

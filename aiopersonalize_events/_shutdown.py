@@ -29,7 +29,7 @@ from ._callbacks import Callbacks
 from ._feeder import Feeder
 from ._ledger import Ledger
 from .errors import PersonalizeEventsError
-from .spool import Spool
+from .spool import GivesBackUnsent, Spool
 
 __all__ = ["LEGACY_CLOSE_TIME", "SPOOL_GRACE", "SPOOL_SHARE", "SPOOL_SHARE_MAX", "Shutdown"]
 
@@ -133,8 +133,7 @@ class Shutdown:
         pending = self._ledger.tally.pending
         if not (self._durable and pending):
             return
-        unsent = getattr(spool, "unsent", None)  # a spool that gives back what it could not keep (Redis's)
-        lost = min(pending, len(unsent())) if callable(unsent) else 0
+        lost = min(pending, len(spool.unsent())) if isinstance(spool, GivesBackUnsent) else 0
         if pending > lost:
             log.warning("event recorder closed; %d event(s) stay in the spool for the next start", pending - lost)
         if lost:

@@ -3,7 +3,9 @@
 Where each concern lives:
 
 - ``_protocol``: the ``Spool`` contract (its docstring is what every spool
-  keeps), ``SpoolBatch``, the listener protocols and the spool errors;
+  keeps), ``SpoolBatch``, the listener protocols, ``GivesBackUnsent`` (a
+  spool that may not keep all it accepted by its close deadline) and the
+  spool errors;
 - ``memory``: ``MemorySpool``, the default (in memory, gone with the process);
 - ``sqlite``: ``SqliteSpool``, the spool that outlives the process (loaded
   on first use: importing this package does not import ``sqlite3``).
@@ -15,7 +17,16 @@ the one line codec the command line and the Redis streams use too.
 
 from __future__ import annotations
 
-from ._protocol import HandOffListener, Spool, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
+from ._protocol import GivesBackUnsent, HandOffListener, Spool, SpoolBatch, SpoolError, SpoolListener, SpoolStateError
 from .memory import MemorySpool
 
-__all__ = ["HandOffListener", "MemorySpool", "Spool", "SpoolBatch", "SpoolError", "SpoolListener", "SpoolStateError"]
+__all__ = [
+    "GivesBackUnsent",
+    "HandOffListener",
+    "MemorySpool",
+    "Spool",
+    "SpoolBatch",
+    "SpoolError",
+    "SpoolListener",
+    "SpoolStateError",
+]

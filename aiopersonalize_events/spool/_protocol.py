@@ -14,7 +14,15 @@ from typing import Final, Protocol, runtime_checkable
 from .._shapes import Event
 from ..errors import PersonalizeEventsError
 
-__all__ = ["HandOffListener", "Spool", "SpoolBatch", "SpoolError", "SpoolListener", "SpoolStateError"]
+__all__ = [
+    "GivesBackUnsent",
+    "HandOffListener",
+    "Spool",
+    "SpoolBatch",
+    "SpoolError",
+    "SpoolListener",
+    "SpoolStateError",
+]
 
 _NO_HANDLES: Final[tuple[Hashable, ...]] = ()
 
@@ -154,6 +162,13 @@ class Spool(Protocol):
     the stream (its listener is a ``HandOffListener``), and ``flush()``
     waits on its ``sync()``. Without the attribute a spool does not hand off.
 
+    Giving back. A durable spool that may be left, at its close deadline,
+    with events it never wrote (``RedisStreamSpool``: a round trip cut off)
+    also keeps ``GivesBackUnsent``: its ``unsent()`` returns them, so the
+    recorder can say how many are not kept and its user can record them
+    again elsewhere. Without the method, every event pending at close is
+    taken to stay in the spool for the next start.
+
     Threads. Everything above is called on the recorder's loop thread; a
     spool that does I/O does it elsewhere (a thread, the loop's own
     non-blocking I/O), and calls its listener back on the loop thread.
@@ -211,4 +226,20 @@ class Spool(Protocol):
 
     def __len__(self) -> int:
         """The number of events held for this recorder."""
+        ...
+
+
+@runtime_checkable
+class GivesBackUnsent(Protocol):
+    """A spool that may not keep everything appended by its close deadline, and gives back what it did not keep.
+
+    ``unsent()`` returns, oldest first, the events ``close()`` could not
+    write by its deadline, as ``(event, session_id, user_id)``; empty until
+    then. The recorder counts them as pending, never failed, and its close
+    says how many are not kept (``RedisStreamSpool`` keeps this; a spool
+    that writes everything it accepted, or keeps it in a file, need not).
+    """
+
+    def unsent(self) -> Sequence[tuple[Event, str, str | None]]:
+        """The events ``close()`` could not write by its deadline, oldest first (empty until then)."""
         ...

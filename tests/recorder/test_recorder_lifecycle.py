@@ -5,6 +5,7 @@ callbacks do, record() from other threads, and async on_drop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from aiopersonalize_events import (
     ResourceNotFoundException,
 )
 from aiopersonalize_events.emulator import Emulator
+from aiopersonalize_events.spool import GivesBackUnsent
 
 # -- the loop ends with the recorder open ----------------------------------------------------------------
 
@@ -237,3 +239,69 @@ async def test_a_not_found_tracker_holds_the_events_without_spending_the_budget(
     assert [type(f) for f in failures] == [RecorderClosedError]  # a memory spool cannot keep them past close
     assert isinstance(failures[0].__cause__, ResourceNotFoundException)
     assert tokens == client.config.retry_budget
+
+
+# -- what a durable spool keeps at close ------------------------------------------------------------------------
+
+
+class _DurableSpool(MemorySpool):
+    """A memory spool that says it is durable, as a file or a stream would: what is pending at close is its own."""
+
+    durable = True
+
+
+class _GivingBackSpool(_DurableSpool):
+    """A durable spool that, at its close deadline, could not keep the two newest events, and gives them back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appended: list[Event] = []
+        self.closed = False
+
+    def append(self, event: Event, session_id: str, user_id: str | None) -> None:
+        self.appended.append(event)
+        super().append(event, session_id, user_id)
+
+    async def close(self) -> None:
+        self.closed = True
+        await super().close()
+
+    def unsent(self) -> list[tuple[Event, str, str | None]]:
+        return [(event, "s", None) for event in self.appended[-2:]] if self.closed else []
+
+
+@pytest.mark.parametrize("spool_type", [_DurableSpool, _GivingBackSpool])
+async def test_a_durable_spool_s_close_says_what_it_keeps_and_what_it_gave_back(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture, spool_type: type[_DurableSpool]
+) -> None:
+    """Events held at close (an unknown tracker) stay pending with a durable spool. The close says they stay in the
+    spool for the next start, except those a spool keeping GivesBackUnsent gave back: those it says are not kept."""
+    caplog.set_level(logging.WARNING, "aiopersonalize_events.recorder")
+    emulator.register(tracking_ids=["known"])
+    spool = spool_type()
+    assert isinstance(spool, GivesBackUnsent) == (spool_type is _GivingBackSpool)
+    failures: list[PersonalizeEventsError] = []
+    async with _client(emulator) as client:
+        recorder = client.event_recorder(
+            tracking_id="unknown", spool=spool, on_failure=lambda ev, err: failures.append(err)
+        )
+        async with recorder:
+            for n in range(3):
+                recorder.record(_event(n), session_id="s")
+            for _ in range(1000):
+                if emulator.calls[("PutEvents", 404)]:
+                    break
+                await asyncio.sleep(0.01)
+            await recorder.close(timeout=0)
+    stats = recorder.stats
+    assert (stats.recorded, stats.sent, stats.failed, stats.pending) == (3, 0, 0, 3)
+    assert failures == []  # durable: nothing reaches on_failure at close
+    said = [r.getMessage() for r in caplog.records if "event recorder closed" in r.getMessage()]
+    if spool_type is _GivingBackSpool:
+        assert said == [
+            "event recorder closed; 1 event(s) stay in the spool for the next start",
+            "event recorder closed; 2 event(s) were not taken by the spool by its close deadline and are not kept: "
+            "the spool's unsent() gives them back while this process runs",
+        ]
+    else:
+        assert said == ["event recorder closed; 3 event(s) stay in the spool for the next start"]

@@ -18,6 +18,7 @@ from _redis_server import RedisServer, until
 
 from aiopersonalize_events import Credentials, Event, EventRecorder, PersonalizeEventsClient, SpoolError
 from aiopersonalize_events.redis import RedisStreamSpool
+from aiopersonalize_events.spool import GivesBackUnsent
 
 TRACKER = "tracker-frozen"
 SENT_AT = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
@@ -73,6 +74,7 @@ async def test_close_with_redis_frozen_reports_what_redis_did_not_take_as_unsent
     caplog.set_level(logging.ERROR, "aiopersonalize_events.redis")
     caplog.set_level(logging.WARNING, "aiopersonalize_events")
     spool = RedisStreamSpool(frozen.url, stream="frozen", socket_timeout=FROZEN_ROUND_TRIP, close_timeout=1.0)
+    assert isinstance(spool, GivesBackUnsent)  # the recorder's close finds what it gives back through the protocol
     failures: list[int] = []
     recorder = await _frozen_with_events_on_their_way(frozen, client, spool, failures, 300)
     await asyncio.wait_for(recorder.close(), HANG_GUARD)

@@ -391,22 +391,12 @@ class Forwarder:
         self._close_timeout = float(close_timeout)
         self._socket_timeout = float(socket_timeout)
         self._clock = clock
-        self._caller = RedisCaller(
-            f"forwarder {self.consumer}",
-            backoff=Backoff(cap=backoff_max, random=random),
-            backoff_max=backoff_max,
-            clock=SleepClock(sleep, clock) if sleep is not None else clock,  # sleep=: the older way, one clock still
-            recreate=self._create_group,
-            url=url,
-        )
-        dead_letters = dead_letters if dead_letters is not None else dead_letter_key(stream)
-        self._group = ConsumerGroup(self._caller, stream=stream, group=group, consumer=self.consumer,
-                                    dead_letters=dead_letters, claim_idle=float(claim_idle), dead_after=dead_after,
-                                    read_count=read_count)  # fmt: skip
-        self._housekeeping = Housekeeping(self._group, self._caller, beat=dead_after / 3, trim=trim,
-                                          trim_interval=float(trim_interval), held=lambda: self._held_ids,
-                                          wake=self._wake)  # fmt: skip
-        self._acks = _Acknowledger(self._group, self._settled)
+        redis_clock = SleepClock(sleep, clock) if sleep is not None else clock  # sleep=: the older way, one clock
+        self._caller = RedisCaller(f"forwarder {self.consumer}", backoff=Backoff(cap=backoff_max, random=random),
+                                   backoff_max=backoff_max, clock=redis_clock, recreate=self._create_group,
+                                   url=url)  # fmt: skip
+        self._join(stream, group, dead_letters, claim_idle=float(claim_idle), dead_after=dead_after, trim=trim,
+                   trim_interval=float(trim_interval))  # fmt: skip
         self._put: Callable[..., Awaitable[Any]] = getattr(client, self._op.snake_name)
         self._members = line_members(self._op)
         self._kwargs: dict[str, Any] = {self._op.resource_field: resource}
@@ -427,6 +417,18 @@ class Forwarder:
         self._done: asyncio.Future[None] | None = None
         self._read = self._claimed = self._dead = self._deleted = self._calls = self._retried = 0
         _telemetry.watch_forwarder(self)
+
+    def _join(self, stream: str, group: str, dead_letters: str | None, *, claim_idle: float, dead_after: float,
+              trim: bool, trim_interval: float) -> None:  # fmt: skip
+        """Set up the group side: the group's commands, the housekeeping rounds beside it, the acknowledgements."""
+        dead_letters = dead_letters if dead_letters is not None else dead_letter_key(stream)
+        self._group = ConsumerGroup(self._caller, stream=stream, group=group, consumer=self.consumer,
+                                    dead_letters=dead_letters, claim_idle=claim_idle, dead_after=dead_after,
+                                    read_count=self._read_count)  # fmt: skip
+        self._housekeeping = Housekeeping(self._group, self._caller, beat=dead_after / 3, trim=trim,
+                                          trim_interval=trim_interval, held=lambda: self._held_ids,
+                                          wake=self._wake)  # fmt: skip
+        self._acks = _Acknowledger(self._group, self._settled)
 
     @property
     def stream(self) -> str:

@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from _lifecycle_support import HANG_GUARD, TRACKER, _client, _event
+from _lifecycle_support import HANG_GUARD, TRACKER, _client, _event, until
 from _scripted_server import ScriptedServer, make_client
 
 from aiopersonalize_events import (
@@ -227,10 +227,7 @@ async def test_a_not_found_tracker_holds_the_events_without_spending_the_budget(
         recorder = client.event_recorder(tracking_id="unknown", on_failure=lambda ev, err: failures.append(err))
         async with recorder:
             recorder.record(_event(1), session_id="s")
-            for _ in range(1000):
-                if emulator.calls[("PutEvents", 404)]:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: emulator.calls[("PutEvents", 404)] > 0, "a PutEvents call answered 404")
             await asyncio.sleep(0)
             assert (recorder.stats.failed, recorder.stats.pending) == (0, 1)
             assert failures == []
@@ -288,10 +285,7 @@ async def test_a_durable_spool_s_close_says_what_it_keeps_and_what_it_gave_back(
         async with recorder:
             for n in range(3):
                 recorder.record(_event(n), session_id="s")
-            for _ in range(1000):
-                if emulator.calls[("PutEvents", 404)]:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: emulator.calls[("PutEvents", 404)] > 0, "a PutEvents call answered 404")
             await recorder.close(timeout=0)
     stats = recorder.stats
     assert (stats.recorded, stats.sent, stats.failed, stats.pending) == (3, 0, 0, 3)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _lifecycle_support import until
 
 from aiopersonalize_events import (
     ClientConfig,
@@ -52,15 +53,6 @@ class SwitchedProvider:
 
 def _event(n: int) -> Event:
     return Event(event_type="click", sent_at=1_700_000_000 + n, item_id=f"item-{n}")
-
-
-async def until(condition: Callable[[], bool], what: str, turns: int = 2000) -> None:
-    """Let the loop run (10 ms a turn, a bounded number of turns) until ``condition()`` holds."""
-    for _ in range(turns):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 def _emulator_calls(emu: Emulator) -> int:
